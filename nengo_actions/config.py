@@ -1,0 +1,480 @@
+"""Configuration: defaults in code, JSON files in ``configs/``, ``--set`` overrides.
+
+A config is a nested ``dict``. :data:`DEFAULTS` holds every valid key with its default;
+a JSON file overrides any subset of it, and ``--set a.b=value`` overrides on top of that.
+Validation names the file and the dotted key for an unknown key (with the closest valid
+one), a wrong type or a value outside its choices. Configs written for the seed project
+(``pickle_locations``, ``SNN_trainer`` ...) are mapped onto the keys here, with a note for
+every key whose meaning changed.
+
+This module imports only the standard library, so every command can parse its config
+before it imports TensorFlow or PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import difflib
+import json
+import os
+import sys
+from pathlib import Path
+
+#: The repository root, where ``configs/`` and ``results/`` live.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "config.json"
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+# ---------------------------------------------------------------------------------------
+# Defaults, one block per section. Relative paths resolve against the repository root.
+
+DATA_DEFAULTS = {
+    # "ucf101": a UCF101 folder (UCF-101/ + ucfTrainTestlist/); "synthetic_actions": the
+    # embedded generated set in the same layout.
+    "dataset": "synthetic_actions",
+    "root": "data/synthetic_actions",
+    "videos_dir": None,  # default: <root>/UCF-101
+    "splits_dir": None,  # default: <root>/ucfTrainTestlist
+    "frames_dir": None,  # pre-extracted JPEG frames <frames_dir>/<video stem>/frame000001.jpg
+    "split": 1,
+    "val_fraction": 0.2,  # share of training *groups* held out for model selection
+    "generate": True,  # generate the synthetic set when it is missing
+    "synthetic": {
+        "n_classes": 8,
+        "n_groups": 10,
+        "clips_per_group": 3,
+        "n_frames": 32,
+        "size": [64, 64],
+        "fps": 25,
+        "test_groups": [1, 2, 3],
+    },
+}
+
+FRAMES_DEFAULTS = {
+    "policy": "first",  # "first" N frames (the seed: frames 1..28), "uniform" or "all"
+    "n_frames": 28,
+    "short_clips": "pad",  # "pad" (repeat the last frame) or "skip"
+    "resize": [224, 224],  # (height, width); aspect ratio is not kept, as the seed
+    "mean": list(IMAGENET_MEAN),
+    "std": list(IMAGENET_STD),
+}
+
+FEATURES_DEFAULTS = {
+    "backbone": "resnet152",  # torchvision resnet18/34/50/101/152
+    "weights": None,  # torchvision state dict or the seed's encoder checkpoint
+    "output": "pool",  # "pool": the global-average-pooled vector; "seed_head": 512-d head
+    "store_dir": None,  # default: <root>/features/<backbone>
+    "dtype": "float16",
+    "batch_size": 32,  # frames per forward pass
+    "chunk_size": 32,  # clips per atomically written chunk (the unit of resumption)
+    "device": "auto",  # "auto" (CUDA when present), "cpu" or "cuda[:N]"
+    "threads": 0,  # torch intra-op threads; 0 leaves torch's default
+    "allow_failures": False,  # exit 0 even if some clips could not be decoded
+    "seed_pickles": None,  # {"train_data", "test_data", "train_labels", "test_labels"}
+}
+
+MODEL_DEFAULTS = {
+    "type": "lmu",  # "ensemble_array", "lmu", "lmu_spiking", "keras_lmu"
+    "ensemble_array": {
+        "n_ensembles": 10000,
+        "n_neurons": 50,
+        "neuron_type": "SpikingRectifiedLinear",
+        "max_rates": [200.0, 400.0],
+        "intercepts": [-1.0, 0.9],
+        "synapse": None,
+        "readout_synapse": None,
+    },
+    "lmu": {
+        "order": 2,
+        "units": 800,
+        "theta": None,  # default: steps per clip
+        "neuron_type": "RectifiedLinear",
+        "hidden_neuron_type": "RectifiedLinear",
+        "memory_synapse": None,
+        "hidden_synapse": None,
+        "max_rates": [200.0, 400.0],
+        "rate_regularization": 0.0,
+    },
+    "keras_lmu": {"order": 2, "units": 800, "theta": None},
+}
+
+TRAIN_DEFAULTS = {
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "schedule": "constant",  # "constant", "cosine", "step"
+    "loss": "sparse_categorical_crossentropy",
+    "minibatch_size": 32,
+    "epochs": 20,
+    "early_stopping": 0,  # patience in epochs; 0 disables
+    "initial_accuracy": False,  # the seed's sanity check before training
+    "device": "auto",
+}
+
+EVALUATE_DEFAULTS = {
+    "last_k": 5,  # per-clip answer from the mean of the last k steps
+    "spiking": True,
+    "steps_per_frame": [1, 2, 4, 8],
+    "energy_devices": ["loihi", "spinnaker", "spinnaker2", "cpu", "gpu"],
+}
+
+DEFAULTS = {
+    "name": "config",
+    "seed": 0,
+    "save_dir": "results/runs",
+    "allow_pickle": False,  # never unpickle unless the user says so here
+    "data": DATA_DEFAULTS,
+    "frames": FRAMES_DEFAULTS,
+    "features": FEATURES_DEFAULTS,
+    "model": MODEL_DEFAULTS,
+    "train": TRAIN_DEFAULTS,
+    "evaluate": EVALUATE_DEFAULTS,
+}
+
+#: Types of keys whose default is ``None`` (anything else takes the default's type).
+TYPES = {
+    "data.videos_dir": str,
+    "data.splits_dir": str,
+    "data.frames_dir": str,
+    "features.weights": str,
+    "features.store_dir": str,
+    "features.seed_pickles": dict,
+    "model.ensemble_array.synapse": float,
+    "model.ensemble_array.readout_synapse": float,
+    "model.lmu.theta": float,
+    "model.lmu.memory_synapse": float,
+    "model.lmu.hidden_synapse": float,
+    "model.keras_lmu.theta": float,
+}
+
+#: Keys whose value must be one of a few strings.
+CHOICES = {
+    "data.dataset": ("ucf101", "synthetic_actions"),
+    "frames.policy": ("first", "uniform", "all"),
+    "frames.short_clips": ("pad", "skip"),
+    "features.backbone": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
+    "features.output": ("pool", "seed_head"),
+    "features.dtype": ("float16", "float32"),
+    "model.type": ("ensemble_array", "lmu", "lmu_spiking", "keras_lmu"),
+    "train.schedule": ("constant", "cosine", "step"),
+    "train.optimizer": ("adam", "sgd", "rmsprop"),
+}
+
+#: Keys naming paths that must exist when set (others are created or generated).
+EXISTING_PATHS = ("features.weights", "data.frames_dir")
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the file and the key."""
+
+
+# ---------------------------------------------------------------------------------------
+# Seed-style configs
+
+#: seed key -> (new key, note or None). A note says how the meaning changed.
+SEED_KEYS = {
+    "name": ("name", None),
+    "seed": ("seed", None),
+    "save_dir": ("save_dir", None),
+    "data_path": (
+        "data.root",
+        "data_path pointed at the video folder itself; data.root is the folder that "
+        "holds UCF-101/ and ucfTrainTestlist/, and data.videos_dir is set to data_path",
+    ),
+    "use_cuda": (
+        "features.device",
+        "use_cuda=true becomes features.device='auto' (CUDA when present, else CPU "
+        "instead of an error); use_cuda=false becomes 'cpu'",
+    ),
+    "SNN.minibatch_size": ("train.minibatch_size", None),
+    "SNN_trainer.epochs": (
+        "train.epochs",
+        "the seed picked the epoch on the test set; epochs are now picked on a "
+        "validation split carved from training by group",
+    ),
+    "SNN_trainer.get_initial_testing_accuracy": (
+        "train.initial_accuracy",
+        "the initial check now runs on the validation split, not the test set",
+    ),
+    "dataloader.batch_size": (
+        "features.batch_size",
+        "dataloader.batch_size counted clips; features.batch_size counts frames",
+    ),
+    "pickle_locations.CNN_weights": ("features.weights", None),
+}
+#: Seed keys that have no counterpart; each is dropped with this note.
+SEED_DROPPED = {
+    "SNN_trainer.import_CNN_forward_data": "features are read from the feature store "
+    "(and extracted when missing); importing the seed's pickles needs allow_pickle=true",
+    "SNN_trainer.do_SNN_training": "use the train command to train and --params to "
+    "evaluate saved parameters",
+    "pickle_locations.SNN_weights": "parameters are saved in each run's folder",
+    "dataloader.num_workers": "decoding runs in the extraction process",
+    "dataloader.shuffle": "training shuffles every epoch",
+    "n_gpu": "TensorFlow and PyTorch use a GPU when they see one",
+}
+SEED_MARKERS = ("pickle_locations", "SNN_trainer", "dataloader", "use_cuda", "data_path")
+SEED_PICKLES = ("train_data", "test_data", "train_labels", "test_labels")
+
+
+def _flatten(tree, prefix=""):
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _flatten(value, path + ".")
+        else:
+            yield path, value
+
+
+def _set_path(tree, dotted, value):
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def map_seed_config(raw):
+    """Map a seed-style config onto the current keys.
+
+    Returns ``(config, notes)``: the mapped partial config and one note per key whose
+    meaning changed or that was dropped.
+    """
+    mapped, notes = {}, []
+    for key, value in _flatten(raw):
+        if key.startswith("pickle_locations.") and key.split(".", 1)[1] in SEED_PICKLES:
+            _set_path(mapped, f"features.seed_pickles.{key.split('.', 1)[1]}", value)
+            continue
+        if key == "dataloader.img_x" or key == "dataloader.img_y":
+            continue  # handled below as frames.resize
+        if key in SEED_KEYS:
+            new_key, note = SEED_KEYS[key]
+            if key == "use_cuda":
+                value = "auto" if value else "cpu"
+            if key == "data_path":
+                _set_path(mapped, "data.videos_dir", value)
+                _set_path(mapped, "data.dataset", "ucf101")
+                value = str(Path(value).parent)
+            _set_path(mapped, new_key, value)
+            if note:
+                notes.append(f"{key} -> {new_key}: {note}")
+        elif key in SEED_DROPPED:
+            notes.append(f"{key} dropped: {SEED_DROPPED[key]}")
+        else:
+            notes.append(f"{key} dropped: no counterpart")
+    loader = raw.get("dataloader", {})
+    if "img_x" in loader or "img_y" in loader:
+        size = [loader.get("img_y", 224), loader.get("img_x", 224)]
+        _set_path(mapped, "frames.resize", size)
+        notes.append("dataloader.img_x/img_y -> frames.resize [height, width]")
+    if "seed_pickles" in mapped.get("features", {}):
+        notes.append(
+            "pickle_locations.{train,test}_{data,labels} -> features.seed_pickles: read "
+            "only when allow_pickle is true (unpickling runs code from the file)"
+        )
+    return mapped, notes
+
+
+# ---------------------------------------------------------------------------------------
+# Loading and validation
+
+
+def _closest(key, candidates, prefix=""):
+    match = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.5)
+    return f" (did you mean '{prefix}{match[0]}'?)" if match else ""
+
+
+def _type_name(kind):
+    return {float: "a number", int: "an integer", bool: "true or false", str: "a string", list: "a list", dict: "an object"}.get(
+        kind, kind.__name__
+    )
+
+
+def _check_value(where, path, value, default):
+    kind = TYPES.get(path, type(default) if default is not None else None)
+    if value is None or kind is None:
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if (kind is not bool and isinstance(value, bool)) or not isinstance(value, kind):
+        raise ConfigError(
+            f"{where}: key '{path}' must be {_type_name(kind)}, got {value!r}"
+        )
+    if path in CHOICES and value not in CHOICES[path]:
+        raise ConfigError(
+            f"{where}: key '{path}' must be one of {', '.join(CHOICES[path])}; "
+            f"got {value!r}{_closest(str(value), CHOICES[path])}"
+        )
+    return value
+
+
+def merge(base, override, where, prefix=""):
+    """Deep-merge ``override`` into a copy of ``base``, validating every key."""
+    result = copy.deepcopy(base)
+    if not isinstance(override, dict):
+        raise ConfigError(f"{where}: '{prefix[:-1] or 'config'}' must be an object")
+    for key, value in override.items():
+        path = f"{prefix}{key}"
+        if key not in base:
+            raise ConfigError(
+                f"{where}: unknown key '{path}'" + _closest(key, base, prefix)
+            )
+        default = base[key]
+        open_dict = TYPES.get(path) is dict
+        if isinstance(default, dict) and not open_dict:
+            result[key] = merge(default, value, where, path + ".")
+        else:
+            result[key] = _check_value(where, path, value, default)
+    return result
+
+
+def parse_override(text):
+    """``"a.b=value"`` -> ``("a.b", value)``, value parsed as JSON when it is JSON."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.epochs=5")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+
+
+def load_config(path=None, overrides=(), defaults=None):
+    """Load a config file, apply ``--set`` overrides and validate.
+
+    Parameters
+    ----------
+    path : str or Path or None
+        JSON file; ``None`` uses ``configs/config.json``.
+    overrides : iterable of str
+        ``"a.b=value"`` strings, applied after the file.
+    defaults : dict or None
+        The schema and defaults; :data:`DEFAULTS` when ``None``.
+
+    Returns
+    -------
+    dict
+        The resolved config. ``config["_notes"]`` lists the notes for seed-style keys and
+        ``config["_source"]`` the file it came from; neither is a setting.
+    """
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    raw = _read_json(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object")
+    notes = []
+    if any(marker in raw for marker in SEED_MARKERS):
+        raw, notes = map_seed_config(raw)
+    cfg = merge(defaults or DEFAULTS, raw, str(path))
+    for text in overrides:
+        key, value = parse_override(text)
+        partial = {}
+        _set_path(partial, key, value)
+        cfg = merge(cfg, partial, f"--set {text}")
+    cfg["_notes"] = notes
+    cfg["_source"] = str(path)
+    check_paths(cfg)
+    return cfg
+
+
+def resolve_path(value):
+    """A config path: ``~`` expanded, relative paths against the repository root."""
+    if value is None:
+        return None
+    p = Path(os.path.expanduser(str(value)))
+    return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def get(cfg, dotted):
+    """``get(cfg, "train.epochs")`` -> the value at a dotted key."""
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def check_paths(cfg, keys=EXISTING_PATHS):
+    """Raise :class:`ConfigError` naming the key for each set path that does not exist."""
+    for key in keys:
+        value = get(cfg, key)
+        if value is not None and not resolve_path(value).exists():
+            raise ConfigError(
+                f"{cfg.get('_source', 'config')}: key '{key}' names a path that does "
+                f"not exist: {resolve_path(value)}"
+            )
+
+
+def settings(cfg):
+    """The config without its bookkeeping keys, as written into a run folder."""
+    return {k: v for k, v in cfg.items() if not k.startswith("_")}
+
+
+def write_json_atomic(path, obj):
+    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def make_run_dir(cfg, now=None):
+    """Create ``<save_dir>/<name>-<YYYYmmdd-HHMMSS>`` holding the resolved config."""
+    stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    base = resolve_path(cfg["save_dir"]) / f"{cfg['name']}-{stamp}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    run_dir.mkdir(parents=True)
+    write_json_atomic(run_dir / "config.json", settings(cfg))
+    if cfg.get("_notes"):
+        (run_dir / "config_notes.txt").write_text("\n".join(cfg["_notes"]) + "\n")
+    return run_dir
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, default=DEFAULT_CONFIG):
+    """Add ``-c/--config`` and ``--set`` to a command's parser."""
+    parser.add_argument(
+        "-c", "--config", default=str(default), help=f"JSON config (default: {default})"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set train.epochs=5 (repeatable)",
+    )
+    return parser
+
+
+def config_from_args(args, defaults=None):
+    """Load the config named by parsed ``-c``/``--set`` arguments; print seed notes."""
+    cfg = load_config(args.config, args.overrides, defaults=defaults)
+    for note in cfg["_notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    return cfg
+
+
+def run_command(main):
+    """Run a command's ``main``; a :class:`ConfigError` or other user error exits 2."""
+    try:
+        return main()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
