@@ -56,7 +56,9 @@ def valid_names():
 def _fail(text, why, name=None):
     hint = ""
     if name is not None:
-        match = difflib.get_close_matches(name, NEURON_TYPES + WRAPPERS, n=1, cutoff=0.5)
+        names = NEURON_TYPES + WRAPPERS
+        match = [n for n in names if n.lower() == name.lower()]
+        match = match or difflib.get_close_matches(name, names, n=1, cutoff=0.5)
         hint = f" (did you mean '{match[0]}'?)" if match else ""
     raise NeuronTypeError(f"neuron type {text!r}: {why}{hint}; {valid_names()}")
 

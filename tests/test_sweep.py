@@ -1,0 +1,269 @@
+"""Sweeps: grid expansion, seeds, validation before any trial, resume, backends, report."""
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from nengo_actions import sweep
+from nengo_actions.config import PROJECT_ROOT, ConfigError
+
+# A stand-in for `python -m nengo_actions.train`, keeping its contract: it reads the
+# config with the real loader (so bad keys fail as they would), writes a run folder with
+# config.json and metrics.json and prints `run directory: PATH` last. Its accuracy is a
+# known function of the neuron type and the seed, so the tables can be checked.
+FAKE_TRAIN = textwrap.dedent(
+    """
+    import argparse, json, os, sys, time
+    from nengo_actions import config as c
+
+    p = c.add_config_arguments(argparse.ArgumentParser())
+    cfg = c.load_config(*(lambda a: (a.config, a.overrides))(p.parse_args()))
+    start = time.time()
+    nt = cfg["model"]["lmu"]["neuron_type"]
+    if nt == "Izhikevich":
+        print("simulated failure", file=sys.stderr)
+        sys.exit(3)
+    time.sleep(float(os.environ.get("FAKE_TRAIN_SLEEP", "0")))
+    run = c.make_run_dir(cfg)
+    base = {"LIF": 0.8, "LIFRate": 0.9}.get(nt, 0.5)
+    acc = base + 0.01 * cfg["seed"]
+    c.write_json_atomic(run / "metrics.json", {
+        "test_clip_accuracy": acc, "spiking_test_clip_accuracy": acc - 0.05,
+        "test_step_accuracy": acc - 0.1, "val_clip_accuracy": acc,
+        "train_seconds": 2.0 + cfg["seed"], "mean_firing_rate_hz": 100.0 * base,
+        "energy_loihi_joules": 1e-6 * base, "epochs": cfg["train"]["epochs"],
+        "note": "text values are left out of the tables",
+        "start": start, "end": time.time(),
+    })
+    print("training done")
+    print(f"run directory: {run}")
+    """
+)
+
+
+@pytest.fixture
+def fake_train(tmp_path):
+    path = tmp_path / "fake_train.py"
+    path.write_text(FAKE_TRAIN)
+    return (sys.executable, str(path))
+
+
+def write_sweep(tmp_path, **cfg):
+    cfg.setdefault("name", "t")
+    cfg.setdefault("output_dir", str(tmp_path / "out"))
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+NEURONS = {"model.lmu.neuron_type": ["LIF", "LIFRate"]}
+
+
+def stand_in(calls=None):
+    """A fast in-process trial: writes metrics.json the way the train command would."""
+
+    def trial_fn(trial):
+        if calls is not None:
+            calls.append(trial.trial_id)
+        run = Path(trial.trial_dir) / "run-0"
+        run.mkdir(parents=True, exist_ok=True)
+        nt = dict(trial.point).get("model.lmu.neuron_type", "LIF")
+        acc = {"LIF": 0.8, "LIFRate": 0.9}.get(nt, 0.5) + 0.01 * trial.seed
+        (run / "metrics.json").write_text(json.dumps({"test_clip_accuracy": acc, "train_seconds": 1.0}))
+        return run
+
+    return trial_fn
+
+
+def test_grid_expansion_seeds_and_repeats(tmp_path):
+    path = write_sweep(
+        tmp_path,
+        grid={"model.lmu.neuron_type": ["LIF", "RegularSpiking(LIFRate)"], "train.learning_rate": [0.01, 0.001]},
+        repeats=2,
+        seed=7,
+    )
+    trials = sweep.expand_trials(sweep.load_sweep_config(path))
+    assert len(trials) == 2 * 2 * 2
+    assert [t.seed for t in trials[:2]] == [7, 8]
+    assert len({t.trial_id for t in trials}) == 8
+    first = trials[0]
+    assert dict(first.point) == {"model.lmu.neuron_type": "LIF", "train.learning_rate": 0.01}
+    assert 'model.lmu.neuron_type="LIF"' in first.overrides
+    assert "train.learning_rate=0.01" in first.overrides
+    assert "seed=7" in first.overrides
+    assert Path(first.trial_dir).parent == tmp_path / "out" / "trials"
+    assert first.base_config == str(tmp_path / "out" / "base_config.json")
+    # The same sweep gives the same ids (resume relies on it) ...
+    again = sweep.expand_trials(sweep.load_sweep_config(path))
+    assert [t.trial_id for t in again] == [t.trial_id for t in trials]
+    # ... and a changed base setting gives new ones.
+    path = write_sweep(tmp_path, grid=json.loads(path.read_text())["grid"], repeats=2, seed=7, base_settings={"train": {"epochs": 3}})
+    changed = sweep.expand_trials(sweep.load_sweep_config(path))
+    assert not {t.trial_id for t in changed} & {t.trial_id for t in trials}
+
+
+def test_list_of_grids_and_linked_keys(tmp_path):
+    path = write_sweep(
+        tmp_path,
+        grid=[
+            {"model.lmu.neuron_type,model.lmu.hidden_neuron_type": ["LIF", "LIFRate"]},
+            {"model.type": ["ensemble_array"], "model.ensemble_array.neuron_type": ["AdaptiveLIF"]},
+        ],
+    )
+    trials = sweep.expand_trials(sweep.load_sweep_config(path))
+    assert [t.label for t in trials] == ["LIF", "LIFRate", "ensemble_array / AdaptiveLIF"]
+    assert 'model.lmu.neuron_type="LIF"' in trials[0].overrides
+    assert 'model.lmu.hidden_neuron_type="LIF"' in trials[0].overrides
+
+
+def test_set_overrides_on_the_sweep_config(tmp_path):
+    path = write_sweep(tmp_path, grid=NEURONS)
+    cfg = sweep.load_sweep_config(path, ['grid.model.lmu.neuron_type=["AdaptiveLIFRate"]', "repeats=3", "base_settings.train.epochs=2"])
+    trials = sweep.expand_trials(cfg)
+    assert [t.label for t in trials] == ["AdaptiveLIFRate"] * 3
+    assert cfg["base_settings"] == {"train": {"epochs": 2}}
+    with pytest.raises(ConfigError, match="did you mean 'repeats'"):
+        sweep.load_sweep_config(path, ["repeat=3"])
+
+
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"grid": {"model.lmu.neuron_tpye": ["LIF"]}}, "unknown key 'model.lmu.neuron_tpye' .*did you mean 'model.lmu.neuron_type'"),
+        ({"grid": {"model.lmu.neuron_type": ["LIF", "LIFF"]}}, "unknown neuron type 'LIFF'.*SpikingRectifiedLinear.*Izhikevich.*RegularSpiking"),
+        ({"grid": {"model.lmu.neuron_type": ["RegularSpiking(LIF)"]}}, "needs a rate type.*RegularSpiking\\(LIFRate\\)"),
+        ({"grid": NEURONS, "base_settings": {"model": {"ensemble_array": {"neuron_type": "Lif"}}}}, "base config: key 'model.ensemble_array.neuron_type'.*did you mean 'LIF'"),
+        ({"grid": {"train.epochs": ["five"]}}, "'train.epochs' must be an integer"),
+        ({"grid": {"seed": [1, 2]}}, "set by the sweep itself"),
+        ({"grid": {"model.lmu.neuron_type": []}}, "non-empty list"),
+        ({"grid": NEURONS, "repeats": 0}, "'repeats' must be at least 1"),
+        ({"grid": NEURONS, "backend": "slurm"}, "'backend' must be one of process, ray"),
+        ({"grid": NEURONS, "jbos": 2}, "unknown key 'jbos' .*did you mean 'jobs'"),
+        ({"grid": NEURONS, "base": "configs/missing.json"}, "'base' names a file that does not exist"),
+    ],
+)
+def test_bad_sweeps_fail_before_any_trial(tmp_path, cfg, message):
+    calls = []
+    with pytest.raises(ConfigError, match=message):
+        sweep.run_sweep(sweep.load_sweep_config(write_sweep(tmp_path, **cfg)), trial_fn=stand_in(calls), progress=False)
+    assert calls == []
+    assert not (tmp_path / "out" / "trials").exists()
+
+
+def test_resume_skips_finished_trials(tmp_path):
+    cfg = sweep.load_sweep_config(write_sweep(tmp_path, grid=NEURONS, repeats=2))
+    calls = []
+    trials, rows = sweep.run_sweep(cfg, trial_fn=stand_in(calls), progress=False)
+    assert len(calls) == 4 and all(r["status"] == "done" for r in rows)
+
+    calls.clear()
+    _, rows = sweep.run_sweep(cfg, trial_fn=stand_in(calls), progress=False)
+    assert calls == []
+    assert all(r["status"].startswith("skipped") for r in rows)
+
+    # An interrupted trial (metrics.json half written) and a removed one run again.
+    (Path(trials[1].trial_dir) / "run-0" / "metrics.json").write_text('{"test_clip_acc')
+    (Path(trials[2].trial_dir) / "run-0" / "metrics.json").unlink()
+    _, rows = sweep.run_sweep(cfg, trial_fn=stand_in(calls), progress=False)
+    assert sorted(calls) == sorted([trials[1].trial_id, trials[2].trial_id])
+    assert [r["metrics"]["test_clip_accuracy"] for r in rows] == pytest.approx([0.8, 0.81, 0.9, 0.91])
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_parallel_processes_through_the_train_contract(tmp_path, fake_train, monkeypatch):
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "1.5")
+    cfg = sweep.load_sweep_config(
+        write_sweep(tmp_path, grid={"model.lmu.neuron_type": ["LIF", "LIFRate", "Izhikevich"]}, repeats=2, jobs=2,
+                    base_settings={"train": {"epochs": 3}})
+    )
+    trials, rows = sweep.run_sweep(cfg, trial_fn=sweep.TrainCommandTrial(command=fake_train), progress=False)
+    out = tmp_path / "out"
+    by_label = {}
+    for r in rows:
+        by_label.setdefault(r["trial"].label, []).append(r)
+    # Izhikevich fails in the stand-in: reported, and the others still ran.
+    assert [r["status"] for r in by_label["Izhikevich"]] == ["failed", "failed"]
+    assert "exit status 3" in by_label["Izhikevich"][0]["error"]
+    assert "simulated failure" in by_label["Izhikevich"][0]["error"]
+    done = by_label["LIF"] + by_label["LIFRate"]
+    assert all(r["status"] == "done" for r in done)
+    # base_settings and the seed reached the train command
+    assert all(r["metrics"]["epochs"] == 3 for r in done)
+    assert [r["metrics"]["test_clip_accuracy"] for r in by_label["LIF"]] == pytest.approx([0.8, 0.81])
+    # The two slots ran at the same time.
+    spans = sorted((r["metrics"]["start"], r["metrics"]["end"]) for r in done)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+    # The run folder is inside the trial folder, with the resolved config.
+    run_cfg = json.loads((out / done[0]["run_dir"] / "config.json").read_text())
+    assert run_cfg["model"]["lmu"]["neuron_type"] == "LIF" and run_cfg["seed"] == 0
+
+    table = read_csv(out / "results.csv")
+    assert len(table) == 6
+    assert table[0]["model.lmu.neuron_type"] == "LIF" and table[0]["seed"] == "0"
+    assert float(table[1]["test_clip_accuracy"]) == pytest.approx(0.81)
+    assert "note" not in table[0]  # non-numeric metrics are left out
+    md = (out / "results.md").read_text()
+    # mean +- sample std over the two seeds, in percent
+    std = 100 * math.sqrt(((0.8 - 0.805) ** 2 + (0.81 - 0.805) ** 2) / 1)
+    assert f"| `LIF` | 2/2 | 80.50 +- {std:.2f} | 75.50 +- {std:.2f}" in md
+    assert "`Izhikevich` | 0/2" in md and "## Failed trials" in md
+    for name in ("accuracy.png", "accuracy_vs_energy.png", "train_time.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({name})" in md
+
+
+def test_command_line(tmp_path, fake_train, capsys):
+    path = write_sweep(tmp_path, grid=NEURONS)
+    assert sweep.main(["-c", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 trials (0 finished before)" in out and '--set model.lmu.neuron_type="LIFRate"' in out
+    assert not (tmp_path / "out" / "trials").exists()
+    with pytest.raises(ConfigError, match="unknown neuron type 'Lif'"):
+        sweep.main(["-c", str(path), "--set", 'grid.model.lmu.neuron_type=["Lif"]'])
+    # The real entry point: a bad sweep exits 2 with the message.
+    bad = subprocess.run(
+        [sys.executable, "-m", "nengo_actions.sweep", "-c", str(path), "--set", "jobs=0"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert bad.returncode == 2 and "'jobs' must be at least 1" in bad.stderr
+
+
+def test_ray_backend_local(tmp_path, fake_train):
+    pytest.importorskip("ray")
+    cfg = sweep.load_sweep_config(write_sweep(tmp_path, grid=NEURONS, backend="ray", jobs=1))
+    trials, rows = sweep.run_sweep(cfg, trial_fn=sweep.TrainCommandTrial(command=fake_train), progress=False)
+    assert [r["status"] for r in rows] == ["done", "done"]
+    assert [r["metrics"]["test_clip_accuracy"] for r in rows] == pytest.approx([0.8, 0.9])
+    import ray
+
+    assert not ray.is_initialized()  # the local Ray it started is shut down
+
+
+@pytest.mark.skipif(
+    not (PROJECT_ROOT / "nengo_actions" / "train.py").exists(), reason="the train command is not there yet"
+)
+def test_one_real_trial_through_the_train_command(tmp_path):
+    """One small real trial: the sweep drives `python -m nengo_actions.train`."""
+    cfg = sweep.load_sweep_config(
+        write_sweep(tmp_path, base="configs/config.json", grid={"model.lmu.neuron_type": ["LIF"]},
+                    base_settings=json.loads((Path(__file__).parent / "data" / "sweep_tiny_train.json").read_text()))
+    )
+    start = time.monotonic()
+    trials, rows = sweep.run_sweep(cfg, progress=False)
+    assert rows[0]["status"] == "done", rows[0]["error"]
+    metrics = rows[0]["metrics"]
+    for key in sweep.ACCURACY_KEYS + sweep.TIME_KEYS:
+        assert key in metrics
+    assert time.monotonic() - start < 120
