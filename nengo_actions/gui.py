@@ -40,8 +40,9 @@ import numpy as np
 from nengo_actions import config as config_mod
 from nengo_actions.config import PROJECT_ROOT, ConfigError, resolve_path, settings, write_json_atomic
 
-#: Above this many ensembles the GUI shows a reduced copy.
+#: Above this many ensembles (or neurons) the GUI shows a reduced copy.
 MAX_ENSEMBLES = 200
+MAX_NEURONS = 20000
 #: Ensembles kept in a reduced copy.
 REDUCED_ENSEMBLES = 16
 #: Test clips the input node presents, one after another.
@@ -75,7 +76,34 @@ class DataInfo:
 
 
 #: The project's network builder, as ``module:function``.
-DEFAULT_BUILDER = "nengo_actions.networks:build_network"
+DEFAULT_BUILDER = "nengo_actions.gui:build_configured"
+
+
+def build_configured(cfg, n_features, n_classes, n_steps, spiking=None, steps_per_frame=1):
+    """The configured model, as the train command builds it (a ``BuiltNetwork``)."""
+    from nengo_actions import networks
+
+    return networks.build_model(
+        cfg["model"]["type"],
+        cfg["model"],
+        n_features=n_features,
+        n_classes=n_classes,
+        n_frames=n_steps,
+        spiking=spiking,
+        steps_per_frame=steps_per_frame,
+        seed=cfg["seed"],
+    )
+
+
+def _unpack(built):
+    """``(network, input node, output probe, ensembles worth a raster, helper objects)``
+    of a builder's result: a ``BuiltNetwork`` or a ``(network, input, output probe)``
+    tuple. Helper objects (probe instrumentation) get no trained values."""
+    if isinstance(built, tuple):
+        net, input_node, output_probe = built
+        return net, input_node, output_probe, [], set()
+    layers = [layer.ensemble for layer in getattr(built, "layers", [])]
+    return built.network, built.input, built.output, layers, set(getattr(built, "instrumentation", ()))
 
 
 def resolve_builder(build=None):
@@ -130,23 +158,27 @@ def data_info(cfg, n_clips=GUI_CLIPS):
     )
 
 
-def reduced_config(cfg, max_ensembles=MAX_ENSEMBLES, reduced_ensembles=REDUCED_ENSEMBLES):
-    """``(cfg, note)``: the config to draw and, for a reduced copy, what was reduced.
+def reduced_config(cfg, max_ensembles=MAX_ENSEMBLES, reduced_ensembles=REDUCED_ENSEMBLES,
+                   max_neurons=MAX_NEURONS):
+    """``(cfg, note)``: the config to show and, for a reduced copy, what was reduced.
 
-    Only the EnsembleArray classifier grows with a config key into thousands of
-    ensembles; the LMUs are a handful of ensembles of many neurons, drawn as they are.
+    The EnsembleArray classifier grows with ``model.ensemble_array.n_ensembles`` into
+    thousands of ensembles (the seed: 10,000 x 50 neurons), too many to draw or to
+    simulate live; its reduced copy keeps the first ``reduced_ensembles``. The LMUs
+    are a few populations and are shown as they are.
     """
     model = cfg["model"]
     if model["type"] == "ensemble_array":
         n = model["ensemble_array"]["n_ensembles"]
-        if n > max_ensembles:
-            keep = min(reduced_ensembles, max_ensembles)
+        per = model["ensemble_array"]["n_neurons"]
+        if n > max_ensembles or n * per > max_neurons:
+            keep = max(1, min(reduced_ensembles, max_ensembles, max_neurons // per, n))
             small = json.loads(json.dumps(settings(cfg)))
             small["model"]["ensemble_array"]["n_ensembles"] = keep
             small["_source"] = cfg.get("_source")
             return small, (
-                f"reduced copy: {keep} of {n} ensembles (the full model is too large to "
-                f"draw); the output sums only these {keep}"
+                f"reduced copy: {keep} of {n:,} ensembles ({keep * per:,} of {n * per:,} "
+                f"neurons), the full model is too large to draw; the output sums only these {keep}"
             )
     return cfg, None
 
@@ -212,18 +244,21 @@ def resolve_params_path(path):
     raise GuiError(f"--params {path}: no such file")
 
 
-def frozen_params(net, params_path):
+def frozen_params(net, params_path, exclude=()):
     """Trained values of every ensemble and weighted connection, as plain arrays.
 
     Builds ``net`` in NengoDL, loads ``params_path`` (after checking that every array
-    fits the model's variables) and reads the values back as Nengo parameters.
+    fits the model's variables) and reads the values back as Nengo parameters, as
+    ``nengo_dl.Simulator.freeze_params`` does. Objects in ``exclude`` (probe helpers)
+    are left out.
 
     Returns
     -------
     dict
-        ``"<ensemble key>/encoders" | "/gain" | "/bias"`` and ``"<connection key>/weights"``
-        (with ``"/decoded"``: 1 for a decoded connection whose weights are decoders)
-        -> arrays.
+        ``"<ensemble key>/encoders" | "/gain" | "/bias"``; for a connection
+        ``"<key>/weights"`` and ``"<key>/kind"`` (0: dense transform, 1: decoders of a
+        decoded connection, 2: sparse transform, with ``"<key>/indices"`` and
+        ``"<key>/shape"``) -> arrays.
     """
     import nengo
 
@@ -232,10 +267,14 @@ def frozen_params(net, params_path):
     import nengo_actions.neurons  # noqa: F401 (native builders for the adaptive types)
 
     params_path = resolve_params_path(params_path)
-    with np.load(params_path, allow_pickle=False) as saved:
-        arrays = [saved[f"arr_{i}"] for i in range(len(saved.files))] if all(
-            f"arr_{i}" in saved.files for i in range(len(saved.files))
-        ) else None
+    try:
+        with np.load(params_path, allow_pickle=False) as saved:
+            files = list(saved.files)
+            arrays = [saved[f"arr_{i}"] for i in range(len(files))] if all(
+                f"arr_{i}" in files for i in range(len(files))
+            ) else None
+    except (OSError, ValueError) as e:
+        raise GuiError(f"--params {params_path}: not a readable .npz file ({e})") from None
     if arrays is None:
         raise GuiError(f"--params {params_path}: not a NengoDL parameter file (arrays arr_0, arr_1, ...)")
     ens_keys, conn_keys = ensemble_keys(net), connection_keys(net)
@@ -244,7 +283,7 @@ def frozen_params(net, params_path):
         if len(weights) != len(arrays):
             raise GuiError(
                 f"--params {params_path}: holds {len(arrays)} arrays but the configured model "
-                f"has {len(weights)} trainable variables; it was saved from another model"
+                f"has {len(weights)} parameter variables; it was saved from another model"
             )
         for i, (var, value) in enumerate(zip(weights, arrays)):
             if tuple(var.shape) != value.shape:
@@ -253,53 +292,66 @@ def frozen_params(net, params_path):
                     f"configured model's variable {var.name} has shape {tuple(var.shape)}; "
                     "it was saved from another model or config"
                 )
-        sim.load_params(str(params_path)[: -len(".npz")] if str(params_path).endswith(".npz") else str(params_path))
-        ensembles = [e for e in net.all_ensembles if not isinstance(e.neuron_type, nengo.Direct)]
-        conns = [c for c in net.all_connections if c.has_weights]
+        stem = str(params_path)[: -len(".npz")] if str(params_path).endswith(".npz") else str(params_path)
+        sim.load_params(stem)
+        exclude = set(exclude)
+        ensembles = [
+            e for e in net.all_ensembles if not isinstance(e.neuron_type, nengo.Direct) and e not in exclude
+        ]
+        conns = [c for c in net.all_connections if c.has_weights and c not in exclude]
         values = sim.get_nengo_params(ensembles + conns)
     out = {}
     for ens, p in zip(ensembles, values[: len(ensembles)]):
         for name in ("encoders", "gain", "bias"):
             out[f"{ens_keys[ens]}/{name}"] = np.asarray(p[name], dtype=np.float64)
     for conn, p in zip(conns, values[len(ensembles):]):
-        key = conn_keys[conn]
+        key, transform = conn_keys[conn], p.get("transform")
         if "solver" in p:
             out[f"{key}/weights"] = np.asarray(p["solver"].values.T, dtype=np.float64)
-            out[f"{key}/decoded"] = np.array(1)
-        elif isinstance(p.get("transform"), np.ndarray) or np.isscalar(p.get("transform")):
-            out[f"{key}/weights"] = np.asarray(p["transform"], dtype=np.float64)
-            out[f"{key}/decoded"] = np.array(0)
+            out[f"{key}/kind"] = np.array(1)
+        elif isinstance(transform, nengo.transforms.Sparse):
+            init = transform.init
+            out[f"{key}/weights"] = np.asarray(init.data, dtype=np.float64)
+            out[f"{key}/indices"] = np.asarray(init.indices, dtype=np.int64)
+            out[f"{key}/shape"] = np.asarray(init.shape, dtype=np.int64)
+            out[f"{key}/kind"] = np.array(2)
+        elif isinstance(transform, np.ndarray) or np.isscalar(transform):
+            out[f"{key}/weights"] = np.asarray(transform, dtype=np.float64)
+            out[f"{key}/kind"] = np.array(0)
+        else:
+            raise GuiError(
+                f"connection {conn}: its {type(transform).__name__} transform cannot be shown with "
+                "trained values in the GUI"
+            )
     return out
 
 
 def restrict_params(values, net):
     """The frozen values for ``net``, a copy of the model with possibly fewer ensembles.
 
-    Every object of ``net`` takes the values stored under its key; where ``net`` is
-    smaller (a reduced copy) it takes the leading block of each array, which is what
-    the first k ensembles of an EnsembleArray and the weights to and from them are.
+    Every object of ``net`` takes the values stored under its key (its network path and
+    index, see :func:`_net_keys`); :func:`apply_params` cuts them to the object's size.
     """
-    out = {}
-    keys = list(ensemble_keys(net).values()) + list(connection_keys(net).values())
-    for key in keys:
-        for name, value in values.items():
-            if name.rsplit("/", 1)[0] == key:
-                out[name] = value
-    return out
+    keys = set(ensemble_keys(net).values()) | set(connection_keys(net).values())
+    return {name: value for name, value in values.items() if name.rsplit("/", 1)[0] in keys}
 
 
 def apply_params(net, values):
-    """Set the frozen values on the objects of ``net`` (matched by structural key).
+    """Set frozen values on the objects of ``net`` (matched by structural key).
 
-    Arrays larger than an object needs are cut to their leading block (a reduced copy);
-    an array smaller than the object, or an object without values while others have
-    them, is an error naming the object.
+    Where ``net`` is a reduced copy (fewer ensembles), each array is cut to its leading
+    block (dense) or to its entries inside the smaller shape (sparse), which are the
+    values of the first ensembles and of the weights to and from them. An array smaller
+    than its object is an error naming the object.
+
+    Returns
+    -------
+    int
+        The number of ensembles and connections set.
     """
     import nengo
     from nengo.solvers import NoSolver
 
-    if not values:
-        return 0
     n = 0
 
     def fit(name, value, shape):
@@ -318,12 +370,24 @@ def apply_params(net, values):
     for conn, key in connection_keys(net).items():
         if f"{key}/weights" not in values:
             continue
-        w = values[f"{key}/weights"]
-        if int(values[f"{key}/decoded"]):
+        w, kind = values[f"{key}/weights"], int(values[f"{key}/kind"])
+        if kind == 1:
             w = fit(f"{key}/weights", w, (conn.size_out, conn.pre_obj.n_neurons))
             conn.solver = NoSolver(w.T, weights=False)
             conn.function = _Zeros(w.shape[0])
             conn.transform = None
+        elif kind == 2:
+            own = conn.transform
+            if not isinstance(own, nengo.transforms.Sparse):
+                raise GuiError(f"frozen parameter {key}: sparse values for a {type(own).__name__} transform")
+            indices = values[f"{key}/indices"]
+            keep = np.all(indices < np.asarray(own.shape)[None, :], axis=1)
+            if keep.sum() != len(own.init.indices):
+                raise GuiError(
+                    f"frozen parameter {key}: {keep.sum()} sparse entries fit the shape "
+                    f"{own.shape}, the model has {len(own.init.indices)}"
+                )
+            conn.transform = nengo.transforms.Sparse(own.shape, indices=indices[keep], init=w[keep])
         else:
             if w.ndim == 2:
                 w = fit(f"{key}/weights", w, (conn.size_out, conn.size_mid))
@@ -383,7 +447,11 @@ def _class_display(info, presentation):
     return ClipInfo()
 
 
-def gui_model(cfg, info, values=None, note=None, build=None, steps_per_frame=None):
+def _build(build, cfg, info, spiking=None, steps_per_frame=1):
+    return build(cfg, info.n_features, info.n_classes, info.n_steps, spiking=spiking, steps_per_frame=steps_per_frame)
+
+
+def gui_model(cfg, info, values=None, note=None, build=None, spiking=None, steps_per_frame=1, dt=0.001):
     """Build the network the GUI shows.
 
     Parameters
@@ -396,18 +464,20 @@ def gui_model(cfg, info, values=None, note=None, build=None, steps_per_frame=Non
         Frozen parameters (:func:`frozen_params`), applied by structural key.
     note : str or None
         Shown on the canvas (e.g. that this is a reduced copy).
-    build : callable or None
-        ``build(cfg, n_features, n_classes, n_steps) -> (network, input node, output
-        probe)``; ``None`` is the project's network builder.
+    build : callable, str or None
+        ``build(cfg, n_features, n_classes, n_steps, spiking=, steps_per_frame=)``
+        returning a ``BuiltNetwork`` or ``(network, input node, output probe)``; a
+        ``"module:function"`` string; ``None``: :func:`build_configured`.
+    spiking, steps_per_frame :
+        Passed to the builder: ``spiking=True`` builds with spiking neurons, each frame
+        held for ``steps_per_frame`` steps of ``dt`` seconds.
     """
     import nengo
 
     build, _ = resolve_builder(build)
-    net, input_node, output_probe = build(cfg, info.n_features, info.n_classes, info.n_steps)
+    net, input_node, output_probe, layers, _ = _unpack(_build(build, cfg, info, spiking, steps_per_frame))
     n_params = apply_params(net, values or {})
-    steps = steps_per_frame or 1
-    dt = 0.001
-    presentation = dt * steps
+    presentation = dt * steps_per_frame
     frames = info.clips.reshape(-1, info.n_features)
     input_node.output = nengo.processes.PresentInput(frames, presentation_time=presentation)
     output = output_probe.target
@@ -419,9 +489,10 @@ def gui_model(cfg, info, values=None, note=None, build=None, steps_per_frame=Non
         nengo.Connection(output, clip_info, synapse=None)
         if note:
             nengo.Node(size_in=1, label=note)
-        spiking = [e for e in net.all_ensembles if getattr(e.neuron_type, "spiking", False)]
-        pool = spiking or list(net.all_ensembles)
-        rasters = [pool[i] for i in sorted({int(round(j)) for j in np.linspace(0, len(pool) - 1, min(RASTER_ENSEMBLES, len(pool)))})] if pool else []
+        pool = layers or [e for e in net.all_ensembles if getattr(e.neuron_type, "spiking", False)]
+        pool = pool or list(net.all_ensembles)
+        picks = np.linspace(0, len(pool) - 1, min(RASTER_ENSEMBLES, len(pool))) if pool else []
+        rasters = [pool[i] for i in sorted({int(round(j)) for j in picks})]
         probes = {
             "input": nengo.Probe(input_node, synapse=None, label="input probe"),
             "output": output_probe,
@@ -501,7 +572,7 @@ def _write_atomic(path, text):
 
 
 def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ensembles=REDUCED_ENSEMBLES,
-            n_clips=GUI_CLIPS, build=None, info=None):
+            n_clips=GUI_CLIPS, build=None, info=None, spiking=None, steps_per_frame=1):
     """Check everything and write the model script, its layout and the frozen values.
 
     Returns ``(script path, GuiModel)``; the script is what nengo-gui runs.
@@ -509,13 +580,13 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
     build, build_spec = resolve_builder(build)
     info = info or data_info(cfg, n_clips)
     small, note = reduced_config(cfg, max_ensembles, reduced_ensembles)
+    variant = dict(spiking=spiking, steps_per_frame=steps_per_frame)
     values = {}
     if params is not None:
-        full, _, _ = build(cfg, info.n_features, info.n_classes, info.n_steps)
-        values = frozen_params(full, params)
+        full = _unpack(_build(build, cfg, info, **variant))
+        values = frozen_params(full[0], params, exclude=full[4])
         if small is not cfg:
-            probe_net, _, _ = build(small, info.n_features, info.n_classes, info.n_steps)
-            values = restrict_params(values, probe_net)
+            values = restrict_params(values, _unpack(_build(build, small, info, **variant))[0])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(out_dir / ".frozen_params.tmp.npz", **{k.replace("/", "|"): v for k, v in values.items()})
@@ -531,6 +602,8 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
         "data_source": info.source,
         "sizes": [info.n_features, info.n_classes, info.n_steps],
         "builder": build_spec,
+        "spiking": spiking,
+        "steps_per_frame": steps_per_frame,
     }
     write_json_atomic(out_dir / "gui.json", meta)
     gui = load_gui_model(out_dir, build=build)  # the script's own path, run once here
@@ -571,7 +644,8 @@ def load_gui_model(folder, build=None):
     if "nengo_gui" in sys.modules:  # run by a nengo-gui server not started by serve()
         fix_nengo_gui_expansion()
     cfg = dict(meta["config"], _source=meta["source"])
-    return gui_model(cfg, info, values=values, note=meta["note"], build=build or meta["builder"])
+    return gui_model(cfg, info, values=values, note=meta["note"], build=build or meta["builder"],
+                     spiking=meta["spiking"], steps_per_frame=meta["steps_per_frame"])
 
 
 def fix_nengo_gui_expansion():
@@ -643,6 +717,8 @@ def build_parser():
     parser.add_argument("--max-ensembles", type=int, default=MAX_ENSEMBLES, help="draw a reduced copy above this many ensembles")
     parser.add_argument("--reduced-ensembles", type=int, default=REDUCED_ENSEMBLES, help="ensembles kept in a reduced copy")
     parser.add_argument("--clips", type=int, default=GUI_CLIPS, help="test clips the input presents")
+    parser.add_argument("--spiking", action="store_true", help="build with spiking neurons (as the spiking evaluation)")
+    parser.add_argument("--steps-per-frame", type=int, help="steps each frame is held (default: 1; with --spiking the largest of evaluate.steps_per_frame)")
     parser.add_argument("--builder", help="MODULE:FUNCTION building another network (default: the project's)")
     parser.add_argument("--prepare-only", action="store_true", help="write the model script and exit")
     return parser
@@ -651,9 +727,11 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     cfg = config_mod.config_from_args(args)
+    steps = args.steps_per_frame or (max(cfg["evaluate"]["steps_per_frame"]) if args.spiking else 1)
     out = Path(args.out) if args.out else resolve_path(cfg["save_dir"]) / f"gui-{cfg['name']}"
     script, gui = prepare(cfg, out, params=args.params, max_ensembles=args.max_ensembles,
-                          reduced_ensembles=args.reduced_ensembles, n_clips=args.clips, build=args.builder)
+                          reduced_ensembles=args.reduced_ensembles, n_clips=args.clips, build=args.builder,
+                          spiking=True if args.spiking else None, steps_per_frame=steps)
     print(f"model script: {script}" + (f" ({gui.note})" if gui.note else ""))
     if args.params:
         print(f"trained parameters: {gui.n_params} ensembles and connections set from {args.params}")

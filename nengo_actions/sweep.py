@@ -647,7 +647,7 @@ def write_csv(path, rows, columns):
             [t.trial_id, t.label]
             + [_value_text(point[k]) if k in point else "" for k in grid_keys]
             + [t.repeat, t.seed, row["status"]]
-            + [repr(row["metrics"][c]) if c in row["metrics"] else "" for c in columns]
+            + [format(row["metrics"][c], ".10g") if c in row["metrics"] else "" for c in columns]
             + [row["run_dir"], row["error"].splitlines()[0] if row["error"] else ""]
         )
     _write_text_atomic(path, buf.getvalue())
@@ -744,7 +744,8 @@ def write_markdown(path, sweep_cfg, trials, rows, summary, columns, plots):
     if failed:
         lines += ["", "## Failed trials", ""]
         for r in failed:
-            lines.append(f"- `{r['trial'].trial_id}`: {r['error'].splitlines()[0]}")
+            error = r["error"].splitlines()[0].replace(str(Path(path).parent) + os.sep, "")
+            lines.append(f"- `{r['trial'].trial_id}`: {error}")
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{p.stem}]({p.name})" for p in plots]
@@ -786,6 +787,9 @@ def write_plots(out_dir, summary, columns):
             means, stds = series(column, 100.0)
             ax.bar([xi + (i - (len(acc) - 1) / 2) * width for xi in x], means, width, yerr=stds,
                    capsize=3, label={"test_clip_accuracy": "rate neurons", "spiking_test_clip_accuracy": "spiking neurons"}[column])
+        for xi, s in zip(x, summary):
+            if not s["n"]:
+                ax.text(xi, 2, "no result", ha="center", va="bottom", rotation=90, color="tab:red")
         ax.set_xticks(x, labels, rotation=30, ha="right")
         ax.set_ylabel("per-clip test accuracy (%)")
         ax.set_ylim(0, 100)
