@@ -30,7 +30,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import keyword
 import os
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -511,6 +513,8 @@ def gui_model(cfg, info, values=None, note=None, build=None, spiking=None, steps
 # Files for nengo-gui and the server
 
 
+RESERVED_SCRIPT_NAMES = ("sys", "model", "input_node", "output", "input_preview", "clip_info", "load_gui_model")
+
 SCRIPT = '''\
 """{title}
 
@@ -535,7 +539,7 @@ clip_info = _gui.clip_info
 '''
 
 
-def _cfg_file(gui, raster_names):
+def _cfg_file(gui, raster_names, network_names):
     lines = []
     # x, y: the plot's centre as a fraction of the canvas
     plots = [("Value", "input_preview", 0.1, 0.12), ("Value", "output", 0.88, 0.12), ("HTMLView", "clip_info", 0.88, 0.45)]
@@ -561,7 +565,7 @@ def _cfg_file(gui, raster_names):
         "_viz_config[_viz_sim_control].shown_time = 0.5",
         "_viz_config[model].expanded = True",
     ]
-    lines += [f"_viz_config[network_{i}].expanded = True" for i in range(len(gui.expand))]
+    lines += [f"_viz_config[{name}].expanded = True" for name in network_names]
     return "\n".join(lines) + "\n"
 
 
@@ -613,6 +617,14 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
                 p.unlink()
     script = out_dir / ("model_reduced.py" if note else "model.py")
     raster_names = [f"raster_{i}" for i in range(len(gui.rasters))]
+    # nengo-gui names an unlabelled network by its variable in the script
+    network_names = []
+    for sub in gui.expand:
+        name = re.sub(r"\W+", "_", sub.label or re.sub(r"(?<!^)(?=[A-Z])", "_", type(sub).__name__)).strip("_").lower()
+        name = name if name.isidentifier() and not keyword.iskeyword(name) else f"network_{len(network_names)}"
+        while name in network_names or name in RESERVED_SCRIPT_NAMES:
+            name += "_"
+        network_names.append(name)
     title = f"{cfg['name']}: {cfg['model']['type']} model" + (f" -- {note}" if note else "")
     _write_atomic(
         script,
@@ -623,10 +635,10 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
             root=str(PROJECT_ROOT),
             folder=str(out_dir.resolve()),
             rasters="\n".join(f"{n} = _gui.rasters[{i}]" for i, n in enumerate(raster_names)),
-            expand="\n".join(f"network_{i} = _gui.expand[{i}]" for i in range(len(gui.expand))),
+            expand="\n".join(f"{n} = _gui.expand[{i}]" for i, n in enumerate(network_names)),
         ),
     )
-    _write_atomic(Path(str(script) + ".cfg"), _cfg_file(gui, raster_names))
+    _write_atomic(Path(str(script) + ".cfg"), _cfg_file(gui, raster_names, network_names))
     return script, gui
 
 
@@ -718,7 +730,7 @@ def build_parser():
     parser.add_argument("--reduced-ensembles", type=int, default=REDUCED_ENSEMBLES, help="ensembles kept in a reduced copy")
     parser.add_argument("--clips", type=int, default=GUI_CLIPS, help="test clips the input presents")
     parser.add_argument("--spiking", action="store_true", help="build with spiking neurons (as the spiking evaluation)")
-    parser.add_argument("--steps-per-frame", type=int, help="steps each frame is held (default: 1; with --spiking the largest of evaluate.steps_per_frame)")
+    parser.add_argument("--steps-per-frame", type=int, help="steps each frame is held (default: 1; with --spiking evaluate.spiking_steps_per_frame)")
     parser.add_argument("--builder", help="MODULE:FUNCTION building another network (default: the project's)")
     parser.add_argument("--prepare-only", action="store_true", help="write the model script and exit")
     return parser
@@ -727,7 +739,9 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     cfg = config_mod.config_from_args(args)
-    steps = args.steps_per_frame or (max(cfg["evaluate"]["steps_per_frame"]) if args.spiking else 1)
+    evaluate = cfg["evaluate"]
+    spiking_steps = evaluate.get("spiking_steps_per_frame") or max(evaluate["steps_per_frame"])
+    steps = args.steps_per_frame or (spiking_steps if args.spiking else 1)
     out = Path(args.out) if args.out else resolve_path(cfg["save_dir"]) / f"gui-{cfg['name']}"
     script, gui = prepare(cfg, out, params=args.params, max_ensembles=args.max_ensembles,
                           reduced_ensembles=args.reduced_ensembles, n_clips=args.clips, build=args.builder,
