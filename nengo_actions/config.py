@@ -79,45 +79,84 @@ FEATURES_DEFAULTS = {
 
 MODEL_DEFAULTS = {
     "type": "lmu",  # "ensemble_array", "lmu", "lmu_spiking", "keras_lmu"
+    # More model types trained and evaluated in the same run and reported beside
+    # "type" (whose figures are the unprefixed keys of metrics.json).
+    "compare": [],
+    # Synaptic time constants below are in frames (tau_seconds = frames x steps per
+    # frame x dt), so a network behaves the same at any number of steps per frame;
+    # null or 0 means no synapse.
     "ensemble_array": {
         "n_ensembles": 10000,
         "n_neurons": 50,
         "neuron_type": "SpikingRectifiedLinear",
         "max_rates": [200.0, 400.0],
         "intercepts": [-1.0, 0.9],
-        "synapse": None,
+        "amplitude": None,  # neuron output per spike x dt; default 1 / max_rates[1]
+        # One zero-initialised trainable projection of the input per entry, through a
+        # low-pass synapse of that many frames (0: none). [0] is the seed's design.
+        "input_synapses": [0.0],
         "readout_synapse": None,
+        "fixed_decoders": False,  # keep the least-squares decoders out of training
     },
-    "lmu": {
+    "lmu": {  # architecture of both LMU variants
         "order": 2,
         "units": 800,
-        "theta": None,  # default: steps per clip
-        "neuron_type": "RectifiedLinear",
-        "hidden_neuron_type": "RectifiedLinear",
-        "memory_synapse": None,
-        "hidden_synapse": None,
-        "max_rates": [200.0, 400.0],
-        "rate_regularization": 0.0,
+        "theta": None,  # memory window in frames; default: frames per clip
+        "memory_d": 1,  # memories, each on its own trainable projection of the input
+        "input_to_hidden": True,
+        "hidden_to_hidden": True,  # the hidden layer also sees its previous frame
+        # Neurons of the spiking LMU's memory and hidden ensembles; the rate LMU ("lmu")
+        # has a linear memory and the rate counterpart of hidden_neuron_type.
+        "neuron_type": "SpikingRectifiedLinear",
+        "hidden_neuron_type": "SpikingRectifiedLinear",
     },
-    "keras_lmu": {"order": 2, "units": 800, "theta": None},
+    "lmu_spiking": {  # rates, synapses and regularisation of the spiking LMU
+        "rate": 200.0,  # Hz per unit input of the hidden neurons (amplitude 1/rate)
+        "memory_rate": None,  # Hz per unit of memory state; default: rate
+        "memory_neurons_per_dim": 16,  # per memory dimension and sign
+        "memory_encoding": "onoff",  # "onoff" (exactly linear) or "nengo" (the seed's)
+        "memory_synapse": None,  # frames, memory -> hidden
+        "readout_synapse": None,  # frames, hidden -> output
+        "max_rates": [200.0, 400.0],  # tuning of non-rectified-linear neuron types
+        "rate_target": 100.0,  # Hz, mean rate the regulariser pulls each layer towards
+        "rate_regularization": 0.0,  # weight of ((mean rate / target) - 1)^2 in the loss
+    },
+    "keras_lmu": {
+        "order": 2,
+        "units": 800,
+        "theta": None,
+        "memory_d": 1,
+        "hidden": "rnn",  # "rnn" (SimpleRNNCell) or "dense" (feed-forward ReLU)
+    },
 }
 
 TRAIN_DEFAULTS = {
     "optimizer": "adam",
     "learning_rate": 1e-3,
-    "schedule": "constant",  # "constant", "cosine", "step"
-    "loss": "sparse_categorical_crossentropy",
+    "schedule": "constant",  # "constant", "cosine" (to 0 over all epochs), "step"
+    "step_epochs": 10,  # "step": multiply the rate by step_factor every step_epochs
+    "step_factor": 0.1,
+    "loss": "sparse_categorical_crossentropy",  # on logits; or "mse" on one-hot targets
+    "loss_steps": 0,  # 0: every frame (the seed); k > 0: the last k frames of each clip
     "minibatch_size": 32,
     "epochs": 20,
-    "early_stopping": 0,  # patience in epochs; 0 disables
-    "initial_accuracy": False,  # the seed's sanity check before training
-    "device": "auto",
+    "early_stopping": 0,  # patience in epochs without a better validation score; 0: off
+    "initial_accuracy": True,  # the seed's check of the untrained network (on validation)
+    "device": "auto",  # "auto" (a GPU when TensorFlow sees one), "cpu" or "gpu"
+    "tensorboard": True,
+    # Per model type, overrides of the keys above, e.g. {"keras_lmu": {"epochs": 10}}.
+    "models": {},
 }
 
 EVALUATE_DEFAULTS = {
-    "last_k": 5,  # per-clip answer from the mean of the last k steps
-    "spiking": True,
-    "steps_per_frame": [1, 2, 4, 8],
+    "clip_method": "last",  # the per-clip answer: "last" step, "mean" of last_k, "vote"
+    "last_k": 5,  # frames averaged by "mean"
+    "top_k": 5,
+    "spiking": True,  # also evaluate spiking models with spiking neurons
+    "steps_per_frame": [1, 2, 4, 8],  # simulation steps each frame is presented for
+    "spiking_steps_per_frame": 4,  # the one reported as spiking_test_clip_accuracy
+    "dt": 0.001,  # seconds per simulation step
+    "raster_neurons": 20,  # neurons per layer in the spike raster
     "energy_devices": ["loihi", "spinnaker", "spinnaker2", "cpu", "gpu"],
 }
 
@@ -142,12 +181,14 @@ TYPES = {
     "features.weights": str,
     "features.store_dir": str,
     "features.seed_pickles": dict,
-    "model.ensemble_array.synapse": float,
+    "model.ensemble_array.amplitude": float,
     "model.ensemble_array.readout_synapse": float,
     "model.lmu.theta": float,
-    "model.lmu.memory_synapse": float,
-    "model.lmu.hidden_synapse": float,
+    "model.lmu_spiking.memory_rate": float,
+    "model.lmu_spiking.memory_synapse": float,
+    "model.lmu_spiking.readout_synapse": float,
     "model.keras_lmu.theta": float,
+    "train.models": dict,
 }
 
 #: Keys whose value must be one of a few strings.
@@ -159,8 +200,13 @@ CHOICES = {
     "features.output": ("pool", "seed_head"),
     "features.dtype": ("float16", "float32"),
     "model.type": ("ensemble_array", "lmu", "lmu_spiking", "keras_lmu"),
+    "model.lmu_spiking.memory_encoding": ("onoff", "nengo"),
+    "model.keras_lmu.hidden": ("rnn", "dense"),
     "train.schedule": ("constant", "cosine", "step"),
     "train.optimizer": ("adam", "sgd", "rmsprop"),
+    "train.loss": ("sparse_categorical_crossentropy", "mse"),
+    "train.device": ("auto", "cpu", "gpu"),
+    "evaluate.clip_method": ("last", "mean", "vote"),
 }
 
 #: Keys naming paths that must exist when set (others are created or generated).

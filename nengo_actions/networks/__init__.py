@@ -1,0 +1,295 @@
+"""Nengo networks that classify clips from per-frame feature sequences.
+
+Every builder returns a :class:`BuiltNetwork`: the ``nengo.Network``, its input node
+(one feature vector per simulation step), its output probe (one class score vector per
+step) and the neuron populations worth watching. Builders do not train; the engine
+(:mod:`nengo_actions.engine`) trains and evaluates whatever they return.
+
+Time: a clip of ``n_frames`` frames is simulated for ``n_frames * steps_per_frame``
+steps of ``dt`` seconds, each frame held for ``steps_per_frame`` steps. Rate networks are
+trained with one step per frame; spiking evaluation rebuilds the same network with more
+steps per frame and loads the trained parameters. So that a network behaves the same
+at any ``steps_per_frame``, synaptic time constants and LMU windows in configs are given
+in **frames** and converted here (:func:`frames_to_synapse`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Callable
+
+import numpy as np
+
+#: The model types a config may name (``model.type``).
+MODEL_TYPES = ("ensemble_array", "lmu", "lmu_spiking", "keras_lmu")
+
+
+@dataclasses.dataclass
+class Layer:
+    """A neuron population of a network, for firing rates, rasters and energy.
+
+    ``rate_probe`` records the population's mean firing rate (Hz, one value per step);
+    ``raster_probe`` the output of its first few neurons.
+    """
+
+    name: str
+    ensemble: object  # nengo.Ensemble
+    rate_probe: object = None  # nengo.Probe on a 1-d node
+    raster_probe: object = None  # nengo.Probe on ensemble.neurons[:n]
+    amplitude: float = 1.0
+
+    @property
+    def n_neurons(self):
+        return self.ensemble.n_neurons
+
+
+@dataclasses.dataclass
+class BuiltNetwork:
+    """A network ready for the engine.
+
+    Attributes
+    ----------
+    network : nengo.Network
+    input : nengo.Node
+        Receives one feature vector per step, shape ``(n_features,)``.
+    output : nengo.Probe
+        Class scores (logits) per step, shape ``(n_classes,)``.
+    layers : list of Layer
+        Neuron populations (empty for networks without neurons).
+    spiking : bool
+        Whether the network's neurons emit spikes.
+    steps_per_frame : int
+        Simulation steps each frame is held for.
+    frames_per_input : int
+        Frames packed into one simulation step (1, except for models that see the
+        whole clip at once, such as the keras-lmu baseline).
+    instrumentation : set
+        Probes' helper nodes and connections that are not part of the model (left out
+        of synapse counts).
+    signature : dict
+        What the parameters depend on (model type, sizes); stored beside saved
+        parameters so that a parameter file cannot be loaded into another model.
+    loss_terms : list of (probe, loss_fn, weight)
+        Extra training losses, e.g. firing-rate regularisation.
+    """
+
+    network: object
+    input: object
+    output: object
+    n_classes: int
+    layers: list = dataclasses.field(default_factory=list)
+    spiking: bool = False
+    steps_per_frame: int = 1
+    frames_per_input: int = 1
+    dt: float = 0.001
+    instrumentation: set = dataclasses.field(default_factory=set)
+    signature: dict = dataclasses.field(default_factory=dict)
+    loss_terms: list = dataclasses.field(default_factory=list)
+    description: str = ""
+
+
+def frames_to_synapse(tau_frames, steps_per_frame=1, dt=0.001):
+    """A lowpass synapse with a time constant given in frames, or ``None``.
+
+    ``tau_frames`` frames last ``tau_frames * steps_per_frame * dt`` seconds.
+    """
+    if tau_frames is None or tau_frames <= 0:
+        return None
+    import nengo
+
+    return nengo.Lowpass(float(tau_frames) * steps_per_frame * dt)
+
+
+def frame_delay(steps_per_frame=1):
+    """A synapse that delays its input by one frame (``steps_per_frame`` steps)."""
+    import nengo
+
+    if steps_per_frame == 1:
+        return 0  # Nengo's synapse=0: a one-step delay
+    return nengo.LinearFilter([1.0], [1.0] + [0.0] * steps_per_frame, analog=False)
+
+
+def neuron_type_from_config(text, amplitude=None):
+    """Parse a config neuron type and set its amplitude unless the string sets one.
+
+    ``amplitude`` scales the neurons' output (spikes count ``amplitude / dt``); choosing
+    ``1 / rate`` keeps a layer's output near 1 while its neurons fire at ``rate`` Hz.
+    """
+    from nengo_actions.neuron_types import parse_neuron_type
+
+    neuron_type = parse_neuron_type(text)
+    if amplitude is None or (isinstance(text, str) and "amplitude" in text):
+        return neuron_type
+    params = inspect.signature(type(neuron_type).__init__).parameters
+    if "amplitude" not in params:
+        return neuron_type
+    kwargs = {
+        name: getattr(neuron_type, name)
+        for name in params
+        if name != "self" and hasattr(neuron_type, name)
+    }
+    kwargs["amplitude"] = float(amplitude)
+    return type(neuron_type)(**kwargs)
+
+
+def neuron_amplitude(neuron_type):
+    """The neurons' output scale (1 for types without an amplitude)."""
+    return float(getattr(neuron_type, "amplitude", 1.0))
+
+
+def rate_counterpart(neuron_type):
+    """The rate neuron type a spiking type trains through (same amplitude)."""
+    import nengo
+
+    amplitude = neuron_amplitude(neuron_type)
+    if isinstance(neuron_type, nengo.AdaptiveLIF):
+        return nengo.AdaptiveLIFRate(
+            tau_n=neuron_type.tau_n,
+            inc_n=neuron_type.inc_n,
+            tau_rc=neuron_type.tau_rc,
+            tau_ref=neuron_type.tau_ref,
+            amplitude=amplitude,
+        )
+    if isinstance(neuron_type, nengo.SpikingRectifiedLinear):
+        return nengo.RectifiedLinear(amplitude=amplitude)
+    if isinstance(neuron_type, nengo.LIF):
+        return nengo.LIFRate(
+            tau_rc=neuron_type.tau_rc, tau_ref=neuron_type.tau_ref, amplitude=amplitude
+        )
+    base = getattr(neuron_type, "base_type", None)  # RegularSpiking(...) and friends
+    if base is not None:
+        return base
+    return neuron_type
+
+
+def add_layer_probes(built, name, ensemble, raster_neurons=20):
+    """Add a mean-rate probe and a raster probe for ``ensemble`` (inside its network)."""
+    import nengo
+
+    amplitude = neuron_amplitude(ensemble.neuron_type)
+    with built.network:
+        rate_node = nengo.Node(size_in=1, label=f"{name}_mean_rate")
+        rate_conn = nengo.Connection(
+            ensemble.neurons,
+            rate_node,
+            transform=np.full((1, ensemble.n_neurons), 1.0 / (ensemble.n_neurons * amplitude)),
+            synapse=None,
+        )
+        rate_probe = nengo.Probe(rate_node, synapse=None)
+        raster_probe = None
+        if raster_neurons:
+            raster_probe = nengo.Probe(
+                ensemble.neurons[: min(raster_neurons, ensemble.n_neurons)], synapse=None
+            )
+    try:
+        import nengo_dl  # noqa: F401  (already imported through compat by the caller)
+
+        built.network.config[rate_conn].trainable = False
+    except (AttributeError, ImportError, nengo.exceptions.ConfigError):
+        pass
+    built.instrumentation.update({rate_node, rate_conn})
+    layer = Layer(name, ensemble, rate_probe, raster_probe, amplitude)
+    built.layers.append(layer)
+    return layer
+
+
+def rate_regularizer(target_hz):
+    """A loss on a mean-rate probe: ``((mean rate / target) - 1)^2``.
+
+    It keeps a layer's mean firing rate near ``target_hz``: high enough that spikes
+    carry the signal, low enough to bound synaptic operations.
+    """
+    from nengo_actions.compat import tf
+
+    target = float(target_hz)
+
+    def loss(y_true, y_pred):
+        del y_true
+        mean_rate = tf.reduce_mean(y_pred, axis=[1, 2])
+        return tf.square(mean_rate / target - 1.0)
+
+    return loss
+
+
+def build_model(
+    model_type,
+    model_cfg,
+    n_features,
+    n_classes,
+    n_frames,
+    *,
+    spiking=None,
+    steps_per_frame=1,
+    dt=0.001,
+    seed=0,
+    raster_neurons=20,
+) -> BuiltNetwork:
+    """Build ``model_type`` from the ``model`` section of a config.
+
+    Parameters
+    ----------
+    model_type : str
+        One of :data:`MODEL_TYPES`.
+    model_cfg : dict
+        The config's ``model`` section.
+    n_features, n_classes, n_frames : int
+        Feature size, number of classes, frames per clip.
+    spiking : bool or None
+        Build with spiking neurons (``None``: the model's own neuron types).
+    steps_per_frame : int
+        Simulation steps per frame.
+    """
+    if model_type not in MODEL_TYPES:
+        raise ValueError(
+            f"unknown model type {model_type!r}; expected one of {', '.join(MODEL_TYPES)}"
+        )
+    builder = _builders()[model_type]
+    return builder(
+        model_cfg,
+        n_features=n_features,
+        n_classes=n_classes,
+        n_frames=n_frames,
+        spiking=spiking,
+        steps_per_frame=steps_per_frame,
+        dt=dt,
+        seed=seed,
+        raster_neurons=raster_neurons,
+    )
+
+
+def model_is_spiking(model_type, model_cfg):
+    """Whether ``model_type`` as configured has spiking neurons to evaluate."""
+    from nengo_actions.neuron_types import is_spiking
+
+    if model_type == "ensemble_array":
+        return is_spiking(model_cfg["ensemble_array"]["neuron_type"])
+    if model_type == "lmu_spiking":
+        return True
+    return False
+
+
+def _builders() -> dict[str, Callable]:
+    from nengo_actions.networks.ensemble_array import build_ensemble_array
+    from nengo_actions.networks.keras_lmu import build_keras_lmu
+    from nengo_actions.networks.lmu import build_lmu
+
+    return {
+        "ensemble_array": build_ensemble_array,
+        "lmu": lambda cfg, **kw: build_lmu(cfg, variant="lmu", **kw),
+        "lmu_spiking": lambda cfg, **kw: build_lmu(cfg, variant="lmu_spiking", **kw),
+        "keras_lmu": build_keras_lmu,
+    }
+
+
+__all__ = [
+    "MODEL_TYPES",
+    "BuiltNetwork",
+    "Layer",
+    "build_model",
+    "model_is_spiking",
+    "frames_to_synapse",
+    "frame_delay",
+    "neuron_type_from_config",
+    "rate_counterpart",
+]
