@@ -581,6 +581,11 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
 
     Returns ``(script path, GuiModel)``; the script is what nengo-gui runs.
     """
+    if cfg["model"]["type"] == "keras_lmu" and build is None:
+        raise GuiError(
+            f"{cfg.get('_source', 'config')}: model.type 'keras_lmu' runs as one TensorFlow layer "
+            "inside NengoDL, with no Nengo ensembles to show; open 'lmu' or 'lmu_spiking' instead"
+        )
     build, build_spec = resolve_builder(build)
     info = info or data_info(cfg, n_clips)
     small, note = reduced_config(cfg, max_ensembles, reduced_ensembles)

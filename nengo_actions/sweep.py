@@ -449,6 +449,10 @@ def _process_backend(todo, trial_fn, jobs, on_done):
             except Exception as e:  # one failed trial must not stop the others
                 on_done(_outcome(trial, error=f"{type(e).__name__}: {e}"))
         return
+    # The first trial runs alone: data and features it generates (the train command
+    # generates a missing feature store) are then shared instead of built N times at once.
+    first, todo = todo[:1], todo[1:]
+    _process_backend(first, trial_fn, 1, on_done)
     # Each trial is its own train process; threads only wait for them.
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(_run_one, trial_fn, t): t for t in todo}
