@@ -67,13 +67,13 @@ def standin_build(cfg, n_features, n_classes, n_steps, spiking=None, steps_per_f
     return net, inp, probe
 
 
-def save_random_params(cfg, path, seed=0):
-    """Build ``cfg``'s stand-in in NengoDL, move every parameter, save it (as training
+def save_random_params(cfg, path, seed=0, build=standin_build):
+    """Build ``cfg``'s model in NengoDL, move every parameter, save it (as training
     would), and return the NengoDL simulator's own output on the GUI's clips."""
     from nengo_actions.compat import nengo_dl, tf
 
     info = gui.data_info(cfg)
-    net, inp, probe = standin_build(cfg, N_FEATURES, N_CLASSES, N_STEPS)
+    net, inp, probe, _, _ = gui._unpack(build(cfg, N_FEATURES, N_CLASSES, N_STEPS))
     rng = np.random.default_rng(seed)
     with nengo_dl.Simulator(net, minibatch_size=1, progress_bar=False) as sim:
         tf.keras.backend.batch_set_value(
@@ -106,6 +106,26 @@ def test_trained_params_reach_the_nengo_model(tmp_path):
     with nengo.Simulator(again.model, progress_bar=False) as sim2:
         sim2.run_steps(reference.shape[0])
     np.testing.assert_allclose(sim2.data[again.probes["output"]], out)
+
+
+@pytest.mark.parametrize("model", [
+    {"type": "ensemble_array", "ensemble_array": {
+        "n_ensembles": 8, "n_neurons": 10, "neuron_type": "RectifiedLinear", "input_synapses": [0, 2]}},
+    {"type": "lmu", "lmu": {"units": 16, "order": 3, "neuron_type": "LIFRate"}},
+], ids=["ensemble_array", "lmu"])
+def test_trained_project_models_match_nengo_dl(tmp_path, model):
+    """The project's networks (sparse, dense and recurrent weights) frozen into Nengo."""
+    import nengo
+
+    path = write_config(tmp_path, model)
+    cfg = load_config(path)
+    reference = save_random_params(cfg, tmp_path / "trained", build=gui.build_configured)
+    script, model = gui.prepare(cfg, tmp_path / "gui", params=tmp_path / "trained.npz")
+    with nengo.Simulator(model.model, progress_bar=False) as sim:
+        sim.run_steps(reference.shape[0])
+    out = sim.data[model.probes["output"]]
+    assert np.abs(reference).max() > 0.1
+    np.testing.assert_allclose(out, reference, atol=2e-4 * np.abs(reference).max())
 
 
 def test_reduced_copy_takes_the_leading_block_of_trained_values(tmp_path):
