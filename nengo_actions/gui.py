@@ -77,6 +77,10 @@ class DataInfo:
     source: str
 
 
+#: nengo-gui always simulates with Nengo's default step; synapses given in frames are
+#: converted to seconds with it.
+GUI_DT = 0.001
+
 #: The project's network builder, as ``module:function``.
 DEFAULT_BUILDER = "nengo_actions.gui:build_configured"
 
@@ -93,7 +97,9 @@ def build_configured(cfg, n_features, n_classes, n_steps, spiking=None, steps_pe
         n_frames=n_steps,
         spiking=spiking,
         steps_per_frame=steps_per_frame,
+        dt=GUI_DT,
         seed=cfg["seed"],
+        raster_neurons=cfg["evaluate"].get("raster_neurons", 20),
     )
 
 
@@ -453,7 +459,7 @@ def _build(build, cfg, info, spiking=None, steps_per_frame=1):
     return build(cfg, info.n_features, info.n_classes, info.n_steps, spiking=spiking, steps_per_frame=steps_per_frame)
 
 
-def gui_model(cfg, info, values=None, note=None, build=None, spiking=None, steps_per_frame=1, dt=0.001):
+def gui_model(cfg, info, values=None, note=None, build=None, spiking=None, steps_per_frame=1, dt=GUI_DT):
     """Build the network the GUI shows.
 
     Parameters

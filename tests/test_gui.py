@@ -182,8 +182,9 @@ OBJECT = re.compile(r'<g class="[^"]*" data-object-type="(\w+)"[^>]*><text[^>]*>
 
 
 def serve_and_load(config_path, out_dir, extra=()):
-    """Start the GUI command on a free 127.0.0.1 port, load its page in Chromium and
-    return ``(title, {label: object type})`` of the objects drawn on the canvas."""
+    """Start the GUI command on a free 127.0.0.1 port, load its page in Chromium, check
+    that the model built without error and return ``(title, {label: object type})`` of
+    the objects drawn on the canvas."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "nengo_actions.gui", "-c", str(config_path), "--port", "0", "--no-browser",
          "--out", str(out_dir), *extra],
@@ -211,6 +212,10 @@ def serve_and_load(config_path, out_dir, extra=()):
         proc.terminate()
         proc.wait(timeout=30)
     title = re.search(r"<title>([^<]*)</title>", dom)
+    # nengo-gui builds the model's simulator when the page opens; errors land here
+    error = re.search(r'<pre id="console_error">(.*?)</pre>', dom, re.S)
+    assert error is not None, dom[:2000]
+    assert error.group(1).strip() == "", error.group(1)
     return (title.group(1) if title else ""), {label: kind for kind, label in OBJECT.findall(dom)}
 
 
