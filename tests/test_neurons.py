@@ -224,3 +224,51 @@ def test_fit_trains_through_the_neurons(name):
         loss = sim.fit({inp: x}, {probe: y}, epochs=25, verbose=0).history["loss"]
     assert np.all(np.isfinite(loss))
     assert loss[-1] < 0.5 * loss[0], loss
+
+
+def test_merged_groups_with_different_parameters():
+    """Ensembles of one type with different parameters share one builder."""
+    types = [
+        nengo.AdaptiveLIF(tau_n=0.1, inc_n=0.05),
+        nengo.AdaptiveLIF(tau_n=0.3, inc_n=0.1, tau_rc=0.03, amplitude=0.5),
+        nengo.Izhikevich(),
+        nengo.Izhikevich(tau_recovery=0.1),  # "fast spiking"
+    ]
+    n_steps = 300
+    with nengo.Network(seed=5) as net:
+        nengo_dl.configure_settings(dtype="float64")
+        net.drive = nengo.Node([0.7])
+        probes = []
+        for neuron_type in types:
+            ens = nengo.Ensemble(20, 1, neuron_type=neuron_type)
+            nengo.Connection(net.drive, ens, synapse=None)
+            probes.append(nengo.Probe(ens.neurons))
+        fast = ens  # the fast-spiking Izhikevich ensemble
+
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(n_steps)
+    with native_simulator(net) as sim:
+        builders = neuron_builders(sim)
+        assert sorted(type(b).__name__ for b in builders) == [
+            "AdaptiveLIFBuilder",
+            "IzhikevichBuilder",
+        ]
+        assert all(len(b.ops) == 2 for b in builders)
+        sim.run_steps(n_steps)
+        for p in probes:
+            np.testing.assert_allclose(sim.data[p], ref.data[p], atol=1e-6)
+            assert sim.data[p].sum() > 0
+
+        inputs = [tf.constant(np.full((1, 1, 1), 0.7)), tf.constant([[1]])]
+        rates = sim.tensor_graph(inputs, training=True)[3].numpy()[0, 0]
+
+    # the fast-spiking ensemble trains on its own curve, not the regular-spiking one
+    current = 0.7 * ref.data[fast].scaled_encoders[:, 0] + ref.data[fast].bias
+    current0, spacing, curve = neurons.izhikevich_rate_curve(tau_recovery=0.1)
+    grid = current0 + spacing * np.arange(curve.size)
+    np.testing.assert_allclose(rates, np.interp(current, grid, curve), atol=1e-6)
+    regular = neurons.izhikevich_rate_curve()
+    regular_rates = np.interp(
+        current, regular[0] + regular[1] * np.arange(regular[2].size), regular[2]
+    )
+    assert np.abs(rates - regular_rates).max() > 5
