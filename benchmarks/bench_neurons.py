@@ -35,6 +35,15 @@ NEURON_TYPES = {
     "Izhikevich": nengo.Izhikevich,
 }
 INPUT_DIMS = 16
+NOTES = (
+    "The fallback calls each neuron type's numpy step once per ensemble and per "
+    "minibatch item on every step, so the gain is largest for many small ensembles "
+    "(the EnsembleArray layout) and large minibatches. For one big ensemble on the "
+    "CPU, numpy's vectorised step is already efficient and both runs share the same "
+    "per-step cost of the rest of the network, which bounds the ratio. The fallback "
+    "also has no gradients: `Simulator.fit` through these neuron types works only "
+    "with the native builders."
+)
 
 
 def benchmark_network(neuron_type, n_neurons, ensemble_size=None, seed=0):
@@ -147,6 +156,7 @@ def markdown_table(rows, native_steps, fallback_steps):
             f"| {name} | {layout} | {batch} | {native:,.0f} | {fallback:,.0f} "
             f"| {native / fallback:.1f}x |"
         )
+    lines += ["", NOTES]
     return "\n".join(lines) + "\n"
 
 
