@@ -631,7 +631,7 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
     # nengo-gui names an unlabelled network by its variable in the script
     network_names = []
     for sub in gui.expand:
-        name = re.sub(r"\W+", "_", sub.label or re.sub(r"(?<!^)(?=[A-Z])", "_", type(sub).__name__)).strip("_").lower()
+        name = re.sub(r"\W+", "_", sub.label or re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(sub).__name__)).strip("_").lower()
         name = name if name.isidentifier() and not keyword.iskeyword(name) else f"network_{len(network_names)}"
         while name in network_names or name in RESERVED_SCRIPT_NAMES:
             name += "_"
