@@ -103,15 +103,32 @@ def build_configured(cfg, n_features, n_classes, n_steps, spiking=None, steps_pe
     )
 
 
+@dataclasses.dataclass
+class Parts:
+    """What the GUI needs of a builder's result."""
+
+    network: object
+    input: object  # nengo.Node
+    output: object  # nengo.Probe
+    layers: list  # ensembles worth a spike raster
+    helpers: set  # probe instrumentation: gets no trained values
+    signature: dict  # what the parameters depend on (None: unknown)
+
+
 def _unpack(built):
-    """``(network, input node, output probe, ensembles worth a raster, helper objects)``
-    of a builder's result: a ``BuiltNetwork`` or a ``(network, input, output probe)``
-    tuple. Helper objects (probe instrumentation) get no trained values."""
+    """:class:`Parts` of a builder's result: a ``BuiltNetwork`` or a ``(network, input
+    node, output probe)`` tuple."""
     if isinstance(built, tuple):
         net, input_node, output_probe = built
-        return net, input_node, output_probe, [], set()
-    layers = [layer.ensemble for layer in getattr(built, "layers", [])]
-    return built.network, built.input, built.output, layers, set(getattr(built, "instrumentation", ()))
+        return Parts(net, input_node, output_probe, [], set(), None)
+    return Parts(
+        built.network,
+        built.input,
+        built.output,
+        [layer.ensemble for layer in getattr(built, "layers", [])],
+        set(getattr(built, "instrumentation", ())),
+        getattr(built, "signature", None),
+    )
 
 
 def resolve_builder(build=None):
@@ -236,29 +253,53 @@ def ensemble_keys(net):
     return {ens: keys[ens] for ens in net.all_ensembles}
 
 
-def resolve_params_path(path):
-    """A NengoDL parameter file (``.npz``, with or without the suffix) or a run folder."""
+def resolve_params_path(path, model_type=None):
+    """A parameter file, or the one in a run folder.
+
+    A run folder written by the train command holds ``params_best.npz`` (the epoch
+    picked on the validation split), for each model it trained (``model.compare``) in
+    that model's subfolder; the one of ``model_type`` is taken.
+    """
     path = Path(path)
     if path.is_dir():
-        candidates = [path / "params.npz", path / "best_params.npz"]
-        candidates += sorted(path.glob("*.npz")) + sorted(path.glob("params/*.npz"))
-        for c in candidates:
-            if c.is_file():
-                return c
-        raise GuiError(f"--params {path}: no parameter file (.npz) in this folder")
+        found = [p for name in ("params_best.npz", "params_last.npz")
+                 for p in [path / name, *sorted(path.glob(f"*/{name}"))] if p.is_file()]
+        if model_type is not None and len({p.parent for p in found}) > 1:
+            found = [p for p in found if _saved_model_type(p) == model_type] or found
+        if not found:
+            raise GuiError(f"--params {path}: no parameter file (params_best.npz) in this folder")
+        if len({p.parent for p in found}) > 1:
+            raise GuiError(
+                f"--params {path}: several parameter files ({', '.join(str(p.relative_to(path)) for p in found)}); name one"
+            )
+        return found[0]
     for c in (path, Path(str(path) + ".npz")):
         if c.is_file():
             return c
     raise GuiError(f"--params {path}: no such file")
 
 
-def frozen_params(net, params_path, exclude=()):
+def _saved_model_type(path):
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return json.loads(str(f["header"])).get("signature", {}).get("model")
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def frozen_params(net, params_path, exclude=(), signature=None):
     """Trained values of every ensemble and weighted connection, as plain arrays.
 
-    Builds ``net`` in NengoDL, loads ``params_path`` (after checking that every array
-    fits the model's variables) and reads the values back as Nengo parameters, as
-    ``nengo_dl.Simulator.freeze_params`` does. Objects in ``exclude`` (probe helpers)
-    are left out.
+    Builds ``net`` in NengoDL, loads ``params_path`` and reads the values back as Nengo
+    parameters, as ``nengo_dl.Simulator.freeze_params`` does. Two file formats load:
+
+    * the train command's (``params_best.npz``: trainable variables and a header with
+      the network's ``signature``), checked against ``signature`` and the variables'
+      shapes;
+    * NengoDL's own ``Simulator.save_params`` (``arr_0``, ``arr_1``, ...), checked
+      against the variables' shapes.
+
+    Objects in ``exclude`` (probe helpers) are left out.
 
     Returns
     -------
@@ -267,41 +308,61 @@ def frozen_params(net, params_path, exclude=()):
         ``"<key>/weights"`` and ``"<key>/kind"`` (0: dense transform, 1: decoders of a
         decoded connection, 2: sparse transform, with ``"<key>/indices"`` and
         ``"<key>/shape"``) -> arrays.
+
+    Raises
+    ------
+    GuiError
+        The file is missing or unreadable, or was saved from another model.
     """
     import nengo
 
-    from nengo_actions.compat import nengo_dl
+    from nengo_actions.compat import nengo_dl, tf
 
     import nengo_actions.neurons  # noqa: F401 (native builders for the adaptive types)
 
     params_path = resolve_params_path(params_path)
     try:
         with np.load(params_path, allow_pickle=False) as saved:
-            files = list(saved.files)
-            arrays = [saved[f"arr_{i}"] for i in range(len(files))] if all(
-                f"arr_{i}" in files for i in range(len(files))
-            ) else None
-    except (OSError, ValueError) as e:
+            files = set(saved.files)
+            header = json.loads(str(saved["header"])) if "header" in files else None
+            if header is None:
+                n = len(files)
+                if files != {f"arr_{i}" for i in range(n)}:
+                    raise GuiError(
+                        f"--params {params_path}: neither a parameter file of the train command "
+                        "nor one of nengo_dl.Simulator.save_params"
+                    )
+                arrays = [saved[f"arr_{i}"] for i in range(n)]
+    except (OSError, ValueError, KeyError) as e:
         raise GuiError(f"--params {params_path}: not a readable .npz file ({e})") from None
-    if arrays is None:
-        raise GuiError(f"--params {params_path}: not a NengoDL parameter file (arrays arr_0, arr_1, ...)")
     ens_keys, conn_keys = ensemble_keys(net), connection_keys(net)
     with nengo_dl.Simulator(net, minibatch_size=1, progress_bar=False) as sim:
-        weights = list(sim.keras_model.weights)
-        if len(weights) != len(arrays):
+        if header is not None:
+            from nengo_actions.engine import ParamsError, check_signature, read_params
+
+            variables = list(sim.keras_model.trainable_weights)
+            described = [{"name": w.name, "shape": list(w.shape)} for w in variables]
+            try:
+                arrays, header = read_params(params_path)
+                if signature is not None:
+                    check_signature(params_path, header, signature, described)
+            except ParamsError as e:
+                raise GuiError(f"--params {e}") from None
+        else:
+            variables = list(sim.keras_model.weights)
+        if len(variables) != len(arrays):
             raise GuiError(
                 f"--params {params_path}: holds {len(arrays)} arrays but the configured model "
-                f"has {len(weights)} parameter variables; it was saved from another model"
+                f"has {len(variables)} parameter variables; it was saved from another model"
             )
-        for i, (var, value) in enumerate(zip(weights, arrays)):
+        for i, (var, value) in enumerate(zip(variables, arrays)):
             if tuple(var.shape) != value.shape:
                 raise GuiError(
                     f"--params {params_path}: array {i} has shape {value.shape} but the "
                     f"configured model's variable {var.name} has shape {tuple(var.shape)}; "
                     "it was saved from another model or config"
                 )
-        stem = str(params_path)[: -len(".npz")] if str(params_path).endswith(".npz") else str(params_path)
-        sim.load_params(stem)
+        tf.keras.backend.batch_set_value(zip(variables, arrays))
         exclude = set(exclude)
         ensembles = [
             e for e in net.all_ensembles if not isinstance(e.neuron_type, nengo.Direct) and e not in exclude
@@ -483,7 +544,8 @@ def gui_model(cfg, info, values=None, note=None, build=None, spiking=None, steps
     import nengo
 
     build, _ = resolve_builder(build)
-    net, input_node, output_probe, layers, _ = _unpack(_build(build, cfg, info, spiking, steps_per_frame))
+    parts = _unpack(_build(build, cfg, info, spiking, steps_per_frame))
+    net, input_node, output_probe, layers = parts.network, parts.input, parts.output, parts.layers
     n_params = apply_params(net, values or {})
     presentation = dt * steps_per_frame
     frames = info.clips.reshape(-1, info.n_features)
@@ -598,10 +660,11 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
     variant = dict(spiking=spiking, steps_per_frame=steps_per_frame)
     values = {}
     if params is not None:
+        params = resolve_params_path(params, cfg["model"]["type"])
         full = _unpack(_build(build, cfg, info, **variant))
-        values = frozen_params(full[0], params, exclude=full[4])
+        values = frozen_params(full.network, params, exclude=full.helpers, signature=full.signature)
         if small is not cfg:
-            values = restrict_params(values, _unpack(_build(build, small, info, **variant))[0])
+            values = restrict_params(values, _unpack(_build(build, small, info, **variant)).network)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(out_dir / ".frozen_params.tmp.npz", **{k.replace("/", "|"): v for k, v in values.items()})
@@ -613,7 +676,7 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
         "config": settings(small),
         "note": note,
         "source": str(cfg.get("_source")),
-        "params": str(resolve_params_path(params)) if params else None,
+        "params": str(params) if params else None,
         "data_source": info.source,
         "sizes": [info.n_features, info.n_classes, info.n_steps],
         "builder": build_spec,

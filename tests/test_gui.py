@@ -73,7 +73,8 @@ def save_random_params(cfg, path, seed=0, build=standin_build):
     from nengo_actions.compat import nengo_dl, tf
 
     info = gui.data_info(cfg)
-    net, inp, probe, _, _ = gui._unpack(build(cfg, N_FEATURES, N_CLASSES, N_STEPS))
+    parts = gui._unpack(build(cfg, N_FEATURES, N_CLASSES, N_STEPS))
+    net, inp, probe = parts.network, parts.input, parts.output
     rng = np.random.default_rng(seed)
     with nengo_dl.Simulator(net, minibatch_size=1, progress_bar=False) as sim:
         tf.keras.backend.batch_set_value(
@@ -108,24 +109,51 @@ def test_trained_params_reach_the_nengo_model(tmp_path):
     np.testing.assert_allclose(sim2.data[again.probes["output"]], out)
 
 
+def train_like_params(cfg, path, seed=0):
+    """Save moved parameters of ``cfg``'s model in the train command's format (with the
+    engine that training uses) and return the engine's per-frame outputs on the first
+    test clip."""
+    from nengo_actions.engine import Engine
+
+    info = gui.data_info(cfg)
+    engine = Engine(gui.build_configured(cfg, N_FEATURES, N_CLASSES, N_STEPS), minibatch_size=1)
+    rng = np.random.default_rng(seed)
+    engine.set_params([v + rng.normal(0, 0.2, size=v.shape) for v in engine.get_params()])
+    engine.save_params(path)
+    reference = engine.predict(info.clips[:1])[0]
+    engine.close()
+    return reference
+
+
 @pytest.mark.parametrize("model", [
     {"type": "ensemble_array", "ensemble_array": {
         "n_ensembles": 8, "n_neurons": 10, "neuron_type": "RectifiedLinear", "input_synapses": [0, 2]}},
     {"type": "lmu", "lmu": {"units": 16, "order": 3, "neuron_type": "LIFRate"}},
 ], ids=["ensemble_array", "lmu"])
-def test_trained_project_models_match_nengo_dl(tmp_path, model):
-    """The project's networks (sparse, dense and recurrent weights) frozen into Nengo."""
+def test_trained_project_models_match_the_engine(tmp_path, model):
+    """The project's networks (sparse, dense and recurrent weights) trained values, saved
+    by the engine as the train command saves them, frozen into plain Nengo."""
     import nengo
 
-    path = write_config(tmp_path, model)
-    cfg = load_config(path)
-    reference = save_random_params(cfg, tmp_path / "trained", build=gui.build_configured)
-    script, model = gui.prepare(cfg, tmp_path / "gui", params=tmp_path / "trained.npz")
+    cfg = load_config(write_config(tmp_path, model))
+    (tmp_path / "run").mkdir()
+    reference = train_like_params(cfg, tmp_path / "run" / "params_best.npz")
+    script, model = gui.prepare(cfg, tmp_path / "gui", params=tmp_path / "run")  # a run folder
     with nengo.Simulator(model.model, progress_bar=False) as sim:
-        sim.run_steps(reference.shape[0])
+        sim.run_steps(N_STEPS)
     out = sim.data[model.probes["output"]]
     assert np.abs(reference).max() > 0.1
     np.testing.assert_allclose(out, reference, atol=2e-4 * np.abs(reference).max())
+
+
+def test_engine_params_of_another_model_are_rejected(tmp_path):
+    model = {"type": "ensemble_array", "ensemble_array": {"n_ensembles": 8, "n_neurons": 10}}
+    cfg = load_config(write_config(tmp_path, model))
+    train_like_params(cfg, tmp_path / "params_best.npz")
+    other = load_config(write_config(tmp_path, model), ["model.ensemble_array.n_ensembles=9"])
+    with pytest.raises(gui.GuiError, match=r"params_best.npz: parameters of a different model \(n_ensembles: file 8 vs model 9\)"):
+        gui.prepare(other, tmp_path / "gui", params=tmp_path / "params_best.npz")
+    assert not (tmp_path / "gui").exists()
 
 
 def test_reduced_copy_takes_the_leading_block_of_trained_values(tmp_path):
