@@ -160,6 +160,53 @@ EVALUATE_DEFAULTS = {
     "energy_devices": ["loihi", "spinnaker", "spinnaker2", "cpu", "gpu"],
 }
 
+EVENTS_DEFAULTS = {
+    # DVS event data (nengo_actions.data) for data.dataset = "dvs128_gesture",
+    # "sl_animals" or "synthetic_gestures"; the recordings are under data.root.
+    "cache_dir": None,  # sliced-sample cache; default <data.root>/cache
+    "allow_truncated": False,  # read a cut-short recording up to its last whole event
+    "keep_invalid": False,  # AEDAT 3.1: keep events flagged invalid (as SpikingJelly, tonic)
+    "frames": {
+        "n_frames": 16,
+        "split_by": "number",  # "number" (equal counts), "time" (equal spans), "window"
+        "time_window_us": 30000.0,  # frame length for split_by = "window"
+        "remainder": "last",  # events past T equal parts: "last" frame or "drop"
+        "mode": "sum",  # "sum", "or" or "sum_norm"
+        "downsample": 1,  # spatial factor: frames of ceil(H/f) x ceil(W/f) pixels
+        "channels": "last",  # "last" (T, H, W, 2) for Keras or "first" (T, 2, H, W)
+        "crop_us": 0.0,  # training samples cut to this length; 0 keeps all
+        "random_crop": False,  # training crops start at a random time, else the start
+        "test_n_frames": 0,  # frames per test sample (a longer window); 0: n_frames
+        "test_crop_us": 0.0,  # test samples cut to this length; 0 keeps all
+    },
+    "sl_animals": {
+        "recordings_dir": None,  # default <data.root>/recordings or /allusers_aedat
+        "tags_dir": None,  # default <data.root>/tags or /tags_updated_19_08_2020
+        "reduced": False,  # leave out the S3 (indoor) recordings
+        "n_folds": 4,  # cross-validation over recordings
+        "fold": 0,
+        "fold_seed": 0,
+    },
+    "synthetic": {  # the embedded set written in the DVS128 Gesture layout
+        "sensor_size": 32,
+        "n_classes": 10,
+        "n_users": 16,
+        "test_users": 4,
+        "repeats": 3,
+        "gesture_ms": 800.0,
+        "fps": 100.0,
+        "seed": 0,
+    },
+    "emulator": {  # video -> events pixel model
+        "pos_threshold": 0.2,
+        "neg_threshold": 0.2,
+        "threshold_sigma": 0.03,
+        "refractory_us": 0.0,
+        "noise_rate_hz": 0.2,
+        "log_eps": 0.001,
+    },
+}
+
 DEFAULTS = {
     "name": "config",
     "seed": 0,
@@ -171,6 +218,7 @@ DEFAULTS = {
     "model": MODEL_DEFAULTS,
     "train": TRAIN_DEFAULTS,
     "evaluate": EVALUATE_DEFAULTS,
+    "events": EVENTS_DEFAULTS,
 }
 
 #: Types of keys whose default is ``None`` (anything else takes the default's type).
@@ -193,7 +241,13 @@ TYPES = {
 
 #: Keys whose value must be one of a few strings.
 CHOICES = {
-    "data.dataset": ("ucf101", "synthetic_actions"),
+    "data.dataset": (
+        "ucf101",
+        "synthetic_actions",
+        "dvs128_gesture",
+        "sl_animals",
+        "synthetic_gestures",
+    ),
     "frames.policy": ("first", "uniform", "all"),
     "frames.short_clips": ("pad", "skip"),
     "features.backbone": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
