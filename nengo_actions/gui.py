@@ -148,20 +148,12 @@ def resolve_builder(build=None):
     return fn, str(build)
 
 
-def feature_store_dir(cfg):
-    """The config's feature store folder (``features.store_dir``, by default
-    ``<data.root>/features/<features.backbone>``)."""
-    store = cfg["features"]["store_dir"]
-    if store is None:
-        return resolve_path(cfg["data"]["root"]) / "features" / cfg["features"]["backbone"]
-    return resolve_path(store)
-
-
 def data_info(cfg, n_clips=GUI_CLIPS):
     """Sizes and the first test clips from the config's feature store."""
+    from nengo_actions.feature_data import store_dir
     from nengo_actions.store import StoreError, load_split, split_path
 
-    path = split_path(feature_store_dir(cfg), "test")
+    path = split_path(store_dir(cfg), "test")
     try:
         split = load_split(path, mmap=True)
     except (StoreError, FileNotFoundError, OSError) as e:

@@ -571,8 +571,18 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _is_firing_rate(key):
+    return "firing_rate" in key or key.endswith("_hz")
+
+
+#: Devices whose energy the Markdown tables show (results.csv has every device).
+TABLE_ENERGY_DEVICES = ("loihi", "spinnaker2", "gpu")
+
+
 def metric_columns(rows):
-    """The metric columns of ``rows`` in table order: accuracies, time, rates, energy."""
+    """The numeric metric columns of ``rows`` in table order: accuracies, time, firing
+    rates, energy, then the rest. Keys of one model among several (``<model>.<key>``)
+    and per-class figures are left to the end."""
     keys = []
     for row in rows:
         for k, v in row["metrics"].items():
@@ -580,19 +590,21 @@ def metric_columns(rows):
                 keys.append(k)
 
     def rank(key):
+        if "." in key:
+            return (9, key)
         if key in ACCURACY_KEYS:
-            return (0, ACCURACY_KEYS.index(key), key)
+            return (0, ACCURACY_KEYS.index(key))
         if key in TIME_KEYS:
-            return (1, 0, key)
-        if "rate" in key and "accuracy" not in key:
-            return (2, 0, key)
+            return (1, key)
+        if _is_firing_rate(key):
+            return (2, key.startswith("rate_mode"), key)
         if "energy" in key:
-            return (3, 0, key)
+            return (3, key)
         if "accuracy" in key:
-            return (4, 0, key)
-        return (5, 0, key)
+            return (4, key)
+        return (5, key)
 
-    return sorted(keys, key=rank)
+    return sorted(keys, key=lambda k: tuple(str(x) for x in rank(k)))
 
 
 def collect_rows(trials, outcomes, out_dir):
@@ -682,10 +694,12 @@ def _is_fraction_column(column, rows):
     return "accuracy" in column and values and all(0.0 <= v <= 1.0 for v in values)
 
 
-def _fmt(value, column, fraction):
+def _fmt(value, column, fraction, like=None):
+    """A table cell; ``like``: format as that value is formatted (a std as its mean)."""
     if fraction:
         return f"{100 * value:.2f}"
-    if abs(value) >= 1000 or (value != 0 and abs(value) < 0.01):
+    ref = value if like is None else like
+    if abs(ref) >= 1000 or (ref != 0 and abs(ref) < 0.01):
         return f"{value:.3g}"
     return f"{value:.2f}"
 
@@ -695,10 +709,15 @@ def _header(column, fraction):
 
 
 def table_columns(columns):
-    """The columns shown in the Markdown tables: accuracies, time, firing rates, energy."""
+    """The columns of the Markdown tables: accuracies, training time, the firing rates
+    of the spiking run (or, without one, of the rate run) and energy on a few devices."""
     shown = [c for c in ACCURACY_KEYS + TIME_KEYS if c in columns]
-    shown += [c for c in columns if "rate" in c and "accuracy" not in c and c not in shown][:4]
-    shown += [c for c in columns if "energy" in c and c not in shown][:5]
+    rates = [c for c in columns if _is_firing_rate(c) and "." not in c]
+    spiking_rates = [c for c in rates if not c.startswith("rate_mode")]
+    shown += (spiking_rates or rates)[:3]
+    energy = [c for c in columns if "energy" in c and "." not in c]
+    picked = [c for d in TABLE_ENERGY_DEVICES for c in energy if f"_{d}_" in c]
+    shown += picked or energy[:3]
     return shown
 
 
@@ -732,7 +751,7 @@ def write_markdown(path, sweep_cfg, trials, rows, summary, columns, plots):
         for c in shown:
             if c in s["stats"]:
                 mean, std, n = s["stats"][c]
-                cells.append(f"{_fmt(mean, c, frac[c])} +- {_fmt(std, c, frac[c])}" if n > 1 else _fmt(mean, c, frac[c]))
+                cells.append(f"{_fmt(mean, c, frac[c])} +- {_fmt(std, c, frac[c], like=mean)}" if n > 1 else _fmt(mean, c, frac[c]))
             else:
                 cells.append("")
         lines.append("| " + " | ".join(cells) + " |")
@@ -759,10 +778,10 @@ def write_markdown(path, sweep_cfg, trials, rows, summary, columns, plots):
 
 
 def _energy_column(columns):
-    energy = [c for c in columns if "energy" in c]
+    energy = [c for c in columns if "energy" in c and "." not in c]
     for device in ("loihi", "spinnaker2", "spinnaker"):
         for c in energy:
-            if device in c:
+            if f"_{device}_" in c:
                 return c
     return energy[0] if energy else None
 
