@@ -1,0 +1,222 @@
+"""Event datasets from a config: open (slicing and caching once), frame, summarise.
+
+The config keys are ``data.dataset`` (``"dvs128_gesture"``, ``"sl_animals"`` or
+``"synthetic_gestures"``), ``data.root``, ``data.generate`` (make the synthetic set when
+it is missing) and the ``events`` block (see ``nengo_actions.config.EVENTS_DEFAULTS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+
+from ..config import ConfigError, resolve_path
+from .emulator import EventEmulator
+from .events import DVS128_SENSOR
+from .frames import CHANNELS, MODES, REMAINDERS, SPLITS, Compose, CropTime, RandomCropTime, ToFrames
+from .gesture import dvs128_gesture
+from .sl_animals import fold_split, sl_animals
+from .synthetic_gestures import SyntheticGestureSpec, ensure_synthetic_gestures, synthetic_metadata
+
+DATASETS = ("dvs128_gesture", "sl_animals", "synthetic_gestures")
+
+_FRAME_CHOICES = {
+    "split_by": SPLITS,
+    "mode": MODES,
+    "channels": CHANNELS,
+    "remainder": REMAINDERS,
+}
+
+
+def _where(cfg):
+    return cfg.get("_source", "config")
+
+
+def check_events_config(cfg):
+    """Raise :class:`ConfigError` naming the key for an invalid ``events`` setting."""
+    where = _where(cfg)
+    dataset = cfg["data"]["dataset"]
+    if dataset not in DATASETS:
+        raise ConfigError(
+            f"{where}: key 'data.dataset' is {dataset!r}, not an event dataset; use one of "
+            f"{', '.join(DATASETS)}"
+        )
+    frames = cfg["events"]["frames"]
+    for key, choices in _FRAME_CHOICES.items():
+        if frames[key] not in choices:
+            raise ConfigError(
+                f"{where}: key 'events.frames.{key}' must be one of {', '.join(choices)}; "
+                f"got {frames[key]!r}"
+            )
+    for key in ("n_frames", "downsample"):
+        if frames[key] < 1:
+            raise ConfigError(f"{where}: key 'events.frames.{key}' must be at least 1")
+    for key in ("time_window_us", "crop_us", "test_crop_us", "test_n_frames"):
+        if frames[key] < 0:
+            raise ConfigError(f"{where}: key 'events.frames.{key}' must not be negative")
+    if frames["split_by"] == "window" and frames["time_window_us"] <= 0:
+        raise ConfigError(f"{where}: key 'events.frames.time_window_us' must be positive for split_by='window'")
+    animals = cfg["events"]["sl_animals"]
+    if not 0 <= animals["fold"] < animals["n_folds"]:
+        raise ConfigError(
+            f"{where}: key 'events.sl_animals.fold' must be 0..{animals['n_folds'] - 1}; got {animals['fold']}"
+        )
+
+
+def _build(kind, values, key, where):
+    try:
+        return kind(**values)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: key '{key}': {e}") from None
+
+
+def emulator_from_config(cfg):
+    """The :class:`EventEmulator` of ``events.emulator``."""
+    return _build(EventEmulator, cfg["events"]["emulator"], "events.emulator", _where(cfg))
+
+
+def synthetic_spec_from_config(cfg):
+    """The :class:`SyntheticGestureSpec` of ``events.synthetic``."""
+    names = {f.name for f in fields(SyntheticGestureSpec)}
+    values = {k: v for k, v in cfg["events"]["synthetic"].items() if k in names}
+    return _build(SyntheticGestureSpec, values, "events.synthetic", _where(cfg))
+
+
+def open_event_splits(cfg, progress=True):
+    """The configured dataset's ``{"train": EventDataset, "test": EventDataset}``.
+
+    Slices and caches recordings on first use. For SL-Animals the splits are fold
+    ``events.sl_animals.fold`` of the cross-validation over recordings.
+    """
+    check_events_config(cfg)
+    where, dataset, events = _where(cfg), cfg["data"]["dataset"], cfg["events"]
+    root = resolve_path(cfg["data"]["root"])
+    cache_root = resolve_path(events["cache_dir"]) if events["cache_dir"] else root / "cache"
+    reader = {"allow_truncated": events["allow_truncated"], "progress": progress}
+    if dataset == "sl_animals":
+        options = events["sl_animals"]
+        full = sl_animals(
+            root, reduced=options["reduced"], cache_dir=cache_root / dataset,
+            recordings_dir=options["recordings_dir"], tags_dir=options["tags_dir"], **reader,
+        )
+        train, test = fold_split(full, options["fold"], options["n_folds"], options["fold_seed"])
+        return {"train": train, "test": test}
+    sensor_size = DVS128_SENSOR
+    if dataset == "synthetic_gestures":
+        if cfg["data"].get("generate", True):
+            ensure_synthetic_gestures(
+                root, synthetic_spec_from_config(cfg), emulator_from_config(cfg), progress
+            )
+        meta = synthetic_metadata(root)
+        if meta is None:
+            raise ConfigError(
+                f"{where}: key 'data.root' ({root}) holds no synthetic gesture set; "
+                "set data.generate=true to make one"
+            )
+        sensor_size = tuple(meta["sensor_size"])
+    return {
+        split: dvs128_gesture(
+            root, split, cache_dir=cache_root / dataset, sensor_size=sensor_size,
+            keep_invalid=events["keep_invalid"], name=dataset, **reader,
+        )
+        for split in ("train", "test")
+    }
+
+
+def frame_transforms(cfg, sensor_size, rng=None):
+    """``(train_transform, test_transform)``: crop in time, then :class:`ToFrames`.
+
+    Training crops are ``events.frames.crop_us`` long, from the start or (with
+    ``random_crop``) at a random time drawn from ``rng``; test samples use
+    ``test_crop_us`` and ``test_n_frames`` (a longer window) when set.
+    """
+    check_events_config(cfg)
+    options = cfg["events"]["frames"]
+    common = dict(
+        sensor_size=tuple(sensor_size),
+        split_by=options["split_by"],
+        time_window=options["time_window_us"] if options["split_by"] == "window" else None,
+        remainder=options["remainder"],
+        mode=options["mode"],
+        downsample=options["downsample"],
+        channels=options["channels"],
+    )
+    train_steps = [ToFrames(n_frames=options["n_frames"], **common)]
+    if options["crop_us"] > 0:
+        crop = (
+            RandomCropTime(options["crop_us"], rng=rng or np.random.default_rng(cfg.get("seed", 0)))
+            if options["random_crop"]
+            else CropTime(options["crop_us"])
+        )
+        train_steps.insert(0, crop)
+    test_steps = [ToFrames(n_frames=options["test_n_frames"] or options["n_frames"], **common)]
+    if options["test_crop_us"] > 0:
+        test_steps.insert(0, CropTime(options["test_crop_us"]))
+    return Compose(tuple(train_steps)), Compose(tuple(test_steps))
+
+
+def _stats(values):
+    values = np.asarray(values, dtype=np.float64)
+    return {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max())}
+
+
+def summarize(splits, transforms=None):
+    """Counts per split and class, events per sample and time span (ms) per split.
+
+    ``transforms`` (``{split: transform}``) adds each split's frame shape, taken from
+    its first sample.
+    """
+    summary = {"splits": {}}
+    for split, dataset in splits.items():
+        counts = np.bincount(dataset.labels, minlength=len(dataset.classes)) if len(dataset) else []
+        entry = {
+            "samples": len(dataset),
+            "per_class": {name: int(n) for name, n in zip(dataset.classes, counts)},
+            "groups": len(set(dataset.groups.tolist())),
+        }
+        if len(dataset):
+            entry["events_per_sample"] = _stats([s["n_events"] for s in dataset.samples])
+            entry["span_ms"] = _stats([(s["t_last"] - s["t_first"]) / 1e3 for s in dataset.samples])
+            if transforms and split in transforms:
+                entry["frame_shape"] = list(transforms[split](dataset.events(0)).shape)
+        summary["splits"][split] = entry
+        summary["name"] = dataset.name.split("/")[0]
+        summary["classes"] = list(dataset.classes)
+        summary["sensor_size"] = list(dataset.sensor_size)
+        summary["cache"] = str(dataset.cache.directory)
+    return summary
+
+
+def prepare_events(cfg, progress=True):
+    """Slice and cache the configured event dataset; return its :func:`summarize` dict."""
+    splits = open_event_splits(cfg, progress)
+    sensor = next(iter(splits.values())).sensor_size
+    train, test = frame_transforms(cfg, sensor)
+    return summarize(splits, {"train": train, "test": test})
+
+
+def format_summary(summary):
+    """The summary as a plain-text table."""
+    splits = summary["splits"]
+    names = list(splits)
+    lines = [
+        f"{summary['name']}: sensor {summary['sensor_size'][0]}x{summary['sensor_size'][1]}, "
+        f"{len(summary['classes'])} classes, cache {summary['cache']}",
+        "",
+        f"{'split':<8}{'samples':>8}{'groups':>8}  {'events/sample mean [min-max]':<30}"
+        f"{'span ms mean [min-max]':<28}frames",
+    ]
+    for split in names:
+        s = splits[split]
+        ev, span = s.get("events_per_sample"), s.get("span_ms")
+        ev_text = f"{ev['mean']:.0f} [{ev['min']:.0f}-{ev['max']:.0f}]" if ev else "-"
+        span_text = f"{span['mean']:.0f} [{span['min']:.0f}-{span['max']:.0f}]" if span else "-"
+        shape = "x".join(str(v) for v in s.get("frame_shape", [])) or "-"
+        lines.append(f"{split:<8}{s['samples']:>8}{s['groups']:>8}  {ev_text:<30}{span_text:<28}{shape}")
+    lines += ["", f"{'class':<28}" + "".join(f"{split:>8}" for split in names)]
+    for i, name in enumerate(summary["classes"]):
+        lines.append(
+            f"{i:>2} {name:<25}" + "".join(f"{splits[split]['per_class'].get(name, 0):>8}" for split in names)
+        )
+    return "\n".join(lines)
