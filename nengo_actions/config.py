@@ -115,6 +115,9 @@ MODEL_DEFAULTS = {
         "memory_rate": None,  # Hz per unit of memory state; default: rate
         "memory_neurons_per_dim": 16,  # per memory dimension and sign
         "memory_encoding": "onoff",  # "onoff" (exactly linear) or "nengo" (the seed's)
+        # Frames: the memory state is held in a low-pass synapse of this time constant
+        # on the memory ensemble's recurrence (0: a one-step delay, as the seed).
+        "memory_tau": 1.0,
         "memory_synapse": None,  # frames, memory -> hidden
         "readout_synapse": None,  # frames, hidden -> output
         "max_rates": [200.0, 400.0],  # tuning of non-rectified-linear neuron types

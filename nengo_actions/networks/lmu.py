@@ -118,6 +118,11 @@ class LMU(nengo.Network):
         Connections from the input and from the hidden layer's previous frame.
     frame_steps : int
         Steps per frame (the hidden layer's recurrence is delayed by one frame).
+    memory_tau : float
+        Time constant (in steps) of the low-pass synapse that holds the memory state
+        of a neuron memory; 0 feeds the state back through a one-step delay.
+    dt : float
+        Simulation step (seconds).
     memory_synapse, readout_synapse : Synapse or None
         On memory -> hidden and hidden -> output.
     max_rates, intercepts : nengo.dists.Distribution
@@ -141,6 +146,8 @@ class LMU(nengo.Network):
         input_to_hidden=True,
         hidden_to_hidden=False,
         frame_steps=1,
+        memory_tau=0.0,
+        dt=0.001,
         memory_synapse=None,
         readout_synapse=None,
         max_rates=None,
@@ -183,10 +190,26 @@ class LMU(nengo.Network):
                 decoder_solver = {"solver": self._memory_solver}
                 self.config[self.memory].trainable = False
             # The memory's dynamics are the LMU's, not learned (as in the seed).
-            self.recurrence = nengo.Connection(
-                memory_out, self.memory, transform=self.A, synapse=0, **decoder_solver
-            )
-            self.memory_input = nengo.Connection(self.u, self.memory, transform=self.B, synapse=None)
+            if memory_tau and memory_neuron_type is not None:
+                # Nengo's principle 3 for a discrete low-pass synapse h(z) = (1-a)/(z-a):
+                # feeding back (A - aI)/(1-a) and B/(1-a) through h gives m[t+1] = A m[t]
+                # + B u[t]. The state is then the synaptic current, which averages the
+                # spikes over tau, so spike quantisation enters scaled by 1 - a instead
+                # of in full (the recurrence through synapse=0).
+                a = np.exp(-1.0 / memory_tau)
+                synapse = nengo.Lowpass(memory_tau * dt)
+                recurrent = (self.A - a * np.eye(dims)) / (1 - a)
+                self.recurrence = nengo.Connection(
+                    memory_out, self.memory, transform=recurrent, synapse=synapse, **decoder_solver
+                )
+                self.memory_input = nengo.Connection(
+                    self.u, self.memory, transform=self.B / (1 - a), synapse=synapse
+                )
+            else:
+                self.recurrence = nengo.Connection(
+                    memory_out, self.memory, transform=self.A, synapse=0, **decoder_solver
+                )
+                self.memory_input = nengo.Connection(self.u, self.memory, transform=self.B, synapse=None)
             self.config[self.recurrence].trainable = False
             self.config[self.memory_input].trainable = False
 
@@ -308,6 +331,8 @@ def build_lmu(
             memory_encoding=scfg["memory_encoding"],
             rate=rate,
             memory_rate=memory_rate,
+            memory_tau=(scfg["memory_tau"] or 0.0) * steps_per_frame,
+            dt=dt,
             memory_synapse=frames_to_synapse(scfg["memory_synapse"], steps_per_frame, dt),
             readout_synapse=frames_to_synapse(scfg["readout_synapse"], steps_per_frame, dt),
             max_rates=nengo.dists.Uniform(*scfg["max_rates"]),

@@ -1,0 +1,567 @@
+"""The one engine: NengoDL training, model selection, checkpoints and prediction.
+
+Every model (EnsembleArray, LMU, keras-lmu baseline, converted Keras networks) is a
+:class:`~nengo_actions.networks.BuiltNetwork`: a Nengo network, its input node and output
+probe. :class:`Engine` wraps a ``nengo_dl.Simulator`` around one and works on clip arrays:
+
+* inputs ``x`` of shape ``(clips, frames, features)``, labels ``y`` of shape ``(clips,)``;
+* outputs of shape ``(clips, frames, classes)`` (class scores per frame).
+
+:func:`train` runs the epochs: a shuffled pass over the training clips, then the
+validation clips (never the test set) scored per clip, the best epoch's parameters
+kept, early stopping, parameters and optimizer state saved after every epoch so that
+``resume=True`` continues exactly where an interrupted run stopped, ``history.csv`` and
+TensorBoard logs. Parameter files carry the network's signature, so loading one into a
+different model fails with a message that names the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from nengo_actions.compat import nengo_dl, tf
+from nengo_actions.feature_data import DataError
+from nengo_actions.metrics import evaluate_outputs, frame_outputs
+
+PARAMS_FORMAT = "nengo_actions.params/1"
+HISTORY_FIELDS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_clip_accuracy",
+    "val_step_accuracy",
+    "learning_rate",
+    "seconds",
+)
+
+
+class ParamsError(ValueError):
+    """A parameter or checkpoint file is missing, unreadable or from another model."""
+
+
+def select_device(name="auto"):
+    """``"auto"``: the first GPU TensorFlow sees, else the CPU; or ``"cpu"``/``"gpu"``."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if name == "gpu" and not gpus:
+        raise DataError("train.device is 'gpu' but TensorFlow sees no GPU; use 'auto' or 'cpu'")
+    if name == "cpu" or (name == "auto" and not gpus):
+        return "/cpu:0"
+    return "/gpu:0"
+
+
+def _write_atomic(path, write):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------
+# Losses
+
+
+def clip_loss(n_classes, kind="sparse_categorical_crossentropy", last_steps=0):
+    """A Keras loss on per-step outputs, averaged over the last ``last_steps`` frames.
+
+    ``y_pred`` arrives as ``(batch, steps, classes * frames_per_step)`` and ``y_true`` as
+    ``(batch, steps, frames_per_step)``; both are unpacked to one row per frame first.
+    ``last_steps=0`` averages over every frame (the seed's training target).
+    """
+
+    def loss(y_true, y_pred):
+        batch = tf.shape(y_pred)[0]
+        y_pred = tf.reshape(y_pred, (batch, -1, n_classes))
+        y_true = tf.reshape(tf.cast(y_true, tf.int32), (batch, -1))
+        if last_steps:
+            y_pred, y_true = y_pred[:, -last_steps:], y_true[:, -last_steps:]
+        if kind == "mse":
+            target = tf.one_hot(y_true, n_classes, dtype=y_pred.dtype)
+            return tf.reduce_mean(tf.square(y_pred - target), axis=[1, 2])
+        per_step = tf.keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+        return tf.reduce_mean(per_step, axis=1)
+
+    return loss
+
+
+def numpy_clip_loss(outputs, labels, kind="sparse_categorical_crossentropy", last_steps=0):
+    """The same loss as :func:`clip_loss` on ``(clips, frames, classes)`` numpy outputs."""
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if last_steps:
+        outputs = outputs[:, -last_steps:]
+    n, steps, c = outputs.shape
+    labels = np.broadcast_to(np.asarray(labels)[:, None], (n, steps))
+    if kind == "mse":
+        target = np.eye(c)[labels]
+        return float(np.mean((outputs - target) ** 2))
+    shifted = outputs - outputs.max(axis=-1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return float(-np.mean(np.take_along_axis(logp, labels[..., None], axis=-1)))
+
+
+def make_optimizer(settings, steps_per_epoch):
+    """The optimizer with its learning-rate schedule, from the ``train`` settings."""
+    lr = settings["learning_rate"]
+    if settings["schedule"] == "cosine":
+        lr = tf.keras.optimizers.schedules.CosineDecay(lr, max(1, steps_per_epoch * settings["epochs"]))
+    elif settings["schedule"] == "step":
+        lr = tf.keras.optimizers.schedules.ExponentialDecay(
+            lr, max(1, steps_per_epoch * settings["step_epochs"]), settings["step_factor"], staircase=True
+        )
+    kind = settings["optimizer"]
+    if kind == "adam":
+        return tf.keras.optimizers.Adam(lr)
+    if kind == "sgd":
+        return tf.keras.optimizers.SGD(lr, momentum=0.9)
+    if kind == "rmsprop":
+        return tf.keras.optimizers.RMSprop(lr)
+    raise ValueError(f"unknown optimizer {kind!r}")
+
+
+# ---------------------------------------------------------------------------------------
+# The engine
+
+
+class Engine:
+    """A ``nengo_dl.Simulator`` around a built network, fed with clip arrays.
+
+    Parameters
+    ----------
+    built : BuiltNetwork
+        The network, its input node and output probe.
+    minibatch_size : int
+        Clips per batch (the simulator is built for it; smaller sets are padded).
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"gpu"``.
+    seed : int
+        The simulator's seed.
+    """
+
+    def __init__(self, built, minibatch_size=32, device="auto", seed=0):
+        self.built = built
+        self.minibatch_size = int(minibatch_size)
+        self.device = select_device(device)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*No GPU support detected.*")
+            self.sim = nengo_dl.Simulator(
+                built.network,
+                minibatch_size=self.minibatch_size,
+                device=self.device,
+                progress_bar=False,
+                seed=seed,
+            )
+        self.n_features = built.input.size_out // built.frames_per_input
+        self.compiled = False
+
+    # -- arrays ------------------------------------------------------------------------
+
+    def check_arrays(self, x, y=None, where="data"):
+        """Raise :class:`DataError` if ``x``/``y`` do not fit the network."""
+        if np.ndim(x) != 3:
+            raise DataError(f"{where}: features must be (clips, frames, features), got shape {np.shape(x)}")
+        if len(x) == 0:
+            raise DataError(f"{where}: no clips")
+        if x.shape[2] != self.n_features:
+            raise DataError(
+                f"{where}: features have {x.shape[2]} values per frame, but the model "
+                f"was built for {self.n_features}"
+            )
+        if self.built.frames_per_input > 1 and x.shape[1] != self.built.frames_per_input:
+            raise DataError(
+                f"{where}: clips have {x.shape[1]} frames, but the model was built for "
+                f"{self.built.frames_per_input}"
+            )
+        if y is not None:
+            y = np.asarray(y)
+            if len(y) != len(x):
+                raise DataError(f"{where}: {len(y)} labels for {len(x)} clips")
+            bad = (y < 0) | (y >= self.built.n_classes)
+            if bad.any():
+                raise DataError(
+                    f"{where}: labels must be in 0..{self.built.n_classes - 1}; found "
+                    f"{sorted(set(np.asarray(y)[bad].tolist()))[:5]}"
+                )
+
+    def _pack(self, x):
+        """Clip features -> the simulator's input, ``(clips, steps, input size)``."""
+        x = np.asarray(x, dtype=np.float32)
+        k, fpi = self.built.steps_per_frame, self.built.frames_per_input
+        if k > 1:
+            x = np.repeat(x, k, axis=1)
+        if fpi > 1:
+            x = x.reshape(len(x), x.shape[1] // fpi, fpi * x.shape[2])
+        return x
+
+    def _targets(self, y, n_frames):
+        k, fpi = self.built.steps_per_frame, self.built.frames_per_input
+        steps = n_frames * k
+        t = np.repeat(np.asarray(y, dtype=np.float32)[:, None], steps, axis=1)
+        return t.reshape(len(y), steps // fpi, fpi)
+
+    def _unpack(self, out, n_frames):
+        out = np.asarray(out)
+        out = out.reshape(len(out), n_frames * self.built.steps_per_frame, self.built.n_classes)
+        return frame_outputs(out, self.built.steps_per_frame)
+
+    def _pad(self, n):
+        return (-n) % self.minibatch_size
+
+    # -- prediction --------------------------------------------------------------------
+
+    def predict(self, x, probes=None, chunk=None):
+        """Outputs per frame, ``(clips, frames, classes)``, and any extra ``probes``.
+
+        Each frame is held for ``built.steps_per_frame`` steps and the outputs of its
+        steps are averaged. With ``probes`` (a list), returns ``(outputs, {probe: data})``
+        with probe data per step, ``(clips, steps, size)``.
+        """
+        self.check_arrays(x)
+        n, n_frames = len(x), x.shape[1]
+        chunk = chunk or max(self.minibatch_size, (512 // self.minibatch_size) * self.minibatch_size)
+        outputs, extra = [], {p: [] for p in probes or ()}
+        for start in range(0, n, chunk):
+            xb = self._pack(x[start : start + chunk])
+            pad = self._pad(len(xb))
+            if pad:
+                xb = np.concatenate([xb, np.zeros((pad,) + xb.shape[1:], xb.dtype)])
+            data = self.sim.predict({self.built.input: xb}, verbose=0)
+            keep = len(xb) - pad
+            outputs.append(self._unpack(data[self.built.output][:keep], n_frames))
+            for p in extra:
+                extra[p].append(data[p][:keep])
+        result = np.concatenate(outputs)
+        if probes is not None:
+            return result, {p: np.concatenate(v) for p, v in extra.items()}
+        return result
+
+    # -- training ----------------------------------------------------------------------
+
+    def compile(self, settings, n_train):
+        """Set optimizer, schedule and losses from the ``train`` settings."""
+        steps_per_epoch = math.ceil(n_train / self.minibatch_size)
+        self.settings = settings
+        self.optimizer = make_optimizer(settings, steps_per_epoch)
+        loss = {self.built.output: clip_loss(self.built.n_classes, settings["loss"], settings["loss_steps"])}
+        weights = {self.built.output: 1.0}
+        for probe, fn, weight in self.built.loss_terms:
+            loss[probe] = fn
+            weights[probe] = float(weight)
+        self.sim.compile(optimizer=self.optimizer, loss=loss, loss_weights=weights)
+        self.compiled = True
+
+    def fit_epoch(self, x, y, epoch, seed=0):
+        """One pass over the training clips in an order fixed by ``seed`` and ``epoch``.
+
+        The last batch is filled up with the first clips of the order, so every clip
+        is seen once per epoch. Returns the mean training loss.
+        """
+        order = np.random.RandomState([seed, epoch]).permutation(len(x))
+        pad = self._pad(len(order))
+        order = np.concatenate([order, order[:pad]])
+        n_frames = x.shape[1]
+        xb = self._pack(x[order])
+        targets = {self.built.output: self._targets(y[order], n_frames)}
+        steps = xb.shape[1]
+        for probe, _, _ in self.built.loss_terms:
+            targets[probe] = np.zeros((len(order), steps, 1), np.float32)
+        history = self.sim.fit({self.built.input: xb}, targets, epochs=1, shuffle=False, verbose=0)
+        return float(history.history["loss"][-1])
+
+    def learning_rate(self):
+        lr = self.optimizer.learning_rate
+        if isinstance(lr, tf.keras.optimizers.schedules.LearningRateSchedule):
+            return float(lr(self.optimizer.iterations))
+        return float(tf.keras.backend.get_value(lr))
+
+    # -- parameters --------------------------------------------------------------------
+
+    def get_params(self):
+        return [w.numpy() for w in self.sim.keras_model.trainable_weights]
+
+    def set_params(self, values):
+        tf.keras.backend.batch_set_value(zip(self.sim.keras_model.trainable_weights, values))
+
+    def _describe(self):
+        return [
+            {"name": w.name, "shape": list(w.shape)} for w in self.sim.keras_model.trainable_weights
+        ]
+
+    def save_params(self, path, extra=None):
+        """Write the trainable parameters and the network signature (atomically)."""
+        arrays = {f"param_{i}": v for i, v in enumerate(self.get_params())}
+        header = {"format": PARAMS_FORMAT, "signature": self.built.signature, "params": self._describe()}
+        header.update(extra or {})
+        arrays["header"] = np.asarray(json.dumps(header))
+        _write_atomic(path, lambda f: np.savez(f, **arrays))
+        return Path(path)
+
+    def load_params(self, path):
+        """Load parameters saved by :meth:`save_params`; :class:`ParamsError` if they
+        are unreadable or belong to a different model."""
+        values, header = read_params(path)
+        check_signature(path, header, self.built.signature, self._describe())
+        self.set_params(values)
+        return header
+
+    def optimizer_state(self):
+        if not self.optimizer.variables:
+            return []
+        return [np.asarray(v.numpy()) for v in self.optimizer.variables]
+
+    def set_optimizer_state(self, values):
+        if not values:
+            return
+        self.optimizer.build(self.sim.keras_model.trainable_weights)
+        variables = self.optimizer.variables
+        if len(variables) != len(values):
+            raise ParamsError(f"optimizer state has {len(values)} arrays, expected {len(variables)}")
+        for var, value in zip(variables, values):
+            var.assign(value)
+
+    def close(self):
+        self.sim.close()
+
+
+def read_params(path):
+    """``(values, header)`` of a parameter file, or :class:`ParamsError` naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"parameter file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "header" not in data.files:
+                raise ParamsError(f"{path}: not a parameter file written by nengo_actions")
+            header = json.loads(str(data["header"]))
+            n = len(header.get("params", []))
+            values = [data[f"param_{i}"] for i in range(n)]
+    except ParamsError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
+        raise ParamsError(f"{path}: cannot read parameter file: {e}") from None
+    if header.get("format") != PARAMS_FORMAT:
+        raise ParamsError(f"{path}: unknown parameter file format {header.get('format')!r}")
+    return values, header
+
+
+def check_signature(path, header, signature, described):
+    """Raise :class:`ParamsError` unless ``header`` was saved from this network."""
+    saved = header.get("signature", {})
+    if saved != json.loads(json.dumps(signature)):
+        diff = sorted(
+            k for k in set(saved) | set(signature) if saved.get(k) != json.loads(json.dumps(signature)).get(k)
+        )
+        detail = ", ".join(f"{k}: file {saved.get(k)!r} vs model {signature.get(k)!r}" for k in diff)
+        raise ParamsError(f"{path}: parameters of a different model ({detail})")
+    shapes = [p["shape"] for p in header["params"]]
+    expected = [p["shape"] for p in described]
+    if shapes != expected:
+        raise ParamsError(
+            f"{path}: parameter shapes {shapes} do not match the model's {expected}"
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Training loop
+
+
+@dataclasses.dataclass
+class TrainResult:
+    history: list
+    best_epoch: int
+    best_val_clip_accuracy: float
+    train_seconds: float
+    initial_val_clip_accuracy: float
+    params_path: Path
+    stopped_early: bool = False
+    resumed_from_epoch: int = 0
+
+
+def evaluate_split(engine, x, y, settings_eval, loss_kind, loss_steps):
+    """Rate outputs and metrics on one split: ``(outputs, metrics, loss)``."""
+    outputs = engine.predict(x)
+    metrics = evaluate_outputs(
+        outputs, y, engine.built.n_classes, settings_eval["clip_method"],
+        settings_eval["last_k"], settings_eval["top_k"],
+    )
+    return outputs, metrics, numpy_clip_loss(outputs, y, loss_kind, loss_steps)
+
+
+def _write_history(path, rows):
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
+    _write_atomic(path, lambda f: f.write(buf.getvalue().encode()))
+
+
+def _save_checkpoint(path, engine, state):
+    arrays = {f"param_{i}": v for i, v in enumerate(engine.get_params())}
+    arrays.update({f"opt_{i}": v for i, v in enumerate(engine.optimizer_state())})
+    header = dict(state, format=PARAMS_FORMAT, signature=engine.built.signature, params=engine._describe())
+    header["n_optimizer"] = sum(1 for k in arrays if k.startswith("opt_"))
+    arrays["header"] = np.asarray(json.dumps(header))
+    _write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def _load_checkpoint(path, engine):
+    values, header = read_params(path)
+    check_signature(path, header, engine.built.signature, engine._describe())
+    with np.load(path, allow_pickle=False) as data:
+        opt = [data[f"opt_{i}"] for i in range(header.get("n_optimizer", 0))]
+    engine.set_params(values)
+    engine.set_optimizer_state(opt)
+    return header
+
+
+def train(
+    engine,
+    x_train,
+    y_train,
+    x_val,
+    y_val,
+    settings,
+    eval_settings,
+    out_dir,
+    *,
+    resume=False,
+    seed=0,
+    log=print,
+):
+    """Train ``engine`` and keep the epoch with the best validation per-clip accuracy.
+
+    Writes into ``out_dir``: ``params_best.npz`` (the selected epoch), ``params_last.npz``
+    and ``checkpoint.npz`` (after every epoch; parameters, optimizer state, history),
+    ``history.csv`` and ``tensorboard/``. With ``resume=True`` training continues from
+    ``checkpoint.npz``.
+
+    Parameters
+    ----------
+    settings : dict
+        The ``train`` section (optimizer, learning_rate, schedule, loss, loss_steps,
+        epochs, early_stopping, initial_accuracy, tensorboard).
+    eval_settings : dict
+        The ``evaluate`` section (clip_method, last_k, top_k).
+
+    Returns
+    -------
+    TrainResult
+    """
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    engine.check_arrays(x_train, y_train, "training split")
+    has_val = x_val is not None and len(x_val) > 0
+    if has_val:
+        engine.check_arrays(x_val, y_val, "validation split")
+    engine.compile(settings, len(x_train))
+    loss_kind, loss_steps = settings["loss"], settings["loss_steps"]
+    checkpoint = out_dir / "checkpoint.npz"
+    best_path = out_dir / "params_best.npz"
+
+    history, start_epoch, best, best_epoch, since_best = [], 0, (-1.0, math.inf), 0, 0
+    initial = float("nan")
+    resumed_from = 0
+    if resume and checkpoint.exists():
+        state = _load_checkpoint(checkpoint, engine)
+        history, start_epoch = state["history"], state["epoch"]
+        best, best_epoch = tuple(state["best"]), state["best_epoch"]
+        since_best, initial = state["since_best"], state["initial_val_clip_accuracy"]
+        resumed_from = start_epoch
+        log(f"resuming from epoch {start_epoch} ({checkpoint})")
+    elif resume:
+        log(f"no checkpoint in {out_dir}; starting from the beginning")
+    elif settings["initial_accuracy"] and has_val:
+        _, m, _ = evaluate_split(engine, x_val, y_val, eval_settings, loss_kind, loss_steps)
+        initial = m["clip_accuracy"]
+        chance = 1.0 / engine.built.n_classes
+        log(f"untrained validation clip accuracy: {initial:.2%} (chance {chance:.2%})")
+        if initial > chance + 0.25:
+            log(
+                "warning: the untrained network is far above chance; check that labels "
+                "do not leak into the features"
+            )
+
+    writer = tf.summary.create_file_writer(str(out_dir / "tensorboard")) if settings["tensorboard"] else None
+    epochs = settings["epochs"]
+    patience = settings["early_stopping"]
+    stopped = False
+    seconds = sum(float(r.get("seconds", 0)) for r in history)
+    bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", unit="epoch", leave=False, dynamic_ncols=True)
+    try:
+        for epoch in range(start_epoch, epochs):
+            if patience and since_best >= patience:
+                stopped = True
+                break
+            t0 = time.perf_counter()
+            train_loss = engine.fit_epoch(x_train, y_train, epoch, seed)
+            row = {"epoch": epoch + 1, "train_loss": train_loss, "learning_rate": engine.learning_rate()}
+            if has_val:
+                _, m, val_loss = evaluate_split(engine, x_val, y_val, eval_settings, loss_kind, loss_steps)
+                row.update(val_loss=val_loss, val_clip_accuracy=m["clip_accuracy"], val_step_accuracy=m["step_accuracy"])
+                score = (m["clip_accuracy"], val_loss)
+            else:
+                score = (float(epoch), -train_loss)  # no validation: keep the last epoch
+            row["seconds"] = time.perf_counter() - t0
+            seconds += row["seconds"]
+            history.append(row)
+            improved = score[0] > best[0] or (score[0] == best[0] and score[1] < best[1])
+            if improved:
+                best, best_epoch, since_best = score, epoch + 1, 0
+                engine.save_params(best_path, {"epoch": epoch + 1})
+            else:
+                since_best += 1
+            engine.save_params(out_dir / "params_last.npz", {"epoch": epoch + 1})
+            _save_checkpoint(
+                checkpoint,
+                engine,
+                {
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "best": list(best),
+                    "best_epoch": best_epoch,
+                    "since_best": since_best,
+                    "initial_val_clip_accuracy": initial,
+                },
+            )
+            _write_history(out_dir / "history.csv", history)
+            if writer is not None:
+                with writer.as_default():
+                    for key in ("train_loss", "val_loss", "val_clip_accuracy", "val_step_accuracy", "learning_rate"):
+                        if key in row:
+                            tf.summary.scalar(key, row[key], step=epoch + 1)
+                writer.flush()
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{train_loss:.3f}",
+                val=f"{row.get('val_clip_accuracy', float('nan')):.3f}",
+            )
+    finally:
+        bar.close()
+    if patience and since_best >= patience and len(history) < epochs:
+        stopped = True
+    if not best_path.exists():
+        raise ParamsError(f"training stopped before any epoch finished; no {best_path}")
+    return TrainResult(
+        history=history,
+        best_epoch=best_epoch,
+        best_val_clip_accuracy=best[0] if has_val else float("nan"),
+        train_seconds=seconds,
+        initial_val_clip_accuracy=initial,
+        params_path=best_path,
+        stopped_early=stopped,
+        resumed_from_epoch=resumed_from,
+    )

@@ -1,0 +1,305 @@
+"""One training run: features -> each configured model trained, evaluated -> report.
+
+:func:`run` is what ``python -m nengo_actions.train`` does. For ``model.type`` and each
+type in ``model.compare``:
+
+1. build the network with rate neurons (spiking types train through their rate
+   function, with identical parameters) and train it (:func:`nengo_actions.engine.train`),
+   or load given parameters;
+2. evaluate the selected epoch on the validation and test clips with rate neurons;
+3. for spiking models, evaluate with spiking neurons at each number of steps per frame
+   (:mod:`nengo_actions.spiking`): accuracy, firing rates, synaptic operations, energy;
+4. write ``<run>/<type>/`` (parameters, history, TensorBoard, ``result.json``).
+
+Then :mod:`nengo_actions.report` writes ``metrics.json``, ``report.md`` and the plots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nengo_actions import config as config_mod
+from nengo_actions.config import ConfigError, write_json_atomic
+from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
+
+SPIKING_DEVICES_NOTE = "spiking devices use the firing rates measured in the spiking run"
+
+
+@dataclasses.dataclass
+class ModelResult:
+    model_type: str
+    description: str
+    metrics: dict  # flat figures of this model
+    history: list
+    spiking_runs: list = dataclasses.field(default_factory=list)
+    test: dict = dataclasses.field(default_factory=dict)  # rate metrics incl. arrays
+    spiking_test: dict = dataclasses.field(default_factory=dict)  # headline spiking metrics
+    raster: dict = dataclasses.field(default_factory=dict)
+    out_dir: Path = None
+
+
+def model_types(cfg):
+    """``model.type`` followed by ``model.compare`` (without repeats), validated."""
+    from nengo_actions.networks import MODEL_TYPES
+
+    types = [cfg["model"]["type"]]
+    for t in cfg["model"]["compare"]:
+        if t not in MODEL_TYPES:
+            raise ConfigError(
+                f"{cfg.get('_source', 'config')}: key 'model.compare' holds {t!r}; model "
+                f"types are {', '.join(MODEL_TYPES)}"
+            )
+        if t not in types:
+            types.append(t)
+    return types
+
+
+def train_settings(cfg, model_type):
+    """``train`` with ``train.models.<model_type>`` overrides applied and validated."""
+    base = {k: v for k, v in cfg["train"].items() if k != "models"}
+    models = cfg["train"]["models"]
+    for name in models:
+        from nengo_actions.networks import MODEL_TYPES
+
+        if name not in MODEL_TYPES:
+            raise ConfigError(
+                f"{cfg.get('_source', 'config')}: key 'train.models' names {name!r}; model "
+                f"types are {', '.join(MODEL_TYPES)}"
+            )
+    override = models.get(model_type, {})
+    return config_mod.merge(base, override, cfg.get("_source", "config"), f"train.models.{model_type}.")
+
+
+def check_evaluate_settings(cfg):
+    ev = cfg["evaluate"]
+    where = cfg.get("_source", "config")
+    steps = ev["steps_per_frame"]
+    if not steps or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in steps):
+        raise ConfigError(f"{where}: key 'evaluate.steps_per_frame' must be a list of integers >= 1")
+    if ev["spiking_steps_per_frame"] < 1:
+        raise ConfigError(f"{where}: key 'evaluate.spiking_steps_per_frame' must be >= 1")
+    from nengo_actions.energy import device_table
+
+    known = device_table()
+    for device in ev["energy_devices"]:
+        if str(device).lower() not in known:
+            raise ConfigError(
+                f"{where}: key 'evaluate.energy_devices' holds {device!r}; keras-spiking "
+                f"knows {', '.join(sorted(known))}"
+            )
+
+
+def _flat_split_metrics(prefix, m, top_k):
+    return {
+        f"{prefix}clip_accuracy": m["clip_accuracy"],
+        f"{prefix}clip_accuracy_last": m["clip_accuracy_last"],
+        f"{prefix}clip_accuracy_mean": m["clip_accuracy_mean"],
+        f"{prefix}clip_accuracy_vote": m["clip_accuracy_vote"],
+        f"{prefix}top{top_k}_accuracy": m[f"top{top_k}_accuracy"],
+        f"{prefix}step_accuracy": m["step_accuracy"],
+    }
+
+
+def params_for(params, model_type):
+    """The parameter file of ``model_type`` given ``--params`` (a file or a run folder)."""
+    path = Path(params)
+    if path.is_dir():
+        return path / model_type / "params_best.npz"
+    return path
+
+
+def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=None, log=print):
+    """Train (or load) and evaluate one model type; see the module docstring."""
+    from nengo_actions.energy import count_neurons, energy_per_inference, operations_per_inference
+    from nengo_actions.engine import Engine, evaluate_split, train
+    from nengo_actions.networks import build_model, model_is_spiking
+    from nengo_actions.spiking import evaluate_spiking, layer_probes, layer_readings
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ev, ts, seed = cfg["evaluate"], train_settings(cfg, model_type), cfg["seed"]
+    build = functools.partial(
+        build_model, model_type, cfg["model"], data.n_features, data.n_classes, data.n_frames,
+        dt=ev["dt"], seed=seed, raster_neurons=ev["raster_neurons"],
+    )
+    built = build(spiking=False)
+    log(f"[{model_type}] {built.description}")
+    engine = Engine(built, ts["minibatch_size"], ts["device"], seed)
+    metrics = {"n_neurons": count_neurons(built)}
+    try:
+        metrics["n_parameters"] = int(sum(np.prod(v.shape) for v in engine.get_params()))
+        if params is not None:
+            path = params_for(params, model_type)
+            engine.load_params(path)
+            log(f"[{model_type}] evaluating parameters from {path}")
+            history, params_path = [], path
+            metrics.update(train_seconds=0.0, best_epoch=None, epochs_run=0)
+        else:
+            result = train(
+                engine, data.x_train, data.y_train, data.x_val, data.y_val, ts, ev, out_dir,
+                resume=resume, seed=seed, log=lambda s: log(f"[{model_type}] {s}"),
+            )
+            history, params_path = result.history, result.params_path
+            engine.load_params(params_path)
+            metrics.update(
+                train_seconds=result.train_seconds,
+                train_clips_per_second=len(history) * len(data.y_train) / max(result.train_seconds, 1e-9),
+                best_epoch=result.best_epoch,
+                epochs_run=len(history),
+                initial_val_clip_accuracy=result.initial_val_clip_accuracy,
+                stopped_early=result.stopped_early,
+            )
+        loss_kind, loss_steps = ts["loss"], ts["loss_steps"]
+        if len(data.y_val):
+            _, val, val_loss = evaluate_split(engine, data.x_val, data.y_val, ev, loss_kind, loss_steps)
+            metrics.update(_flat_split_metrics("val_", val, ev["top_k"]), val_loss=val_loss)
+        else:
+            metrics.update(val_clip_accuracy=None, val_step_accuracy=None)
+        test_out, extra = engine.predict(data.x_test, layer_probes(built))
+        from nengo_actions.metrics import evaluate_outputs
+
+        test = evaluate_outputs(test_out, data.y_test, data.n_classes, ev["clip_method"], ev["last_k"], ev["top_k"])
+        metrics.update(_flat_split_metrics("test_", test, ev["top_k"]))
+        rate_rates, _ = layer_readings(built, extra)
+        for name, hz in rate_rates.items():
+            metrics[f"rate_mode_firing_rate_hz_{name}"] = hz
+    finally:
+        engine.close()
+    log(
+        f"[{model_type}] test clip accuracy {metrics['test_clip_accuracy']:.2%} "
+        f"(step accuracy {metrics['test_step_accuracy']:.2%}), validation "
+        f"{metrics.get('val_clip_accuracy') or float('nan'):.2%}"
+    )
+
+    dense_ops = operations_per_inference(built, {}, data.n_frames, 1, ev["dt"])
+    non_spiking = [d for d in ev["energy_devices"] if not _device_spiking(d)]
+    for device, joules in energy_per_inference(dense_ops, non_spiking).items():
+        metrics[f"energy_{device}_joules_per_inference"] = joules
+    metrics["synapses"] = dense_ops["synapses"]
+    metrics["ann_ops_per_inference"] = dense_ops["dense_synops"]
+
+    result = ModelResult(model_type, built.description, metrics, history, test=test, out_dir=out_dir)
+    if model_is_spiking(model_type, cfg["model"]) and ev["spiking"]:
+        steps = sorted(set(ev["steps_per_frame"]) | {ev["spiking_steps_per_frame"]})
+        runs = evaluate_spiking(
+            build, params_path, data.x_test, data.y_test, steps, ev, ts["minibatch_size"],
+            ts["device"], seed, ev["energy_devices"], log=log,
+        )
+        result.spiking_runs = runs
+        for run in runs:
+            metrics[f"spiking_test_clip_accuracy_k{run.steps_per_frame}"] = run.metrics["clip_accuracy"]
+        head = next(r for r in runs if r.steps_per_frame == ev["spiking_steps_per_frame"])
+        metrics.update(_flat_split_metrics("spiking_test_", head.metrics, ev["top_k"]))
+        metrics["spiking_steps_per_frame"] = head.steps_per_frame
+        metrics["spiking_inference_clips_per_second"] = head.clips_per_second
+        for name, hz in head.layer_rates_hz.items():
+            metrics[f"firing_rate_hz_{name}"] = hz
+        metrics["spike_synops_per_inference"] = head.operations["spike_synops"]
+        metrics["value_synops_per_inference"] = head.operations["value_synops"]
+        for device, joules in head.energy.items():
+            if _device_spiking(device):
+                metrics[f"energy_{device}_joules_per_inference"] = joules
+        result.spiking_test, result.raster = head.metrics, head.raster
+    else:
+        metrics.update(spiking_test_clip_accuracy=None, spiking_test_step_accuracy=None)
+    write_json_atomic(out_dir / "result.json", _jsonable({"model": model_type, "description": built.description, "metrics": metrics}))
+    np.savetxt(out_dir / "confusion_test.csv", test["confusion"], fmt="%d", delimiter=",")
+    return result
+
+
+def _device_spiking(name):
+    from nengo_actions.energy import device_table
+
+    return bool(device_table()[str(name).lower()]["spiking"])
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    return obj
+
+
+def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print):
+    """Run the whole job of ``cfg``; returns the run folder.
+
+    Parameters
+    ----------
+    overrides : sequence of str
+        The ``--set`` overrides (passed on to the extraction process).
+    run_dir : path or None
+        An existing run folder to continue (``resume=True``); ``None`` makes a new one.
+    params : path or None
+        Evaluate these parameters instead of training (a file, or a run folder holding
+        ``<type>/params_best.npz``).
+    """
+    start = time.perf_counter()
+    if resume and run_dir is not None and not Path(run_dir).is_dir():
+        raise ConfigError(f"--resume {run_dir}: no such run folder")
+    types = model_types(cfg)
+    for t in types:
+        train_settings(cfg, t)
+    check_evaluate_settings(cfg)
+    ensure_features(cfg, overrides, log=log)
+    data = load_clip_data(cfg)
+    log(f"features: {data.store_dir} ({data.summary()})")
+    created = run_dir is None
+    if created:
+        run_dir = config_mod.make_run_dir(cfg)
+    run_dir = Path(run_dir)
+    log(f"run folder: {run_dir}")
+    results = []
+    try:
+        for t in types:
+            results.append(
+                run_model(t, cfg, data, run_dir / t, resume=resume, params=params, log=log)
+            )
+    except user_errors():
+        if created:  # a run that failed on bad input leaves nothing behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    from nengo_actions.report import write_report
+
+    write_report(run_dir, cfg, data, results, total_seconds=time.perf_counter() - start)
+    return run_dir
+
+
+def user_errors():
+    """Errors caused by input (config, data, parameter files) rather than by a bug."""
+    from nengo_actions.feature_data import DataError, ExtractionError
+    from nengo_actions.neuron_types import NeuronTypeError
+    from nengo_actions.splits import SplitLeakError
+    from nengo_actions.store import StoreError
+
+    errors = (DataError, ExtractionError, NeuronTypeError, SplitLeakError, StoreError)
+    try:
+        from nengo_actions.engine import ParamsError
+
+        errors += (ParamsError,)
+    except ImportError:
+        pass
+    return errors
+
+
+def load_run_config(run_dir, overrides=()):
+    """The resolved config a run folder was made with (for ``--resume``)."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise ConfigError(f"--resume {run_dir}: not a run folder (no config.json)")
+    return config_mod.load_config(path, overrides)
+
+
+__all__ = ["run", "run_model", "model_types", "train_settings", "load_run_config", "ModelResult"]

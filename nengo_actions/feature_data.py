@@ -1,0 +1,181 @@
+"""Clip features for the train command: find the store, extract it when missing, check it.
+
+The store holds the official train and test sides of a split
+(:mod:`nengo_actions.store`); a validation split is carved out of training by group
+(:func:`nengo_actions.splits.split_by_group`), so model selection never sees the test set.
+When the store is missing, the extraction runs as its own process (the command a user
+would type), so PyTorch and TensorFlow never share a process.
+
+NumPy and the standard library only: this module does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from nengo_actions.config import PROJECT_ROOT, resolve_path
+from nengo_actions.splits import check_group_leak, split_by_group
+from nengo_actions.store import StoreError, load_split, split_path
+
+EXTRACT_SCRIPT = PROJECT_ROOT / "scripts" / "extract_features.py"
+
+
+class DataError(ValueError):
+    """Clip data that cannot be used: empty, inconsistent or not fitting the model."""
+
+
+class ExtractionError(RuntimeError):
+    """The feature extraction process failed or left no store behind."""
+
+
+def store_dir(cfg) -> Path:
+    """The feature store folder of a config (``feature_extraction.paths.store_dir``)."""
+    try:
+        from feature_extraction.paths import store_dir as _store_dir
+    except ImportError:  # the extraction package is not installed beside this one
+        value = cfg["features"].get("store_dir")
+        if value:
+            return resolve_path(value)
+        return resolve_path(cfg["data"]["root"]) / "features" / cfg["features"]["backbone"]
+    return _store_dir(cfg)
+
+
+def store_complete(folder) -> bool:
+    return split_path(folder, "train").exists() and split_path(folder, "test").exists()
+
+
+def extraction_command(cfg, overrides=()):
+    """The argv that extracts the features of ``cfg`` (as a user would type it)."""
+    argv = [sys.executable, str(EXTRACT_SCRIPT), "-c", str(cfg["_source"])]
+    for text in overrides:
+        argv += ["--set", text]
+    return argv
+
+
+def ensure_features(cfg, overrides=(), log=print):
+    """Run the extraction process unless the store of ``cfg`` is complete.
+
+    Its output is streamed as it comes. Raises :class:`ExtractionError` when the process
+    fails or the store is still incomplete afterwards.
+    """
+    folder = store_dir(cfg)
+    if store_complete(folder):
+        return folder
+    if not EXTRACT_SCRIPT.exists():
+        raise ExtractionError(
+            f"feature store {folder} is missing and the extraction script {EXTRACT_SCRIPT} "
+            "is not there to make it"
+        )
+    argv = extraction_command(cfg, overrides)
+    log(f"feature store {folder} is missing; extracting: {' '.join(argv[1:])}")
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+        for line in proc.stdout:
+            log(line.rstrip("\n"))
+        rc = proc.wait()
+    if rc != 0:
+        raise ExtractionError(f"feature extraction failed (exit status {rc}): {' '.join(argv)}")
+    if not store_complete(folder):
+        raise ExtractionError(f"feature extraction finished but {folder} has no train.npz and test.npz")
+    return folder
+
+
+@dataclasses.dataclass
+class ClipData:
+    """Train / validation / test clips, ``x`` as ``(clips, frames, features)``."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    groups_train: np.ndarray
+    groups_val: np.ndarray
+    groups_test: np.ndarray
+    class_names: list
+    store_dir: Path
+    metadata: dict
+
+    @property
+    def n_classes(self):
+        return len(self.class_names)
+
+    @property
+    def n_frames(self):
+        return self.x_train.shape[1]
+
+    @property
+    def n_features(self):
+        return self.x_train.shape[2]
+
+    def summary(self):
+        return (
+            f"{len(self.y_train)} training, {len(self.y_val)} validation and {len(self.y_test)} "
+            f"test clips; {self.n_frames} frames x {self.n_features} features; {self.n_classes} classes"
+        )
+
+
+def load_clip_data(cfg, mmap=False, folder=None) -> ClipData:
+    """Load the store of ``cfg``, carve validation from training by group, check it all.
+
+    Raises :class:`DataError` (naming the file) for an empty split, clips of different
+    shapes on the two sides, labels outside the class list, or a group on both sides.
+    """
+    folder = Path(folder) if folder is not None else store_dir(cfg)
+    splits = {}
+    for name in ("train", "test"):
+        path = split_path(folder, name)
+        try:
+            splits[name] = load_split(path, mmap=mmap)
+        except StoreError as e:
+            raise DataError(str(e)) from None
+        if len(splits[name]) == 0:
+            raise DataError(f"{path}: the {name} split holds no clips")
+        if splits[name].features.ndim != 3:
+            raise DataError(f"{path}: features must be (clips, frames, features)")
+    train, test = splits["train"], splits["test"]
+    if train.features.shape[1:] != test.features.shape[1:]:
+        raise DataError(
+            f"{split_path(folder, 'test')}: clips are {test.features.shape[1:]} (frames, "
+            f"features) but training clips are {train.features.shape[1:]}"
+        )
+    class_names = train.class_names or test.class_names
+    if not class_names:
+        top = int(max(train.labels.max(), test.labels.max()))
+        class_names = [f"class {i}" for i in range(top + 1)]
+    for name, split in splits.items():
+        bad = (split.labels < 0) | (split.labels >= len(class_names))
+        if bad.any():
+            raise DataError(
+                f"{split_path(folder, name)}: labels must be in 0..{len(class_names) - 1} "
+                f"({len(class_names)} classes); found {sorted(set(split.labels[bad].tolist()))[:5]}"
+            )
+    check_group_leak(train.groups, test.groups, where=str(folder))
+    fraction = cfg["data"]["val_fraction"]
+    if fraction > 0:
+        try:
+            train_mask, val_mask = split_by_group(train.groups, fraction, cfg["seed"])
+        except ValueError as e:
+            raise DataError(f"{split_path(folder, 'train')}: {e}") from None
+    else:
+        train_mask, val_mask = np.ones(len(train), bool), np.zeros(len(train), bool)
+    x = train.features
+    return ClipData(
+        x_train=x[train_mask] if not mmap else x[np.flatnonzero(train_mask)],
+        y_train=train.labels[train_mask],
+        x_val=x[val_mask] if not mmap else x[np.flatnonzero(val_mask)],
+        y_val=train.labels[val_mask],
+        x_test=test.features,
+        y_test=test.labels,
+        groups_train=train.groups[train_mask],
+        groups_val=train.groups[val_mask],
+        groups_test=test.groups,
+        class_names=list(class_names),
+        store_dir=folder,
+        metadata=train.metadata,
+    )

@@ -1,0 +1,115 @@
+"""Spiking evaluation: trained parameters run with spiking neurons, frames held 1..k steps.
+
+Rate networks are trained with one simulation step per frame. Here the same network is
+rebuilt with spiking neurons and each frame held for ``k`` steps (synaptic time
+constants and LMU windows scale with ``k``, see :mod:`nengo_actions.networks`), the
+trained parameters are loaded, and for each ``k``:
+
+* accuracy (per clip and per step, the outputs of a frame's steps averaged);
+* the mean firing rate of every layer (Hz);
+* a spike raster of the first neurons of each layer for one clip;
+* synaptic operations and energy per inference (:mod:`nengo_actions.energy`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from nengo_actions.energy import energy_per_inference, operations_per_inference
+from nengo_actions.engine import Engine
+from nengo_actions.metrics import evaluate_outputs
+
+
+@dataclasses.dataclass
+class SpikingRun:
+    steps_per_frame: int
+    metrics: dict
+    layer_rates_hz: dict
+    operations: dict
+    energy: dict
+    raster: dict  # layer -> (steps, neurons) spike counts of one clip
+    seconds: float
+    clips_per_second: float
+
+
+def layer_probes(built):
+    probes = [layer.rate_probe for layer in built.layers]
+    probes += [layer.raster_probe for layer in built.layers if layer.raster_probe is not None]
+    return probes
+
+
+def layer_readings(built, extra, raster_clip=0):
+    """Mean rates (Hz) and one clip's spike counts per layer from probe data."""
+    rates, raster = {}, {}
+    for layer in built.layers:
+        rates[layer.name] = float(np.mean(extra[layer.rate_probe]))
+        if layer.raster_probe is not None:
+            values = extra[layer.raster_probe][raster_clip]
+            raster[layer.name] = np.rint(values * built.dt / layer.amplitude).astype(np.int32)
+    return rates, raster
+
+
+def evaluate_spiking(
+    build,
+    params_path,
+    x,
+    y,
+    steps_per_frame=(1, 2, 4, 8),
+    eval_settings=None,
+    minibatch_size=32,
+    device="auto",
+    seed=0,
+    devices=("loihi", "spinnaker", "spinnaker2", "cpu", "gpu"),
+    log=print,
+):
+    """Run the spiking network for each number of steps per frame.
+
+    Parameters
+    ----------
+    build : callable
+        ``build(spiking=True, steps_per_frame=k) -> BuiltNetwork``.
+    params_path : path
+        Trained parameters (:meth:`Engine.save_params`).
+    x, y : arrays
+        Clips ``(clips, frames, features)`` and labels ``(clips,)``.
+
+    Returns
+    -------
+    list of SpikingRun
+    """
+    eval_settings = eval_settings or {"clip_method": "last", "last_k": 5, "top_k": 5}
+    runs = []
+    for k in steps_per_frame:
+        built = build(spiking=True, steps_per_frame=int(k))
+        engine = Engine(built, minibatch_size=minibatch_size, device=device, seed=seed)
+        try:
+            engine.load_params(params_path)
+            start = time.perf_counter()
+            outputs, extra = engine.predict(x, layer_probes(built))
+            seconds = time.perf_counter() - start
+        finally:
+            engine.close()
+        metrics = evaluate_outputs(
+            outputs, y, built.n_classes, eval_settings["clip_method"], eval_settings["last_k"], eval_settings["top_k"]
+        )
+        rates, raster = layer_readings(built, extra)
+        ops = operations_per_inference(built, rates, x.shape[1], int(k), built.dt)
+        run = SpikingRun(
+            steps_per_frame=int(k),
+            metrics=metrics,
+            layer_rates_hz=rates,
+            operations=ops,
+            energy=energy_per_inference(ops, devices),
+            raster=raster,
+            seconds=seconds,
+            clips_per_second=len(x) / seconds if seconds > 0 else float("nan"),
+        )
+        log(
+            f"  spiking, {k} step(s) per frame: clip accuracy {metrics['clip_accuracy']:.2%}, "
+            + ", ".join(f"{name} {hz:.0f} Hz" for name, hz in rates.items())
+        )
+        runs.append(run)
+    return runs
