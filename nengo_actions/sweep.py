@@ -877,10 +877,13 @@ def write_report(sweep_cfg, trials, outcomes=None):
 # The whole sweep
 
 
-def prepare(sweep_cfg):
-    """Validate a sweep, write ``sweep.json`` and ``base_config.json``; return the trials."""
+def prepare(sweep_cfg, write=True):
+    """Validate a sweep and return its trials; with ``write``, also write ``sweep.json``
+    and ``base_config.json`` (what the trials read) into the output folder."""
     base_cfg = base_config(sweep_cfg)
     trials = expand_trials(sweep_cfg, base_cfg)
+    if not write:
+        return trials
     out_dir = output_dir(sweep_cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "sweep.json", {k: v for k, v in sweep_cfg.items() if not k.startswith("_")})
@@ -935,7 +938,7 @@ def main(argv=None):
     if args.ray_address and not args.backend:
         overrides.append('backend="ray"')
     sweep_cfg = load_sweep_config(args.config, overrides)
-    trials = prepare(sweep_cfg)
+    trials = prepare(sweep_cfg, write=not args.dry_run)
     out_dir = output_dir(sweep_cfg)
     n_done = sum(finished_run(t) is not None for t in trials)
     print(f"sweep '{sweep_cfg['name']}': {len(trials)} trials ({n_done} finished before), output: {out_dir}")

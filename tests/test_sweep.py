@@ -234,7 +234,7 @@ def test_command_line(tmp_path, fake_train, capsys):
     assert sweep.main(["-c", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "2 trials (0 finished before)" in out and '--set model.lmu.neuron_type="LIFRate"' in out
-    assert not (tmp_path / "out" / "trials").exists()
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
     with pytest.raises(ConfigError, match="unknown neuron type 'Lif'"):
         sweep.main(["-c", str(path), "--set", 'grid.model.lmu.neuron_type=["Lif"]'])
     # The real entry point: a bad sweep exits 2 with the message.
