@@ -37,6 +37,7 @@ mid-packet can instead be read up to its last complete event with
 from __future__ import annotations
 
 import datetime
+import os
 import struct
 import warnings
 from dataclasses import dataclass
@@ -56,6 +57,13 @@ POLARITY_EVENT_SIZE = 8
 
 #: Events decoded per block: the block's temporaries stay in the CPU cache.
 _BLOCK_EVENTS = 1 << 15
+#: Bytes read from the file at a time.
+_READ_BYTES = 1 << 20
+_U1, _U17, _U31, _U32 = (np.uint64(v) for v in (1, 17, 31, 32))
+_X_MASK = np.uint64(0x7FFF)
+_Y_AND_P = np.uint64(0x1FFFE)  # polarity bit 1, y bits 2-16 of the data word
+_Y_AND_P_MOVE = np.uint64((1 << 14) + (1 << 31))  # y to bit 16, p to bit 32
+_Y_AND_P_TARGET = np.uint64(0x1_7FFF_0000)
 _HEADER_READ = 1 << 16
 
 
@@ -197,127 +205,166 @@ def _truncated(path, message, allow_truncated):
     warnings.warn(f"{path}: {message}; keeping the events before it", stacklevel=4)
 
 
-def _scan_packets(path, body, data_offset, allow_truncated):
-    """Walk the packet headers; return offsets, event counts and overflows of the
-    polarity packets."""
-    offsets, counts, overflows = [], [], []
-    view = memoryview(body)
-    unpack = PACKET_HEADER.unpack_from
-    size = body.shape[0]
-    pos = 0
-    while pos < size:
-        where = data_offset + pos
-        if size - pos < PACKET_HEADER.size:
-            _truncated(
-                path,
-                f"truncated packet header at byte {where}: {size - pos} bytes left, "
-                f"a header needs {PACKET_HEADER.size}",
-                allow_truncated,
-            )
-            break
-        etype, _, esize, tsoffset, overflow, capacity, number, valid = unpack(view, pos)
-        if (
-            etype < 0
-            or esize <= 0
-            or capacity < 0
-            or number < 0
-            or number > capacity
-            or not 0 <= valid <= number
-            or overflow < 0
-        ):
-            raise EventFormatError(
-                f"{path}: corrupt packet header at byte {where} (eventType={etype}, "
-                f"eventSize={esize}, eventCapacity={capacity}, eventNumber={number}, "
-                f"eventValid={valid}, eventTSOverflow={overflow})"
-            )
-        if etype == POLARITY_EVENT and (esize != POLARITY_EVENT_SIZE or tsoffset != 4):
-            raise EventFormatError(
-                f"{path}: polarity packet at byte {where} has eventSize={esize} and "
-                f"eventTSOffset={tsoffset}; AEDAT 3.1 polarity events are 8 bytes with "
-                "the timestamp at offset 4"
-            )
-        end = pos + PACKET_HEADER.size + capacity * esize
-        if end > size:
-            complete = (size - pos - PACKET_HEADER.size) // esize
-            _truncated(
-                path,
-                f"truncated packet at byte {where}: it holds {capacity} events of "
-                f"{esize} bytes but the file ends after {complete} of them",
-                allow_truncated,
-            )
-            if etype == POLARITY_EVENT and min(complete, number) > 0:
-                offsets.append(pos + PACKET_HEADER.size)
-                counts.append(min(complete, number))
-                overflows.append(overflow)
-            break
-        if etype == POLARITY_EVENT and number:
-            offsets.append(pos + PACKET_HEADER.size)
-            counts.append(number)
-            overflows.append(overflow)
-        pos = end
-    return offsets, counts, overflows
+class _PolarityDecoder:
+    """Decodes blocks of polarity events into one preallocated event array.
 
-
-def _decode_polarity(body, offsets, counts, overflows, keep_invalid):
-    """Decode the polarity packets' events into one event array, block by block.
-
-    The output is written as four uint32 words per event (``x | y << 16``, ``p``, and
-    the two halves of ``t``), which also zeroes the record's padding bytes.
+    Each 8-byte event is read as one little-endian uint64 ``W = data | timestamp << 32``
+    and the 16-byte output record written as two uint64 words, ``x | y << 16 | p << 32``
+    (which also zeroes the padding bytes) and ``t``.
     """
-    total = int(sum(counts))
-    events = np.empty(total, dtype=EVENT_DTYPE)
-    words_out = events.view(np.uint32).reshape(total, 4)
-    scratch = np.empty(_BLOCK_EVENTS, dtype=np.uint32)
-    invalid_masks = []
-    n_packets = len(offsets)
-    i = done = 0
-    while i < n_packets:
-        j, n = i + 1, counts[i]
-        while j < n_packets and n + counts[j] <= _BLOCK_EVENTS:
-            n += counts[j]
-            j += 1
-        if j == i + 1:
-            raw = body[offsets[i]:offsets[i] + POLARITY_EVENT_SIZE * n]
-        else:
-            raw = np.concatenate(
-                [body[offsets[k]:offsets[k] + POLARITY_EVENT_SIZE * counts[k]] for k in range(i, j)]
-            )
-        words = raw.view(np.uint32)
-        data, stamps = words[0::2], words[1::2]
-        out = words_out[done:done + n]
-        tmp = scratch[:n] if n <= _BLOCK_EVENTS else np.empty(n, dtype=np.uint32)
-        # x (bits 17-31) to bits 0-15 and y (bits 2-16) to bits 16-31 of word 0.
-        np.left_shift(data, 14, out=tmp)
-        np.bitwise_and(tmp, 0x7FFF0000, out=tmp)
-        np.right_shift(data, 17, out=out[:, 0])
-        np.bitwise_or(out[:, 0], tmp, out=out[:, 0])
-        np.right_shift(data, 1, out=tmp)
-        np.bitwise_and(tmp, 1, out=out[:, 1])
-        block_overflows = overflows[i:j]
-        if any(block_overflows):
-            high = np.repeat(np.asarray(block_overflows, dtype=np.int64) << 31, counts[i:j])
-            events["t"][done:done + n] = stamps.astype(np.int64) | high
-        else:
-            out[:, 2] = stamps
-            out[:, 3] = 0
-        if not keep_invalid and not np.bitwise_and.reduce(data) & 1:
-            invalid_masks.append((done, (data & 1).astype(bool)))
-        done += n
-        i = j
-    if invalid_masks:
-        keep = np.ones(total, dtype=bool)
-        for start, mask in invalid_masks:
-            keep[start:start + mask.shape[0]] = mask
-        events = events[keep]
-    return events
+
+    def __init__(self, capacity, keep_invalid):
+        # Pages of the array that are never written are never allocated, so sizing it
+        # for the whole file (every byte an event) costs address space only.
+        self.events = np.empty(capacity, dtype=EVENT_DTYPE)
+        self.out = self.events.view(np.uint64).reshape(capacity, 2)
+        self.keep_invalid = keep_invalid
+        self.scratch = np.empty((2, _BLOCK_EVENTS), dtype=np.uint64)
+        self.done = 0
+        self.invalid_masks = []
+
+    def decode(self, payloads, counts, overflows):
+        n = sum(counts)
+        raw = payloads[0] if len(payloads) == 1 else np.concatenate(payloads)
+        words = raw.view("<u8")
+        block = self.out[self.done:self.done + n]
+        low, high = self.scratch[:, :n] if n <= _BLOCK_EVENTS else np.empty((2, n), dtype=np.uint64)
+        # p (bit 1) and y (bits 2-16) to bits 32 and 16-30 with one multiply; x from 17.
+        np.bitwise_and(words, _Y_AND_P, out=high)
+        np.multiply(high, _Y_AND_P_MOVE, out=high)
+        np.bitwise_and(high, _Y_AND_P_TARGET, out=high)
+        np.right_shift(words, _U17, out=low)
+        np.bitwise_and(low, _X_MASK, out=low)
+        np.bitwise_or(low, high, out=block[:, 0])
+        np.right_shift(words, _U32, out=block[:, 1])
+        if any(overflows):
+            high = np.repeat(np.asarray(overflows, dtype=np.uint64) << _U31, counts)
+            np.bitwise_or(block[:, 1], high, out=block[:, 1])
+        if not self.keep_invalid and not int(np.bitwise_and.reduce(words)) & 1:
+            self.invalid_masks.append((self.done, (words & _U1).astype(bool)))
+        self.done += n
+
+    def result(self):
+        events = self.events[:self.done]
+        if self.invalid_masks:
+            keep = np.ones(self.done, dtype=bool)
+            for start, mask in self.invalid_masks:
+                keep[start:start + mask.shape[0]] = mask
+            events = events[keep]
+        return events
 
 
 def _read_aedat31(header, allow_truncated, keep_invalid):
-    body = _read_body(header.path, header.data_offset)
-    offsets, counts, overflows = _scan_packets(
-        header.path, body, header.data_offset, allow_truncated
-    )
-    return _decode_polarity(body, offsets, counts, overflows, keep_invalid)
+    """Stream the packets through a reused buffer, decoding polarity events in blocks
+    while they are still in the CPU cache."""
+    path = header.path
+    unpack = PACKET_HEADER.unpack_from
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        decoder = _PolarityDecoder(max(size - header.data_offset, 0) // POLARITY_EVENT_SIZE, keep_invalid)
+        buffer = np.empty(_READ_BYTES, dtype=np.uint8)
+        f.seek(header.data_offset)
+        base = header.data_offset  # file offset of buffer[0]
+        filled = f.readinto(memoryview(buffer))
+        at_eof = base + filled >= size
+        pos = 0
+        payloads, counts, overflows = [], [], []
+
+        def flush():
+            if counts:
+                decoder.decode(payloads, counts, overflows)
+                payloads.clear(), counts.clear(), overflows.clear()
+
+        def refill(need):
+            """Keep buffer[pos:filled], read more; make room for ``need`` bytes."""
+            nonlocal buffer, base, filled, pos, at_eof
+            flush()  # the pending payloads are views of the buffer
+            rest = filled - pos
+            if need > buffer.shape[0]:
+                bigger = np.empty(need, dtype=np.uint8)
+                bigger[:rest] = buffer[pos:filled]
+                buffer = bigger
+            else:
+                buffer[:rest] = buffer[pos:filled]
+            base += pos
+            pos, filled = 0, rest
+            view = memoryview(buffer)
+            while filled < buffer.shape[0]:
+                got = f.readinto(view[filled:])
+                if not got:
+                    break
+                filled += got
+            at_eof = base + filled >= size
+
+        pending = 0
+        while True:
+            if filled - pos < PACKET_HEADER.size:
+                if not at_eof:
+                    refill(PACKET_HEADER.size)
+                    continue
+                if filled > pos:
+                    _truncated(
+                        path,
+                        f"truncated packet header at byte {base + pos}: {filled - pos} bytes "
+                        f"left, a header needs {PACKET_HEADER.size}",
+                        allow_truncated,
+                    )
+                break
+            etype, _, esize, tsoffset, overflow, capacity, number, valid = unpack(buffer, pos)
+            where = base + pos
+            if (
+                etype < 0
+                or esize <= 0
+                or capacity < 0
+                or number < 0
+                or number > capacity
+                or not 0 <= valid <= number
+                or overflow < 0
+            ):
+                raise EventFormatError(
+                    f"{path}: corrupt packet header at byte {where} (eventType={etype}, "
+                    f"eventSize={esize}, eventCapacity={capacity}, eventNumber={number}, "
+                    f"eventValid={valid}, eventTSOverflow={overflow})"
+                )
+            polarity = etype == POLARITY_EVENT
+            if polarity and (esize != POLARITY_EVENT_SIZE or tsoffset != 4):
+                raise EventFormatError(
+                    f"{path}: polarity packet at byte {where} has eventSize={esize} and "
+                    f"eventTSOffset={tsoffset}; AEDAT 3.1 polarity events are 8 bytes with "
+                    "the timestamp at offset 4"
+                )
+            length = PACKET_HEADER.size + capacity * esize
+            if pos + length > filled:
+                if where + length <= size:
+                    pending = 0
+                    refill(length)
+                    continue
+                complete = (size - where - PACKET_HEADER.size) // esize
+                _truncated(
+                    path,
+                    f"truncated packet at byte {where}: it holds {capacity} events of "
+                    f"{esize} bytes but the file ends after {complete} of them",
+                    allow_truncated,
+                )
+                if polarity and min(complete, number) > 0:
+                    pending = 0
+                    refill(PACKET_HEADER.size + complete * esize)
+                    payloads.append(buffer[PACKET_HEADER.size:PACKET_HEADER.size + complete * esize])
+                    counts.append(min(complete, number))
+                    overflows.append(overflow)
+                break
+            if polarity and number:
+                if pending and pending + number > _BLOCK_EVENTS:
+                    flush()
+                    pending = 0
+                start = pos + PACKET_HEADER.size
+                payloads.append(buffer[start:start + POLARITY_EVENT_SIZE * number])
+                counts.append(number)
+                overflows.append(overflow)
+                pending += number
+            pos += length
+        flush()
+    return decoder.result()
 
 
 def _read_aedat2(header, allow_truncated):
