@@ -602,16 +602,18 @@ clip_info = _gui.clip_info
 def _cfg_file(gui, raster_names, network_names):
     lines = []
     # x, y: the plot's centre as a fraction of the canvas
-    plots = [("Value", "input_preview", 0.1, 0.12), ("Value", "output", 0.88, 0.12), ("HTMLView", "clip_info", 0.88, 0.45)]
-    plots += [("Raster", name, 0.12 + 0.25 * i, 0.85) for i, name in enumerate(raster_names)]
+    # (auto-layout puts the input on the left and the networks in the middle; plots
+    # start along the top and bottom edges and can be dragged)
+    plots = [("Value", "input_preview", 0.1, 0.08), ("Value", "output", 0.6, 0.08), ("HTMLView", "clip_info", 0.88, 0.08)]
+    plots += [("Raster", name, 0.35 + 0.25 * i, 0.92) for i, name in enumerate(raster_names)]
     for i, (kind, name, x, y) in enumerate(plots):
         lines += [
             f"_viz_{i} = nengo_gui.components.{kind}({name})",
             f"_viz_config[_viz_{i}].label_visible = True",
             f"_viz_config[_viz_{i}].x = {x}",
             f"_viz_config[_viz_{i}].y = {y}",
-            f"_viz_config[_viz_{i}].width = 0.16",
-            f"_viz_config[_viz_{i}].height = 0.2",
+            f"_viz_config[_viz_{i}].width = 0.15",
+            f"_viz_config[_viz_{i}].height = 0.15",
         ]
         if kind == "Value":
             lines += [f"_viz_config[_viz_{i}].max_value = 1", f"_viz_config[_viz_{i}].min_value = -1"]
