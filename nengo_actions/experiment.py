@@ -253,8 +253,13 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print
     for t in types:
         train_settings(cfg, t)
     check_evaluate_settings(cfg)
-    ensure_features(cfg, overrides, log=log)
-    data = load_clip_data(cfg)
+    from nengo_actions.event_data import is_event_dataset, load_event_data
+
+    if is_event_dataset(cfg):  # DVS recordings: framed events instead of a feature store
+        data = load_event_data(cfg, log=log)
+    else:
+        ensure_features(cfg, overrides, log=log)
+        data = load_clip_data(cfg)
     log(f"features: {data.store_dir} ({data.summary()})")
     created = run_dir is None
     if created:

@@ -1,0 +1,129 @@
+"""Framed DVS event samples as :class:`~nengo_actions.feature_data.ClipData` for the engine.
+
+The event datasets of :mod:`nengo_actions.data` (DVS128 Gesture, SL-Animals-DVS, the
+embedded synthetic gestures) are opened and cached by
+:func:`nengo_actions.data.prepare.open_event_splits`, framed with the config's
+``events.frames`` settings, and flattened to what a per-frame converted network reads:
+
+* ``x`` of shape ``(samples, T, H * W * 2)`` float32: frame ``t`` of a sample is its
+  channels-last ``(H, W, 2)`` count image flattened in C order (row, column, polarity);
+* ``y`` of shape ``(samples,)``, the class index.
+
+Validation is carved out of the training side by whole units, so model selection never
+sees the test side and no unit is on two sides: the **user** for DVS128 Gesture and the
+synthetic set (the same person never in training and validation), the **recording** for
+SL-Animals (one signer per recording). For SL-Animals the train/test sides are fold
+``events.sl_animals.fold`` of the cross-validation over recordings
+(``events.sl_animals.n_folds``, ``fold_seed``, ``reduced``).
+
+Training samples are framed with the training transform (``events.frames.crop_us``, a
+random crop in time when ``random_crop``: one crop per sample, drawn once with the
+config's seed); validation and test samples with the test transform
+(``test_n_frames``, ``test_crop_us``).
+
+NumPy only: importing this module does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nengo_actions.data.prepare import DATASETS, frame_transforms, open_event_splits
+from nengo_actions.feature_data import ClipData, DataError
+from nengo_actions.splits import check_group_leak, split_by_group
+
+#: ``data.dataset`` values read through this module.
+EVENT_DATASETS = DATASETS
+
+
+def is_event_dataset(cfg):
+    """Whether ``cfg`` trains on DVS event frames (rather than clip features)."""
+    return cfg["data"]["dataset"] in EVENT_DATASETS
+
+
+def split_units(dataset, name):
+    """Per sample, the unit a validation split keeps whole: recording or user."""
+    if name == "sl_animals":
+        return np.asarray(dataset.recordings).astype(str)
+    return np.asarray(dataset.groups).astype(str)
+
+
+def frames_to_features(frames):
+    """``(samples, T, H, W, 2)`` channels-last frames -> ``(samples, T, H*W*2)`` float32."""
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 5:
+        raise ValueError(f"frames must be (samples, T, H, W, P), got shape {frames.shape}")
+    return frames.reshape(frames.shape[0], frames.shape[1], -1)
+
+
+def _load(dataset, transform, channels, desc, progress):
+    from nengo_actions.data import load_arrays
+
+    if len(dataset) == 0:
+        raise DataError(f"{dataset.name}: the split holds no samples")
+    x, y = load_arrays(dataset.with_transform(transform), progress=progress, desc=desc)
+    if channels == "first":  # (N, T, P, H, W) -> (N, T, H, W, P)
+        x = np.moveaxis(x, 2, -1)
+    return frames_to_features(x), y
+
+
+def load_event_data(cfg, progress=True, log=print) -> ClipData:
+    """Open, frame and split the configured event dataset; see the module docstring.
+
+    Returns
+    -------
+    ClipData
+        ``metadata`` holds ``frame_shape`` (``[H, W, 2]``), ``dataset``,
+        ``split_unit`` and, for SL-Animals, ``fold`` and ``n_folds``.
+    """
+    name = cfg["data"]["dataset"]
+    splits = open_event_splits(cfg, progress=progress)
+    train_set, test_set = splits["train"], splits["test"]
+    units_train, units_test = split_units(train_set, name), split_units(test_set, name)
+    where = f"{cfg.get('_source', 'config')} ({name})"
+    check_group_leak(units_train, units_test, where=where)
+    fraction = cfg["data"]["val_fraction"]
+    if fraction > 0:
+        try:
+            train_mask, val_mask = split_by_group(units_train, fraction, cfg["seed"])
+        except ValueError as e:
+            raise DataError(f"{where}: {e}") from None
+    else:
+        train_mask, val_mask = np.ones(len(train_set), bool), np.zeros(len(train_set), bool)
+    sensor = train_set.sensor_size
+    train_tf, test_tf = frame_transforms(cfg, sensor, rng=np.random.default_rng(cfg["seed"]))
+    channels = cfg["events"]["frames"]["channels"]
+    fit_set = train_set.subset(np.flatnonzero(train_mask))
+    x_train, y_train = _load(fit_set, train_tf, channels, "framing training samples", progress)
+    if val_mask.any():
+        val_set = train_set.subset(np.flatnonzero(val_mask))
+        x_val, y_val = _load(val_set, test_tf, channels, "framing validation samples", progress)
+    else:
+        x_val = np.zeros((0,) + x_train.shape[1:], np.float32)
+        y_val = np.zeros(0, np.int64)
+    x_test, y_test = _load(test_set, test_tf, channels, "framing test samples", progress)
+    if x_test.shape[2] != x_train.shape[2]:
+        raise DataError(f"{where}: test frames have {x_test.shape[2]} values, training frames {x_train.shape[2]}")
+    shape = list(test_tf.transforms[-1].output_shape()[1:])
+    if channels == "first":
+        shape = shape[1:] + shape[:1]
+    metadata = {"dataset": name, "frame_shape": shape, "split_unit": "recording" if name == "sl_animals" else "user"}
+    if name == "sl_animals":
+        metadata.update(fold=cfg["events"]["sl_animals"]["fold"], n_folds=cfg["events"]["sl_animals"]["n_folds"])
+    return ClipData(
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        x_test=x_test,
+        y_test=y_test,
+        groups_train=units_train[train_mask],
+        groups_val=units_train[val_mask],
+        groups_test=units_test,
+        class_names=list(train_set.classes),
+        store_dir=train_set.cache.directory,
+        metadata=metadata,
+    )
+
+
+__all__ = ["EVENT_DATASETS", "is_event_dataset", "load_event_data", "frames_to_features", "split_units"]
