@@ -173,9 +173,8 @@ def main(argv=None):
     )
     rows = table("decode", decode, n, "nengo_actions read_aedat") + table("frame", frame, n, "nengo_actions to_frames")
 
-    def speedup(times, ours_name):
-        ours_median = statistics.median(times[ours_name])
-        return min(statistics.median(v) for k, v in times.items() if k != ours_name) / ours_median
+    def speedup(times, ours_name, stat=statistics.median):
+        return min(stat(v) for k, v in times.items() if k != ours_name) / stat(times[ours_name])
 
     installed = versions()
     load = os.getloadavg()
@@ -199,8 +198,11 @@ def main(argv=None):
             "|---|---|---|---|---|---|---|",
             *rows,
             "",
-            f"Speed-up over the faster peer: decoding {speedup(decode, 'nengo_actions read_aedat'):.1f}x "
-            f"(goal 3x), framing {speedup(frame, 'nengo_actions to_frames'):.1f}x (goal 1.5x).",
+            f"Speed-up over the faster peer, by medians (by minima): decoding "
+            f"{speedup(decode, 'nengo_actions read_aedat'):.1f}x "
+            f"({speedup(decode, 'nengo_actions read_aedat', min):.1f}x; goal 3x), framing "
+            f"{speedup(frame, 'nengo_actions to_frames'):.1f}x "
+            f"({speedup(frame, 'nengo_actions to_frames', min):.1f}x; goal 1.5x).",
             "",
             "How: the reader streams the file through a 1 MB buffer, walks the packet "
             "headers in Python (a few thousand per file) and decodes blocks of up to 32,768 "
