@@ -439,6 +439,7 @@ def train(
     resume=False,
     seed=0,
     log=print,
+    on_epoch_end=None,
 ):
     """Train ``engine`` and keep the epoch with the best validation per-clip accuracy.
 
@@ -454,6 +455,8 @@ def train(
         epochs, early_stopping, initial_accuracy, tensorboard).
     eval_settings : dict
         The ``evaluate`` section (clip_method, last_k, top_k).
+    on_epoch_end : callable or None
+        Called as ``on_epoch_end(epoch, row)`` after each epoch's checkpoint is written.
 
     Returns
     -------
@@ -544,6 +547,8 @@ def train(
                         if key in row:
                             tf.summary.scalar(key, row[key], step=epoch + 1)
                 writer.flush()
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, row)
             bar.update(1)
             bar.set_postfix(
                 loss=f"{train_loss:.3f}",

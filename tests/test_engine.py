@@ -1,0 +1,198 @@
+"""The engine: resume, model selection, parameter files, bad input, and the NengoDL shim."""
+
+import functools
+import json
+
+import nengo
+import numpy as np
+import pytest
+
+from nengo_actions import config as C
+from nengo_actions.compat import nengo_dl, tf
+from nengo_actions.engine import Engine, ParamsError, clip_loss, numpy_clip_loss, read_params, train
+from nengo_actions.feature_data import DataError
+from nengo_actions.networks import build_model
+
+
+def test_a_tiny_nengo_dl_network_trains_through_the_shim():
+    """nengo_dl imported through nengo_actions.compat builds, trains and improves."""
+    rng = np.random.RandomState(0)
+    x = rng.uniform(-1, 1, size=(64, 1, 2)).astype(np.float32)
+    y = (x[..., :1] * x[..., 1:]).astype(np.float32)  # a product: needs the neurons
+    with nengo.Network(seed=0) as net:
+        nengo_dl.configure_settings(stateful=False)
+        inp = nengo.Node(np.zeros(2))
+        ens = nengo.Ensemble(100, 2, neuron_type=nengo.RectifiedLinear(amplitude=1 / 200))
+        nengo.Connection(inp, ens, synapse=None)
+        out = nengo.Node(size_in=1)
+        nengo.Connection(ens, out, function=lambda v: 0.0, synapse=None)
+        probe = nengo.Probe(out, synapse=None)
+    with nengo_dl.Simulator(net, minibatch_size=16, progress_bar=False) as sim:
+        sim.compile(optimizer=tf.optimizers.Adam(0.01), loss=tf.losses.mse)
+        before = sim.evaluate({inp: x}, {probe: y}, verbose=0)["loss"]
+        sim.fit({inp: x}, {probe: y}, epochs=30, verbose=0)
+        after = sim.evaluate({inp: x}, {probe: y}, verbose=0)["loss"]
+    assert after < 0.3 * before, (before, after)
+
+
+def tiny(n=24, frames=6, features=5, classes=3, seed=0):
+    rng = np.random.RandomState(seed)
+    y = np.arange(n) % classes
+    x = rng.randn(n, frames, features).astype(np.float32) * 0.3
+    x[np.arange(n), :, y] += np.linspace(0, 1, frames)  # class = which feature ramps up
+    return x, y
+
+
+def model_cfg():
+    m = C.load_config(C.DEFAULT_CONFIG)["model"]
+    m["lmu"].update(order=3, units=12, memory_d=1, hidden_to_hidden=True)
+    m["ensemble_array"].update(n_ensembles=8, n_neurons=5)
+    return m
+
+
+def settings(**kw):
+    s = dict(C.TRAIN_DEFAULTS, epochs=4, learning_rate=0.01, initial_accuracy=False, tensorboard=False)
+    s.pop("models")
+    s.update(kw)
+    return s
+
+
+EVAL = dict(C.EVALUATE_DEFAULTS)
+
+
+def make_engine(model_type="lmu", m=None, features=5, classes=3, frames=6):
+    built = build_model(model_type, m or model_cfg(), features, classes, frames, spiking=False, seed=0)
+    return Engine(built, minibatch_size=8, seed=0)
+
+
+def test_clip_loss_matches_its_numpy_twin():
+    rng = np.random.RandomState(1)
+    out = rng.randn(4, 6, 3).astype(np.float32)
+    y = np.array([0, 2, 1, 2])
+    for last in (0, 2):
+        fn = clip_loss(3, last_steps=last)
+        target = np.repeat(y[:, None, None], 6, axis=1).astype(np.float32)
+        tf_loss = float(tf.reduce_mean(fn(tf.constant(target), tf.constant(out))))
+        assert tf_loss == pytest.approx(numpy_clip_loss(out, y, last_steps=last), rel=1e-5)
+
+
+def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
+    x, y = tiny()
+    xv, yv = tiny(12, seed=1)
+    full = make_engine()
+    r_full = train(full, x, y, xv, yv, settings(epochs=4, schedule="cosine"), EVAL, tmp_path / "full", seed=3, log=lambda s: None)
+    expected = full.get_params()
+    full.close()
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_two(epoch, row):
+        if epoch == 2:
+            raise Interrupted
+
+    first = make_engine()
+    with pytest.raises(Interrupted):
+        train(first, x, y, xv, yv, settings(epochs=4, schedule="cosine"), EVAL, tmp_path / "split", seed=3,
+              log=lambda s: None, on_epoch_end=stop_after_two)
+    first.close()
+    # a new process would start from scratch: a new engine, resumed from the checkpoint
+    second = make_engine()
+    r_split = train(second, x, y, xv, yv, settings(epochs=4, schedule="cosine"), EVAL, tmp_path / "split",
+                    resume=True, seed=3, log=lambda s: None)
+    got = second.get_params()
+    second.close()
+    assert r_split.resumed_from_epoch == 2
+    assert [h["epoch"] for h in r_split.history] == [1, 2, 3, 4]
+    for a, b in zip(expected, got):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert [round(h["train_loss"], 5) for h in r_full.history] == [round(h["train_loss"], 5) for h in r_split.history]
+    assert (tmp_path / "split" / "history.csv").read_text().count("\n") == 5
+
+
+def test_the_selected_epoch_is_the_best_on_validation(tmp_path):
+    x, y = tiny()
+    xv, yv = tiny(12, seed=1)
+    engine = make_engine()
+    result = train(engine, x, y, xv, yv, settings(epochs=5), EVAL, tmp_path, log=lambda s: None)
+    accs = [h["val_clip_accuracy"] for h in result.history]
+    assert result.best_val_clip_accuracy == max(accs)
+    assert accs[result.best_epoch - 1] == max(accs)
+    engine.load_params(result.params_path)
+    from nengo_actions.metrics import evaluate_outputs
+
+    again = evaluate_outputs(engine.predict(xv), yv, 3)["clip_accuracy"]
+    assert again == pytest.approx(max(accs))
+    header = read_params(result.params_path)[1]
+    assert header["epoch"] == result.best_epoch and header["signature"]["model"] == "lmu"
+    engine.close()
+
+
+def test_early_stopping_stops_after_patience(tmp_path):
+    x, y = tiny()
+    engine = make_engine()
+    # validation labels that no network can fit: no improvement after the first epochs
+    result = train(engine, x, y, x[:8], (y[:8] + 1) % 3, settings(epochs=30, early_stopping=2, learning_rate=0.05),
+                   EVAL, tmp_path, log=lambda s: None)
+    engine.close()
+    assert result.stopped_early and len(result.history) < 30
+    assert len(result.history) - result.best_epoch == 2
+
+
+def test_params_from_another_model_are_refused_by_name(tmp_path):
+    engine = make_engine()
+    path = engine.save_params(tmp_path / "lmu.npz")
+    engine.close()
+    before = path.read_bytes()
+    other = make_engine("ensemble_array", features=5)
+    with pytest.raises(ParamsError, match=r"lmu\.npz.*different model"):
+        other.load_params(path)
+    other.close()
+    bigger = make_engine(features=7)
+    with pytest.raises(ParamsError, match=r"lmu\.npz.*n_features: file 5 vs model 7"):
+        bigger.load_params(path)
+    bigger.close()
+    assert path.read_bytes() == before  # nothing overwritten
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    same = make_engine()
+    with pytest.raises(ParamsError, match="junk.npz"):
+        same.load_params(tmp_path / "junk.npz")
+    with pytest.raises(ParamsError, match="not found"):
+        same.load_params(tmp_path / "missing.npz")
+    same.close()
+
+
+def test_a_params_file_loads_into_the_spiking_build_of_the_same_model(tmp_path):
+    m = model_cfg()
+    m["lmu"]["hidden_to_hidden"] = False
+    rate = Engine(build_model("lmu_spiking", m, 5, 3, 6, spiking=False), minibatch_size=4)
+    path = rate.save_params(tmp_path / "p.npz")
+    values = rate.get_params()
+    rate.close()
+    spk = Engine(build_model("lmu_spiking", m, 5, 3, 6, spiking=True, steps_per_frame=4), minibatch_size=4)
+    spk.load_params(path)
+    for a, b in zip(values, spk.get_params()):
+        np.testing.assert_array_equal(a, b)
+    spk.close()
+
+
+def test_bad_arrays_are_clear_errors():
+    engine = make_engine()
+    x, y = tiny()
+    with pytest.raises(DataError, match="7 values per frame, but the model was built for 5"):
+        engine.check_arrays(np.zeros((4, 6, 7)), np.zeros(4, int), "test split")
+    with pytest.raises(DataError, match=r"labels must be in 0\.\.2.*\[3\]"):
+        engine.check_arrays(x, np.where(y == 2, 3, y), "training split")
+    with pytest.raises(DataError, match="no clips"):
+        engine.check_arrays(np.zeros((0, 6, 5)))
+    engine.close()
+
+
+def test_predict_pads_to_whole_minibatches():
+    engine = make_engine()
+    x, _ = tiny(n=5)
+    out = engine.predict(x)
+    assert out.shape == (5, 6, 3)
+    np.testing.assert_allclose(engine.predict(x[:1])[0], out[0], rtol=1e-5, atol=1e-6)
+    engine.close()
+    assert json.loads(json.dumps(engine.built.signature)) == engine.built.signature
