@@ -328,7 +328,9 @@ def frozen_params(net, params_path, exclude=(), signature=None):
     except (OSError, ValueError, KeyError) as e:
         raise GuiError(f"--params {params_path}: not a readable .npz file ({e})") from None
     ens_keys, conn_keys = ensemble_keys(net), connection_keys(net)
-    with nengo_dl.Simulator(net, minibatch_size=1, progress_bar=False) as sim:
+    # building a large model (the seed's 500,000 neurons) takes minutes: show progress
+    large = sum(e.n_neurons for e in net.all_ensembles) > MAX_NEURONS
+    with nengo_dl.Simulator(net, minibatch_size=1, progress_bar=large) as sim:
         if header is not None:
             from nengo_actions.engine import ParamsError, check_signature, read_params
 
