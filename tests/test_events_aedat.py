@@ -1,5 +1,6 @@
 """AEDAT 2.0 / 3.1 readers and writers: real recordings, hand-built packets, bad input."""
 
+import os
 import struct
 import warnings
 from pathlib import Path
@@ -17,9 +18,8 @@ from nengo_actions.data import (
     write_aedat31,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "event_formats"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/event_formats")
+# The real recordings of /work/shared/fixtures (see its SOURCES.md).
+FIXTURES = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures")) / "event_formats"
 HEADER31 = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"
 
 

@@ -1,5 +1,6 @@
 """Video -> events: a moving edge, the pixel model's options, a real UCF101 clip."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 
 from nengo_actions.data import EventEmulator, read_aedat, video_to_aedat, video_to_events
 
-UCF_CLIP = Path("/work/shared/fixtures/ucf101/test.avi")
+UCF_CLIP = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures")) / "ucf101" / "test.avi"
 DARK, BRIGHT = 0.1, 0.8
 
 
@@ -84,8 +85,6 @@ def test_bad_frames():
 
 
 def test_ucf101_clip_to_aedat(tmp_path):
-    if not UCF_CLIP.is_file():
-        pytest.skip("UCF101 fixture clip not available")
     events, sensor = video_to_events(UCF_CLIP, sensor_size=(64, 48), max_frames=25)
     assert sensor == (64, 48, 2)
     assert events.shape[0] > 1000

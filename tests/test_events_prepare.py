@@ -1,6 +1,7 @@
 """The synthetic gesture set, the prepare command, other formats and import cost."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from nengo_actions.data.gesture import read_labels_csv, read_trial_list
 from nengo_actions.data.prepare import format_summary, frame_transforms, open_event_splits, prepare_events
 
 REPO = Path(__file__).resolve().parents[1]
-FORMATS = Path("/work/shared/fixtures/event_formats")
+FORMATS = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures")) / "event_formats"
 TINY = SyntheticGestureSpec(sensor_size=16, n_classes=4, n_users=3, test_users=1, repeats=2, gesture_ms=300.0, fps=60.0)
 
 
