@@ -208,3 +208,24 @@ def test_cache_files_are_complete_npz(gesture_root):
         with np.load(data.cache.directory / entry["file"], allow_pickle=False) as archive:
             assert set(archive.files) == {"events", "label"}
     assert os.path.isfile(data.cache.manifest_path("user24_led"))
+
+
+def test_sl_animals_from_config(tmp_path):
+    """The config path: fold 1 of 4 over recordings, the reduced set, frames of 50 x 30 ms."""
+    from nengo_actions.config import load_config
+    from nengo_actions.data.prepare import frame_transforms, open_event_splits
+
+    names = [f"user{i:02d}_{s}" for i, s in enumerate(["indoor", "sunlight", "imse", "dc", "dc", "imse", "sunlight", "dc"])]
+    make_sl_layout(tmp_path, names)
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_config(
+        repo / "configs" / "sl_animals_events.json",
+        [f"data.root={tmp_path}", "events.sl_animals.fold=1", "events.sl_animals.reduced=true"],
+    )
+    splits = open_event_splits(cfg, progress=False)
+    kept = [n for n in names if not n.endswith("_indoor")]
+    _, test_names = kfold_recordings(kept, 4, 0)[1]
+    assert sorted(set(splits["test"].recordings.tolist())) == sorted(test_names)
+    assert len(splits["train"]) + len(splits["test"]) == 19 * len(kept)
+    train_transform, _ = frame_transforms(cfg, splits["train"].sensor_size)
+    assert train_transform(splits["train"].events(0)).shape == (50, 128, 128, 2)
