@@ -131,6 +131,32 @@ MODEL_DEFAULTS = {
         "memory_d": 1,
         "hidden": "rnn",  # "rnn" (SimpleRNNCell) or "dense" (feed-forward ReLU)
     },
+    # DVS convolutional networks (Keras, converted by nengo_dl.Converter); inputs are
+    # one flattened (H, W, 2) frame per step. frame_shape [] = square two-polarity frames.
+    "dvs_gesture_net": {  # the PLIF paper / SpikingJelly DVS128 Gesture network
+        "channels": 128,
+        "depth": 5,
+        "dense": 512,
+        "votes": 10,  # output neurons per class, averaged by the voting layer
+        "pool": "max",  # "max" (converted as average pooling) or "avg"
+        "batch_norm": True,  # folded into the convolutions for conversion
+        "dropout": 0.5,  # Keras model only; left out of the converted network
+        "frame_shape": [],
+    },
+    "sl_animals_net": {  # the SL-Animals-DVS STBP network
+        "channels": [20, 50],
+        "dense": 200,
+        "pool": "avg",
+        "dropout": 0.0,
+        "frame_shape": [],
+    },
+    "dvs_conv": {  # conversion and spiking settings of both DVS networks
+        "spiking_neuron_type": "SpikingRectifiedLinear",
+        "scale_firing_rates": 100.0,  # neuron input gain (output divided by it)
+        "synapse": 0.0,  # frames, lowpass on connections from spiking neurons (0: none)
+        "rate_target": 100.0,  # Hz, mean rate the regulariser pulls each layer towards
+        "rate_regularization": 0.0,  # weight of ((mean rate / target) - 1)^2 in the loss
+    },
 }
 
 TRAIN_DEFAULTS = {
@@ -256,7 +282,16 @@ CHOICES = {
     "features.backbone": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
     "features.output": ("pool", "seed_head"),
     "features.dtype": ("float16", "float32"),
-    "model.type": ("ensemble_array", "lmu", "lmu_spiking", "keras_lmu"),
+    "model.type": (
+        "ensemble_array",
+        "lmu",
+        "lmu_spiking",
+        "keras_lmu",
+        "dvs_gesture_net",
+        "sl_animals_net",
+    ),
+    "model.dvs_gesture_net.pool": ("max", "avg"),
+    "model.sl_animals_net.pool": ("max", "avg"),
     "model.lmu_spiking.memory_encoding": ("onoff", "nengo"),
     "model.keras_lmu.hidden": ("rnn", "dense"),
     "train.schedule": ("constant", "cosine", "step"),

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 #: The model types a config may name (``model.type``).
-MODEL_TYPES = ("ensemble_array", "lmu", "lmu_spiking", "keras_lmu")
+MODEL_TYPES = ("ensemble_array", "lmu", "lmu_spiking", "keras_lmu", "dvs_gesture_net", "sl_animals_net")
 
 
 @dataclasses.dataclass
@@ -266,11 +266,14 @@ def model_is_spiking(model_type, model_cfg):
         return is_spiking(model_cfg["ensemble_array"]["neuron_type"])
     if model_type == "lmu_spiking":
         return True
+    if model_type in ("dvs_gesture_net", "sl_animals_net"):
+        return is_spiking(model_cfg["dvs_conv"]["spiking_neuron_type"])
     return False
 
 
 def _builders() -> dict[str, Callable]:
     from nengo_actions.networks.ensemble_array import build_ensemble_array
+    from nengo_actions.networks.dvs_conv import build_gesture_net, build_sl_animals_net
     from nengo_actions.networks.keras_lmu import build_keras_lmu
     from nengo_actions.networks.lmu import build_lmu
 
@@ -279,6 +282,8 @@ def _builders() -> dict[str, Callable]:
         "lmu": lambda cfg, **kw: build_lmu(cfg, variant="lmu", **kw),
         "lmu_spiking": lambda cfg, **kw: build_lmu(cfg, variant="lmu_spiking", **kw),
         "keras_lmu": build_keras_lmu,
+        "dvs_gesture_net": build_gesture_net,
+        "sl_animals_net": build_sl_animals_net,
     }
 
 

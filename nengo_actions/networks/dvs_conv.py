@@ -1,0 +1,336 @@
+"""Convolutional SNNs for DVS frames: Keras networks converted to Nengo by NengoDL.
+
+Two architectures from the event-vision literature, written as Keras models and turned
+into Nengo networks by ``nengo_dl.Converter``:
+
+* :func:`gesture_net`: the DVS128 Gesture network of the PLIF paper and SpikingJelly,
+  ``{conv3x3 c - BN - spiking - maxpool 2} x depth - dropout - dense 512 - spiking -
+  dropout - dense 10 x classes - spiking - voting`` (the mean of each group of ``votes``
+  output neurons is one class score);
+* :func:`sl_animals_net`: the SL-Animals-DVS STBP network, ``conv 2->20 3x3 - spiking -
+  avgpool 2 - conv 20->50 3x3 - spiking - avgpool 2 - dense 200 - spiking - dense 19 -
+  spiking``.
+
+The Nengo network is **per frame**: its input node receives one flattened channels-last
+frame ``(H * W * 2,)`` per simulation step (:mod:`nengo_actions.event_data`), and a sample
+of T frames is presented over T x ``steps_per_frame`` steps; the class scores of each
+step come from the output probe, and the engine averages a frame's steps.
+
+Conversion for the engine (the NengoDL Keras-to-SNN recipe):
+
+* BatchNormalization is folded into the convolution before it (:func:`fold_batch_norm`:
+  ``kernel * gamma / sqrt(var + eps)``, bias shifted), since the Converter handles it
+  only as a frozen, inference-only layer;
+* max pooling becomes average pooling (``pool="max"`` is converted with
+  ``max_to_avg_pool=True``: NengoDL cannot take a maximum over spikes); the engine then
+  trains the average-pooled network it runs;
+* dropout is left out of the converted network (it is the identity at inference);
+* the same network is built with ``RectifiedLinear`` neurons for rate training and with
+  spiking neurons (``model.dvs_conv.spiking_neuron_type``) swapped in for evaluation;
+  ``scale_firing_rates`` multiplies every neuron's input and divides its output, so the
+  rate network computes the same function while the spiking one fires faster (less
+  quantisation noise); a lowpass synapse (``model.dvs_conv.synapse``, frames) filters
+  the spikes between layers;
+* each neuron layer gets a mean-rate probe, and ``rate_regularization`` adds the loss
+  ``((mean rate / rate_target) - 1)^2`` on it to the training loss, so the layers fire
+  at a useful rate when spiking.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nengo_actions.networks import BuiltNetwork, add_layer_probes, frames_to_synapse, rate_regularizer
+
+POOLS = ("max", "avg")
+
+
+def _frame_shape(n_features, frame_shape):
+    """``(H, W, 2)`` of a flattened frame: ``frame_shape`` or a square two-channel one."""
+    if frame_shape:
+        shape = tuple(int(v) for v in frame_shape)
+        if int(np.prod(shape)) != n_features:
+            raise ValueError(f"frame_shape {list(shape)} holds {int(np.prod(shape))} values, inputs have {n_features}")
+        return shape
+    side = math.isqrt(n_features // 2)
+    if side * side * 2 != n_features:
+        raise ValueError(
+            f"inputs of {n_features} values are not square two-polarity frames; set the "
+            "model's frame_shape to [H, W, 2]"
+        )
+    return (side, side, 2)
+
+
+def _pool_layer(tf, pool, name):
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
+    kind = tf.keras.layers.MaxPooling2D if pool == "max" else tf.keras.layers.AveragePooling2D
+    return kind(2, name=name)
+
+
+def voting(tf, n_classes, votes, name="voting"):
+    """Keras layers ``(batch, n_classes * votes) -> (batch, n_classes)``: the mean of
+    each consecutive group of ``votes`` values (SpikingJelly's ``VotingLayer``)."""
+    reshape = tf.keras.layers.Reshape((n_classes, votes), name=f"{name}_groups")
+    pool = tf.keras.layers.AveragePooling1D(votes, data_format="channels_first", name=name)
+    flatten = tf.keras.layers.Flatten(name=f"{name}_scores")
+    return lambda x: flatten(pool(reshape(x)))
+
+
+def gesture_net(
+    frame_shape,
+    n_classes,
+    channels=128,
+    depth=5,
+    dense=512,
+    votes=10,
+    pool="max",
+    batch_norm=True,
+    dropout=0.5,
+    seed=0,
+):
+    """The PLIF / SpikingJelly DVS128 Gesture network as a Keras model.
+
+    Parameters
+    ----------
+    frame_shape : tuple
+        ``(H, W, 2)``; the model's input is one flattened frame, ``(H * W * 2,)``.
+    channels, depth : int
+        Channels of each 3x3 convolution and the number of conv blocks (the paper: 128, 5).
+    dense : int
+        Units of the hidden dense layer (512).
+    votes : int
+        Output neurons per class, averaged by the voting layer (10; 1 disables voting).
+    pool : str
+        ``"max"`` (the paper) or ``"avg"``.
+
+    Returns
+    -------
+    tf.keras.Model
+        ``(batch, H * W * 2) -> (batch, n_classes)``; ReLU marks the spiking layers.
+    """
+    from nengo_actions.compat import tf
+
+    init = lambda i: tf.keras.initializers.HeUniform(seed=seed + i)  # noqa: E731
+    inp = tf.keras.Input((int(np.prod(frame_shape)),), name="frame")
+    x = tf.keras.layers.Reshape(tuple(frame_shape), name="image")(inp)
+    for i in range(depth):
+        x = tf.keras.layers.Conv2D(channels, 3, padding="same", use_bias=not batch_norm, kernel_initializer=init(i), name=f"conv{i}")(x)
+        if batch_norm:
+            x = tf.keras.layers.BatchNormalization(name=f"bn{i}")(x)
+        x = tf.keras.layers.Activation("relu", name=f"spike_conv{i}")(x)
+        x = _pool_layer(tf, pool, f"pool{i}")(x)
+    x = tf.keras.layers.Flatten(name="flatten")(x)
+    if dropout:
+        x = tf.keras.layers.Dropout(dropout, name="dropout0")(x)
+    x = tf.keras.layers.Dense(dense, kernel_initializer=init(depth), name="fc0")(x)
+    x = tf.keras.layers.Activation("relu", name="spike_fc0")(x)
+    if dropout:
+        x = tf.keras.layers.Dropout(dropout, name="dropout1")(x)
+    x = tf.keras.layers.Dense(n_classes * votes, kernel_initializer=init(depth + 1), name="fc1")(x)
+    x = tf.keras.layers.Activation("relu", name="spike_fc1")(x)
+    if votes > 1:
+        x = voting(tf, n_classes, votes)(x)
+    return tf.keras.Model(inp, x, name="dvs_gesture_net")
+
+
+def sl_animals_net(frame_shape, n_classes, channels=(20, 50), dense=200, pool="avg", dropout=0.0, seed=0):
+    """The SL-Animals-DVS STBP network as a Keras model.
+
+    ``conv 2->channels[0] 3x3 - spiking - pool 2 - conv ->channels[1] 3x3 - spiking -
+    pool 2 - dense - spiking - dense n_classes - spiking``; the input is one flattened
+    ``(H, W, 2)`` frame. Convolutions are unpadded ("valid"), as in the STBP code.
+    """
+    from nengo_actions.compat import tf
+
+    init = lambda i: tf.keras.initializers.HeUniform(seed=seed + i)  # noqa: E731
+    inp = tf.keras.Input((int(np.prod(frame_shape)),), name="frame")
+    x = tf.keras.layers.Reshape(tuple(frame_shape), name="image")(inp)
+    for i, c in enumerate(channels):
+        x = tf.keras.layers.Conv2D(c, 3, kernel_initializer=init(i), name=f"conv{i}")(x)
+        x = tf.keras.layers.Activation("relu", name=f"spike_conv{i}")(x)
+        x = _pool_layer(tf, pool, f"pool{i}")(x)
+    x = tf.keras.layers.Flatten(name="flatten")(x)
+    if dropout:
+        x = tf.keras.layers.Dropout(dropout, name="dropout0")(x)
+    x = tf.keras.layers.Dense(dense, kernel_initializer=init(len(channels)), name="fc0")(x)
+    x = tf.keras.layers.Activation("relu", name="spike_fc0")(x)
+    x = tf.keras.layers.Dense(n_classes, kernel_initializer=init(len(channels) + 1), name="fc1")(x)
+    x = tf.keras.layers.Activation("relu", name="spike_fc1")(x)
+    return tf.keras.Model(inp, x, name="sl_animals_net")
+
+
+def fold_batch_norm(model):
+    """A copy of a chain-shaped Keras ``model`` with every ``Conv2D -> BatchNormalization``
+    pair folded into one ``Conv2D`` and ``Dropout`` layers removed.
+
+    The folded convolution computes what the pair computes at inference:
+    ``kernel' = kernel * gamma / sqrt(var + eps)``, ``bias' = (bias - mean) * gamma /
+    sqrt(var + eps) + beta``. Layers must follow one another (no branches).
+    """
+    from nengo_actions.compat import tf
+
+    layers = model.layers[1:]
+    inp = tf.keras.Input(model.input_shape[1:], name=model.layers[0].name)
+    x, pending = inp, []
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(layer, tf.keras.layers.Dropout):
+            i += 1
+            continue
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            raise ValueError(f"{model.name}: BatchNormalization {layer.name!r} does not follow a Conv2D")
+        if isinstance(layer, tf.keras.layers.Conv2D) and isinstance(nxt, tf.keras.layers.BatchNormalization):
+            config = layer.get_config()
+            config["use_bias"] = True
+            folded = tf.keras.layers.Conv2D.from_config(config)
+            x = folded(x)
+            kernel = layer.kernel.numpy()
+            bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[-1], np.float32)
+            gamma = nxt.gamma.numpy() if nxt.scale else 1.0
+            beta = nxt.beta.numpy() if nxt.center else 0.0
+            scale = gamma / np.sqrt(nxt.moving_variance.numpy() + nxt.epsilon)
+            pending.append((folded, [kernel * scale, (bias - nxt.moving_mean.numpy()) * scale + beta]))
+            i += 2
+            continue
+        clone = layer.__class__.from_config(layer.get_config())
+        x = clone(x)
+        if layer.get_weights():
+            pending.append((clone, layer.get_weights()))
+        i += 1
+    folded_model = tf.keras.Model(inp, x, name=f"{model.name}_folded")
+    for layer, weights in pending:
+        layer.set_weights([np.asarray(w, np.float32) for w in weights])
+    return folded_model
+
+
+def convert(
+    model,
+    *,
+    spiking=False,
+    spiking_neuron_type="SpikingRectifiedLinear",
+    scale_firing_rates=1.0,
+    synapse=None,
+):
+    """``nengo_dl.Converter`` of a (folded) Keras model for the engine.
+
+    Parameters
+    ----------
+    spiking : bool
+        Swap ReLU for ``spiking_neuron_type`` (else ``RectifiedLinear``).
+    scale_firing_rates : float
+        Input gain of every neuron (its output is divided by the same factor).
+    synapse : nengo.synapses.Synapse or None
+        Filter on every connection leaving neurons (seconds).
+    """
+    import nengo
+
+    from nengo_actions.compat import nengo_dl, tf
+    from nengo_actions.neuron_types import parse_neuron_type
+
+    neuron = parse_neuron_type(spiking_neuron_type) if spiking else nengo.RectifiedLinear()
+    has_max = any(isinstance(layer, tf.keras.layers.MaxPooling2D) for layer in model.layers)
+    return nengo_dl.Converter(
+        model,
+        swap_activations={tf.nn.relu: neuron},
+        scale_firing_rates=float(scale_firing_rates),
+        synapse=synapse,
+        max_to_avg_pool=has_max,
+        inference_only=False,  # BN is folded beforehand, so the network stays trainable
+        allow_fallback=False,
+    )
+
+
+def _build(kind, model_cfg, *, n_features, n_classes, n_frames, spiking, steps_per_frame, dt, seed, raster_neurons):
+    import nengo
+
+    from nengo_actions.compat import tf
+
+    cfg, conv_cfg = model_cfg[kind], model_cfg["dvs_conv"]
+    shape = _frame_shape(n_features, cfg["frame_shape"])
+    if kind == "dvs_gesture_net":
+        keras_model = gesture_net(
+            shape, n_classes, cfg["channels"], cfg["depth"], cfg["dense"], cfg["votes"], cfg["pool"],
+            cfg["batch_norm"], cfg["dropout"], seed,
+        )
+        what = (
+            f"{{conv3x3 {cfg['channels']}{' - BN' if cfg['batch_norm'] else ''} - spiking - {cfg['pool']}pool 2}}"
+            f" x {cfg['depth']} - dense {cfg['dense']} - spiking - dense {n_classes}x{cfg['votes']} - spiking"
+            + (f" - voting over {cfg['votes']}" if cfg["votes"] > 1 else "")
+        )
+    else:
+        keras_model = sl_animals_net(shape, n_classes, tuple(cfg["channels"]), cfg["dense"], cfg["pool"], cfg["dropout"], seed)
+        what = (
+            f"conv 2->{cfg['channels'][0]} 3x3 - spiking - {cfg['pool']}pool 2 - conv ->{cfg['channels'][1]} 3x3 - "
+            f"spiking - {cfg['pool']}pool 2 - dense {cfg['dense']} - spiking - dense {n_classes} - spiking"
+        )
+    folded = fold_batch_norm(keras_model)
+    spiking = bool(spiking)
+    converter = convert(
+        folded,
+        spiking=spiking,
+        spiking_neuron_type=conv_cfg["spiking_neuron_type"],
+        scale_firing_rates=conv_cfg["scale_firing_rates"],
+        synapse=frames_to_synapse(conv_cfg["synapse"], steps_per_frame, dt) if spiking else None,
+    )
+    net = converter.net
+    with net:
+        out_probe = converter.outputs[folded.outputs[0]]
+    built = BuiltNetwork(
+        network=net,
+        input=converter.inputs[folded.inputs[0]],
+        output=out_probe,
+        n_classes=n_classes,
+        spiking=spiking,
+        steps_per_frame=int(steps_per_frame),
+        dt=dt,
+        signature={
+            "model": kind,
+            "n_features": int(n_features),
+            "n_classes": int(n_classes),
+            **{k: v for k, v in cfg.items()},
+            "scale_firing_rates": float(conv_cfg["scale_firing_rates"]),
+        },
+        description=(
+            f"{kind}: {what}; Keras model converted by nengo_dl.Converter "
+            f"(BN folded, {'max pooling as average pooling, ' if cfg['pool'] == 'max' else ''}"
+            f"firing rates x{conv_cfg['scale_firing_rates']:g}), one {shape[0]}x{shape[1]}x{shape[2]} frame per step"
+        ),
+    )
+    built.keras_model = folded
+    for layer in folded.layers:
+        if isinstance(layer, tf.keras.layers.Activation):
+            target = converter.layers[layer]
+            ensemble = target.ensemble if hasattr(target, "ensemble") else target
+            if isinstance(ensemble, nengo.Ensemble):
+                probed = add_layer_probes(built, layer.name.replace("spike_", ""), ensemble, raster_neurons)
+                if conv_cfg["rate_regularization"] > 0:
+                    built.loss_terms.append(
+                        (probed.rate_probe, rate_regularizer(conv_cfg["rate_target"]), conv_cfg["rate_regularization"])
+                    )
+    return built
+
+
+def build_gesture_net(model_cfg, **kwargs) -> BuiltNetwork:
+    """Build ``model.dvs_gesture_net`` (with ``model.dvs_conv``) for the engine."""
+    return _build("dvs_gesture_net", model_cfg, **kwargs)
+
+
+def build_sl_animals_net(model_cfg, **kwargs) -> BuiltNetwork:
+    """Build ``model.sl_animals_net`` (with ``model.dvs_conv``) for the engine."""
+    return _build("sl_animals_net", model_cfg, **kwargs)
+
+
+__all__ = [
+    "gesture_net",
+    "sl_animals_net",
+    "voting",
+    "fold_batch_norm",
+    "convert",
+    "build_gesture_net",
+    "build_sl_animals_net",
+]
