@@ -61,10 +61,11 @@ def solve_decoders(neuron_type, gain, bias, encoders, n_neurons, eval_points, re
         rates = neuron_type.rates(proj, gain[sl], bias[sl])  # (m, groups * n)
         A = rates.reshape(m, stop - start, n_neurons).transpose(1, 0, 2)  # (g, m, n)
         sigma = reg * A.max(axis=(1, 2))
-        G = np.einsum("gmi,gmj->gij", A, A)
+        At = A.transpose(0, 2, 1)
+        G = At @ A  # batched matmul (BLAS); einsum here is ~50x slower
         G[:, np.arange(n_neurons), np.arange(n_neurons)] += (m * sigma**2)[:, None]
-        b = np.einsum("gmi,m->gi", A, x)
-        decoders[sl] = np.linalg.solve(G, b[..., None])[..., 0].reshape(-1)
+        b = At @ x[:, None]
+        decoders[sl] = np.linalg.solve(G, b)[..., 0].reshape(-1)
     return decoders
 
 
