@@ -73,8 +73,10 @@ def _pool_layer(tf, pool, name):
 def voting(tf, n_classes, votes, name="voting"):
     """Keras layers ``(batch, n_classes * votes) -> (batch, n_classes)``: the mean of
     each consecutive group of ``votes`` values (SpikingJelly's ``VotingLayer``)."""
-    reshape = tf.keras.layers.Reshape((n_classes, votes), name=f"{name}_groups")
-    pool = tf.keras.layers.AveragePooling1D(votes, data_format="channels_first", name=name)
+    # one channel along n_classes * votes positions: channels-last pooling, which the
+    # CPU convolution in NengoDL runs without transposing
+    reshape = tf.keras.layers.Reshape((n_classes * votes, 1), name=f"{name}_groups")
+    pool = tf.keras.layers.AveragePooling1D(votes, name=name)
     flatten = tf.keras.layers.Flatten(name=f"{name}_scores")
     return lambda x: flatten(pool(reshape(x)))
 
@@ -236,7 +238,7 @@ def convert(
     has_max = any(isinstance(layer, tf.keras.layers.MaxPooling2D) for layer in model.layers)
     return nengo_dl.Converter(
         model,
-        swap_activations={tf.nn.relu: neuron},
+        swap_activations={tf.keras.activations.relu: neuron},
         scale_firing_rates=float(scale_firing_rates),
         synapse=synapse,
         max_to_avg_pool=has_max,
