@@ -1,0 +1,198 @@
+"""Frames of a clip: OpenCV decoding, JPEG frame folders, sampling and resizing.
+
+Frames are ``uint8`` arrays of shape ``(frames, height, width, 3)`` in RGB order.
+Normalisation (ImageNet mean and std) happens on the batch inside the backbone, so the
+decoder hands over compact ``uint8`` data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+POLICIES = ("first", "uniform", "all")
+SHORT_CLIPS = ("pad", "skip")
+
+
+class VideoReadError(RuntimeError):
+    """A video or frame folder is missing or cannot be decoded; the message says why."""
+
+
+class ShortClipError(RuntimeError):
+    """A clip has fewer frames than the sampler needs and short clips are skipped."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameSampler:
+    """Which frames of a clip become feature steps.
+
+    Parameters
+    ----------
+    policy : str
+        ``"first"``: frames ``0 .. n_frames-1`` (the seed used frames 1..28);
+        ``"uniform"``: one frame at the centre of each of ``n_frames`` equal segments;
+        ``"all"``: every frame (``n_frames`` is ignored).
+    n_frames : int
+        Steps per clip for ``"first"`` and ``"uniform"``.
+    short_clips : str
+        For clips with fewer than ``n_frames`` frames: ``"pad"`` repeats the last frame,
+        ``"skip"`` leaves the clip out (:class:`ShortClipError`).
+    """
+
+    policy: str = "first"
+    n_frames: int = 28
+    short_clips: str = "pad"
+
+    def __post_init__(self):
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
+        if self.short_clips not in SHORT_CLIPS:
+            raise ValueError(f"short_clips must be one of {SHORT_CLIPS}, got {self.short_clips!r}")
+        if self.policy != "all" and self.n_frames < 1:
+            raise ValueError(f"n_frames must be at least 1, got {self.n_frames}")
+
+    @property
+    def frames_needed(self):
+        """How many leading frames the decoder must read (``None``: all of them)."""
+        return self.n_frames if self.policy == "first" else None
+
+    def __call__(self, n_available):
+        """Indices (``int64``, shape ``(steps,)``) into a clip of ``n_available`` frames.
+
+        For ``"first"`` the decoder may stop early, so ``n_available`` is then
+        ``min(n_frames, clip length)``.
+        """
+        if n_available < 1:
+            raise VideoReadError("no frames decoded")
+        if self.policy == "all":
+            return np.arange(n_available, dtype=np.int64)
+        n = self.n_frames
+        if n_available < n:
+            if self.short_clips == "skip":
+                raise ShortClipError(
+                    f"short clip: {n_available} frames < frames.n_frames={n} "
+                    "(frames.short_clips='skip')"
+                )
+            tail = np.full(n - n_available, n_available - 1, dtype=np.int64)
+            return np.concatenate([np.arange(n_available, dtype=np.int64), tail])
+        if self.policy == "first":
+            return np.arange(n, dtype=np.int64)
+        # centres of n equal segments, so both ends get the same margin
+        return ((np.arange(n) + 0.5) * n_available / n).astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class Resize:
+    """Resize frames to ``(height, width)`` (aspect ratio not kept, as the seed did).
+
+    ``INTER_AREA`` when shrinking (it averages like an anti-aliased resize),
+    ``INTER_LINEAR`` when enlarging.
+    """
+
+    height: int
+    width: int
+
+    def __call__(self, frames):
+        frames = np.asarray(frames)
+        if frames.shape[1:3] == (self.height, self.width):
+            return frames
+        shrink = frames.shape[1] * frames.shape[2] > self.height * self.width
+        interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        out = np.empty((len(frames), self.height, self.width, frames.shape[3]), dtype=frames.dtype)
+        for i, frame in enumerate(frames):
+            out[i] = cv2.resize(frame, (self.width, self.height), interpolation=interpolation)
+        return out
+
+
+def decode_video(path, max_frames=None):
+    """Decode a video with OpenCV.
+
+    Parameters
+    ----------
+    path : str or Path
+    max_frames : int or None
+        Stop after this many frames.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(frames, height, width, 3)`` ``uint8`` RGB.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VideoReadError(f"missing: {path} does not exist")
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise VideoReadError(f"undecodable: OpenCV cannot open {path}")
+        frames = []
+        while max_frames is None or len(frames) < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    finally:
+        capture.release()
+    if not frames:
+        raise VideoReadError(f"undecodable: no frames could be decoded from {path}")
+    shapes = {f.shape for f in frames}
+    if len(shapes) != 1:
+        raise VideoReadError(f"undecodable: frame sizes change within {path}: {sorted(shapes)}")
+    return np.stack(frames)
+
+
+def read_frame_folder(folder, max_frames=None):
+    """Read pre-extracted JPEG frames ``frame000001.jpg, frame000002.jpg, ...``.
+
+    Returns ``(frames, height, width, 3)`` ``uint8`` RGB in frame-number order.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VideoReadError(f"missing: frame folder {folder} does not exist")
+    files = sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")),
+        key=lambda p: (len(p.stem), p.stem),
+    )
+    if max_frames is not None:
+        files = files[:max_frames]
+    if not files:
+        raise VideoReadError(f"undecodable: no frame images in {folder}")
+    frames = []
+    for path in files:
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise VideoReadError(f"undecodable: cannot read image {path}")
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    shapes = {f.shape for f in frames}
+    if len(shapes) != 1:
+        raise VideoReadError(f"undecodable: frame sizes differ within {folder}")
+    return np.stack(frames)
+
+
+def load_clip(source, sampler, resize=None, from_folder=False):
+    """Decode, sample and resize one clip.
+
+    Parameters
+    ----------
+    source : Path
+        A video file, or a JPEG frame folder when ``from_folder``.
+    sampler : FrameSampler
+    resize : Resize or None
+
+    Returns
+    -------
+    frames : numpy.ndarray
+        ``(steps, height, width, 3)`` ``uint8`` RGB.
+    n_available : int
+        Frames read from the source (for ``"first"``, at most ``n_frames``).
+    """
+    read = read_frame_folder if from_folder else decode_video
+    decoded = read(source, max_frames=sampler.frames_needed)
+    indices = sampler(len(decoded))
+    frames = decoded[indices]
+    if resize is not None:
+        frames = resize(frames)
+    return np.ascontiguousarray(frames), len(decoded)
