@@ -126,4 +126,64 @@ def load_event_data(cfg, progress=True, log=print) -> ClipData:
     )
 
 
-__all__ = ["EVENT_DATASETS", "is_event_dataset", "load_event_data", "frames_to_features", "split_units"]
+class PerEpochTestAccuracy:
+    """The DVS128 Gesture "accuracy-A" figure: the test accuracy after every epoch.
+
+    The PLIF paper reports two figures that must not be mixed: accuracy-B, the test
+    accuracy of the epoch selected on validation (the engine's ``test_clip_accuracy``),
+    and accuracy-A, the best test accuracy over all epochs (a selection on the test
+    set, reported only beside accuracy-B). Called by the engine after each epoch
+    (``on_epoch_end``), it scores the rate network on the test samples and keeps the
+    figures in ``<out_dir>/test_per_epoch.csv`` (rewritten atomically), which a resumed
+    run reads back.
+    """
+
+    FILE = "test_per_epoch.csv"
+
+    def __init__(self, engine, x_test, y_test, eval_settings, out_dir, resume=False):
+        from pathlib import Path
+
+        self.engine, self.x, self.y, self.ev = engine, x_test, y_test, eval_settings
+        self.path = Path(out_dir) / self.FILE
+        self.rows = []
+        if resume and self.path.exists():
+            lines = self.path.read_text().splitlines()[1:]
+            self.rows = [(int(a), float(b)) for a, b in (line.split(",") for line in lines if line)]
+
+    def __call__(self, epoch, row=None):
+        import os
+
+        from nengo_actions.metrics import evaluate_outputs
+
+        ev = self.ev
+        m = evaluate_outputs(self.engine.predict(self.x), self.y, self.engine.built.n_classes,
+                             ev["clip_method"], ev["last_k"], ev["top_k"])
+        self.rows = [r for r in self.rows if r[0] < epoch] + [(int(epoch), float(m["clip_accuracy"]))]
+        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        tmp.write_text("epoch,test_clip_accuracy\n" + "".join(f"{e},{a:.6f}\n" for e, a in self.rows))
+        os.replace(tmp, self.path)
+
+    def metrics(self):
+        """``test_clip_accuracy_max_over_epochs`` (accuracy-A) and its epoch."""
+        if not self.rows:
+            return {}
+        epoch, acc = max(self.rows, key=lambda r: (r[1], -r[0]))
+        return {"test_clip_accuracy_max_over_epochs": acc, "test_max_over_epochs_epoch": epoch}
+
+
+def per_epoch_test_tracker(cfg, engine, data, eval_settings, out_dir, resume=False):
+    """A :class:`PerEpochTestAccuracy` for event datasets, else ``None``."""
+    if not is_event_dataset(cfg):
+        return None
+    return PerEpochTestAccuracy(engine, data.x_test, data.y_test, eval_settings, out_dir, resume)
+
+
+__all__ = [
+    "EVENT_DATASETS",
+    "PerEpochTestAccuracy",
+    "is_event_dataset",
+    "load_event_data",
+    "frames_to_features",
+    "split_units",
+    "per_epoch_test_tracker",
+]

@@ -141,9 +141,14 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
             history, params_path = [], path
             metrics.update(train_seconds=0.0, best_epoch=None, epochs_run=0)
         else:
+            from nengo_actions.event_data import per_epoch_test_tracker
+
+            # event datasets: test accuracy per epoch for the max-over-epochs figure
+            tracker = per_epoch_test_tracker(cfg, engine, data, ev, out_dir, resume)
             result = train(
                 engine, data.x_train, data.y_train, data.x_val, data.y_val, ts, ev, out_dir,
                 resume=resume, seed=seed, log=lambda s: log(f"[{model_type}] {s}"),
+                on_epoch_end=tracker,
             )
             history, params_path = result.history, result.params_path
             engine.load_params(params_path)
@@ -155,6 +160,8 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
                 initial_val_clip_accuracy=result.initial_val_clip_accuracy,
                 stopped_early=result.stopped_early,
             )
+            if tracker is not None:
+                metrics.update(tracker.metrics())
         loss_kind, loss_steps = ts["loss"], ts["loss_steps"]
         if len(data.y_val):
             _, val, val_loss = evaluate_split(engine, data.x_val, data.y_val, ev, loss_kind, loss_steps)

@@ -190,3 +190,16 @@ def test_sl_animals_validation_and_test_never_share_a_recording(tmp_path):
         assert data.metadata["fold"] == fold and data.x_train.shape[1:] == (3, 8 * 8 * 2)
         seen_test |= test_r
     assert seen_test == set(names)  # every recording is tested once over the folds
+
+
+def test_cross_validation_configs_and_summary():
+    from nengo_actions.crossval import fold_config, format_table, summarize_folds
+
+    cfg = C.load_config(C.PROJECT_ROOT / "configs" / "sl_animals.json")
+    one = fold_config(cfg, 2, True, "/tmp/cv")
+    assert one["events"]["sl_animals"]["fold"] == 2 and one["events"]["sl_animals"]["reduced"]
+    assert cfg["events"]["sl_animals"]["fold"] == 0 and one["name"] == "sl_animals-reduced-fold2"
+    s = summarize_folds([{"test_clip_accuracy": 0.5}, {"test_clip_accuracy": 0.7}, {"test_clip_accuracy": None}])
+    assert s["test_clip_accuracy"]["mean"] == pytest.approx(0.6) and s["test_clip_accuracy"]["std"] == pytest.approx(0.1)
+    table = format_table({"n_folds": 4, "folds": [0, 1], "sets": {"full": {"summary": s}}})
+    assert "| full | 60.00 +- 10.00% |" in table

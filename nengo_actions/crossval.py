@@ -1,0 +1,101 @@
+"""Cross-validation over recordings: the SL-Animals-DVS protocol.
+
+SL-Animals-DVS results are the mean and standard deviation of the test accuracy over
+``events.sl_animals.n_folds`` folds of the recordings (no signer in training and test),
+for the full set and for the reduced set without the S3 (indoor) recordings.
+:func:`cross_validate` runs the train command's job (:func:`nengo_actions.experiment.run`)
+once per fold and set, each fold in its own run folder under one parent, and writes
+``crossval.json`` and ``crossval.md`` there::
+
+    python scripts/cross_validate.py -c configs/sl_animals.json --sets full,reduced
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+
+from nengo_actions import config as config_mod
+from nengo_actions.config import ConfigError, write_json_atomic
+
+SETS = {"full": False, "reduced": True}
+#: metrics.json keys summarised over folds (rate and spiking test accuracy).
+KEYS = ("test_clip_accuracy", "spiking_test_clip_accuracy", "val_clip_accuracy")
+
+
+def fold_config(cfg, fold, reduced, save_dir):
+    """``cfg`` for one fold of one set, saving under ``save_dir``."""
+    out = copy.deepcopy(cfg)
+    out["events"]["sl_animals"].update(fold=int(fold), reduced=bool(reduced))
+    out["name"] = f"{cfg['name']}-{'reduced' if reduced else 'full'}-fold{fold}"
+    out["save_dir"] = str(save_dir)
+    return out
+
+
+def summarize_folds(per_fold):
+    """``{key: {"mean", "std", "values"}}`` over the folds' metrics (population std)."""
+    summary = {}
+    for key in KEYS:
+        values = [m.get(key) for m in per_fold]
+        values = [float(v) for v in values if v is not None]
+        if values:
+            summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
+    return summary
+
+
+def cross_validate(cfg, sets=("full", "reduced"), folds=None, log=print):
+    """Run every fold of every set; returns the parent folder.
+
+    Parameters
+    ----------
+    sets : sequence of str
+        ``"full"`` and/or ``"reduced"`` (without S3).
+    folds : sequence of int or None
+        Folds to run; ``None``: all ``events.sl_animals.n_folds``.
+    """
+    from nengo_actions.experiment import run
+
+    where = cfg.get("_source", "config")
+    if cfg["data"]["dataset"] != "sl_animals":
+        raise ConfigError(f"{where}: cross-validation over recordings needs data.dataset = 'sl_animals'")
+    for name in sets:
+        if name not in SETS:
+            raise ConfigError(f"sets: {name!r} is not one of {', '.join(SETS)}")
+    n_folds = cfg["events"]["sl_animals"]["n_folds"]
+    folds = list(range(n_folds)) if folds is None else [int(f) for f in folds]
+    parent = config_mod.make_run_dir(dict(cfg, name=f"{cfg['name']}-cv"))
+    results = {"n_folds": n_folds, "folds": folds, "sets": {}}
+    for name in sets:
+        per_fold = []
+        for fold in folds:
+            log(f"== {name} set, fold {fold + 1} of {n_folds}")
+            run_dir = run(fold_config(cfg, fold, SETS[name], parent), log=log)
+            metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+            per_fold.append({k: metrics.get(k) for k in KEYS} | {"run_dir": Path(run_dir).name})
+        results["sets"][name] = {"per_fold": per_fold, "summary": summarize_folds(per_fold)}
+        write_json_atomic(parent / "crossval.json", results)
+    (parent / "crossval.md").write_text(format_table(results))
+    return parent
+
+
+def format_table(results):
+    """The summary as a Markdown table: mean +- std per set and figure."""
+    lines = [
+        f"# Cross-validation over recordings ({results['n_folds']} folds; folds run: {results['folds']})",
+        "",
+        "| set | " + " | ".join(KEYS) + " |",
+        "|---|" + "---|" * len(KEYS),
+    ]
+    for name, entry in results["sets"].items():
+        cells = []
+        for key in KEYS:
+            s = entry["summary"].get(key)
+            cells.append(f"{100 * s['mean']:.2f} +- {100 * s['std']:.2f}%" if s else "n/a")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["cross_validate", "fold_config", "summarize_folds", "format_table"]
