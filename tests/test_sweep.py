@@ -247,10 +247,12 @@ def test_command_line(tmp_path, fake_train, capsys):
 
 def test_ray_backend_local(tmp_path, fake_train):
     pytest.importorskip("ray")
-    cfg = sweep.load_sweep_config(write_sweep(tmp_path, grid=NEURONS, backend="ray", jobs=1))
+    grid = {"model.lmu.neuron_type": ["LIF", "LIFRate", "Izhikevich"]}
+    cfg = sweep.load_sweep_config(write_sweep(tmp_path, grid=grid, backend="ray", jobs=1))
     trials, rows = sweep.run_sweep(cfg, trial_fn=sweep.TrainCommandTrial(command=fake_train), progress=False)
-    assert [r["status"] for r in rows] == ["done", "done"]
-    assert [r["metrics"]["test_clip_accuracy"] for r in rows] == pytest.approx([0.8, 0.9])
+    assert [r["status"] for r in rows] == ["done", "done", "failed"]
+    assert [r["metrics"].get("test_clip_accuracy") for r in rows[:2]] == pytest.approx([0.8, 0.9])
+    assert "TrialError" in rows[2]["error"] and "exit status 3" in rows[2]["error"]
     import ray
 
     assert not ray.is_initialized()  # the local Ray it started is shut down
