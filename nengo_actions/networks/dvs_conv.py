@@ -248,10 +248,6 @@ def convert(
 
 
 def _build(kind, model_cfg, *, n_features, n_classes, n_frames, spiking, steps_per_frame, dt, seed, raster_neurons):
-    import nengo
-
-    from nengo_actions.compat import tf
-
     cfg, conv_cfg = model_cfg[kind], model_cfg["dvs_conv"]
     shape = _frame_shape(n_features, cfg["frame_shape"])
     if kind == "dvs_gesture_net":
@@ -270,7 +266,34 @@ def _build(kind, model_cfg, *, n_features, n_classes, n_frames, spiking, steps_p
             f"conv 2->{cfg['channels'][0]} 3x3 - spiking - {cfg['pool']}pool 2 - conv ->{cfg['channels'][1]} 3x3 - "
             f"spiking - {cfg['pool']}pool 2 - dense {cfg['dense']} - spiking - dense {n_classes} - spiking"
         )
-    folded = fold_batch_norm(keras_model)
+    signature = {
+        "model": kind,
+        "n_features": int(n_features),
+        "n_classes": int(n_classes),
+        **{k: v for k, v in cfg.items()},
+        "scale_firing_rates": float(conv_cfg["scale_firing_rates"]),
+    }
+    description = (
+        f"{kind}: {what}; Keras model converted by nengo_dl.Converter "
+        f"(BN folded, {'max pooling as average pooling, ' if cfg['pool'] == 'max' else ''}"
+        f"firing rates x{conv_cfg['scale_firing_rates']:g}), one {shape[0]}x{shape[1]}x{shape[2]} frame per step"
+    )
+    return built_from_keras(
+        fold_batch_norm(keras_model), conv_cfg, n_classes, spiking=spiking, steps_per_frame=steps_per_frame,
+        dt=dt, raster_neurons=raster_neurons, signature=signature, description=description,
+    )
+
+
+def built_from_keras(folded, conv_cfg, n_classes, *, spiking=False, steps_per_frame=1, dt=0.001, raster_neurons=20, signature=None, description=""):
+    """A :class:`BuiltNetwork` converted from a BN-folded Keras model, with its weights.
+
+    ``conv_cfg`` is the ``model.dvs_conv`` section (neuron type, firing-rate scale,
+    synapse in frames, rate regularisation). Each ReLU layer becomes a probed layer.
+    """
+    import nengo
+
+    from nengo_actions.compat import tf
+
     spiking = bool(spiking)
     converter = convert(
         folded,
@@ -279,29 +302,16 @@ def _build(kind, model_cfg, *, n_features, n_classes, n_frames, spiking, steps_p
         scale_firing_rates=conv_cfg["scale_firing_rates"],
         synapse=frames_to_synapse(conv_cfg["synapse"], steps_per_frame, dt) if spiking else None,
     )
-    net = converter.net
-    with net:
-        out_probe = converter.outputs[folded.outputs[0]]
     built = BuiltNetwork(
-        network=net,
+        network=converter.net,
         input=converter.inputs[folded.inputs[0]],
-        output=out_probe,
+        output=converter.outputs[folded.outputs[0]],
         n_classes=n_classes,
         spiking=spiking,
         steps_per_frame=int(steps_per_frame),
         dt=dt,
-        signature={
-            "model": kind,
-            "n_features": int(n_features),
-            "n_classes": int(n_classes),
-            **{k: v for k, v in cfg.items()},
-            "scale_firing_rates": float(conv_cfg["scale_firing_rates"]),
-        },
-        description=(
-            f"{kind}: {what}; Keras model converted by nengo_dl.Converter "
-            f"(BN folded, {'max pooling as average pooling, ' if cfg['pool'] == 'max' else ''}"
-            f"firing rates x{conv_cfg['scale_firing_rates']:g}), one {shape[0]}x{shape[1]}x{shape[2]} frame per step"
-        ),
+        signature=dict(signature or {"model": folded.name}),
+        description=description,
     )
     built.keras_model = folded
     for layer in folded.layers:
@@ -327,6 +337,72 @@ def build_sl_animals_net(model_cfg, **kwargs) -> BuiltNetwork:
     return _build("sl_animals_net", model_cfg, **kwargs)
 
 
+def clip_accuracy(scores, labels):
+    """Accuracy of ``(clips, frames, classes)`` scores averaged over frames."""
+    return float(np.mean(np.asarray(scores).mean(axis=1).argmax(-1) == np.asarray(labels)))
+
+
+def pool_swap_effect(model_cfg, data, *, epochs=5, batch_size=64, learning_rate=3e-3, steps_per_frame=(1, 4), seed=0, log=print):
+    """What converting max pooling to average pooling costs a Keras-trained network.
+
+    The engine trains the converted (average-pooled) network itself, so there the
+    swap costs nothing. A network trained in Keras with max pooling (and real batch
+    statistics, dropout) has to be converted after training; this measures that:
+
+    1. train ``model.dvs_gesture_net`` (``pool="max"``) in Keras on single frames
+       (every frame labelled with its sample's class);
+    2. test accuracy (frame scores averaged per sample) of the Keras max-pool model,
+       of the same weights with average pooling (BN folded), and of the Nengo network
+       converted from them, with rate neurons and with spiking neurons at each of
+       ``steps_per_frame``.
+
+    Returns
+    -------
+    dict
+        ``{"keras_max", "keras_avg", "nengo_rate", "nengo_spiking_k<k>"}`` accuracies.
+    """
+    import copy as _copy
+
+    from nengo_actions.compat import tf
+    from nengo_actions.engine import Engine
+
+    cfg = _copy.deepcopy(model_cfg)
+    cfg["dvs_gesture_net"]["pool"] = "max"
+    g = cfg["dvs_gesture_net"]
+    shape = _frame_shape(data.n_features, g["frame_shape"])
+    tf.keras.utils.set_random_seed(seed)
+    keras_max = gesture_net(shape, data.n_classes, g["channels"], g["depth"], g["dense"], g["votes"], "max", g["batch_norm"], g["dropout"], seed)
+    keras_max.compile(
+        tf.keras.optimizers.Adam(learning_rate),
+        tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    frames = data.x_train.reshape(-1, data.n_features)
+    labels = np.repeat(data.y_train, data.n_frames)
+    keras_max.fit(frames, labels, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True)
+
+    def keras_scores(model):
+        return model.predict(data.x_test.reshape(-1, data.n_features), verbose=0).reshape(len(data.x_test), data.x_test.shape[1], -1)
+
+    result = {"keras_max": clip_accuracy(keras_scores(keras_max), data.y_test)}
+    folded_max = fold_batch_norm(keras_max)
+    keras_avg = gesture_net(shape, data.n_classes, g["channels"], g["depth"], g["dense"], g["votes"], "avg", False, 0.0, seed)
+    keras_avg.set_weights(folded_max.get_weights())
+    result["keras_avg"] = clip_accuracy(keras_scores(keras_avg), data.y_test)
+    log(f"Keras, max pooling: {result['keras_max']:.2%}; same weights, average pooling: {result['keras_avg']:.2%}")
+    # the Nengo network converted from the trained weights (average pooling, BN folded)
+    for spiking, k in [(False, 1)] + [(True, int(k)) for k in steps_per_frame]:
+        built = built_from_keras(keras_avg, cfg["dvs_conv"], data.n_classes, spiking=spiking, steps_per_frame=k, raster_neurons=0)
+        engine = Engine(built, minibatch_size=16, device="auto", seed=seed)
+        try:
+            acc = clip_accuracy(engine.predict(data.x_test), data.y_test)
+        finally:
+            engine.close()
+        key = f"nengo_spiking_k{k}" if spiking else "nengo_rate"
+        result[key] = acc
+        log(f"Nengo, {'spiking, %d step(s) per frame' % k if spiking else 'rate'}: {acc:.2%}")
+    return result
+
+
 __all__ = [
     "gesture_net",
     "sl_animals_net",
@@ -335,4 +411,6 @@ __all__ = [
     "convert",
     "build_gesture_net",
     "build_sl_animals_net",
+    "built_from_keras",
+    "pool_swap_effect",
 ]

@@ -1,0 +1,168 @@
+"""DVS128 Gesture network: training and spiking inference samples/s against SpikingJelly
+and snnTorch, in one run, on the same shapes.
+
+The reduced size of the peer kit (``/work/shared/peers``): channels 32, 2x64x64 input,
+T=8 frames, batch 16, 11 classes, five conv blocks, FC 512, FC 110, voting over 10.
+
+* **peers** (run in the peer kit's venv, timed by its own ``bench_net``): SpikingJelly's
+  ``DVSGestureNet`` (multi-step LIF, BN, max pooling) and the same stack in snnTorch;
+  a training step is forward over T steps, MSE on the firing rate, backward, Adam step;
+  inference is the forward pass.
+* **nengo_actions**: the ``dvs_gesture_net`` model converted by NengoDL and run by the
+  engine: a training step is one minibatch of ``Engine.fit_epoch`` (rate neurons,
+  T frames as T simulation steps, Adam, cross-entropy); inference is ``Engine.predict``
+  with spiking neurons, one step per frame (T=8 simulation steps, like the peers' T).
+
+Every figure is the median of the timed repeats after one warm-up. Run::
+
+    bash /work/shared/peers/setup_peers.sh       # the peers' venv, once
+    .venv/bin/python benchmarks/bench_dvs.py
+
+and the table is written into this benchmark's section of ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+README = Path(__file__).resolve().parent / "README.md"
+HEADING = "## DVS128 Gesture network: training and spiking inference (bench_dvs.py)"
+SIZE = dict(channels=32, hw=64, T=8, B=16, classes=11)
+
+PEER_SCRIPT = """
+import json, sys, types
+sys.path.insert(0, {kit!r})
+import bench_peers as bp
+args = types.SimpleNamespace(repeats={repeats}, budget_s={budget})
+bp.run("spikingjelly reduced", bp.bench_net, "spikingjelly", "reduced", args)
+bp.run("snntorch reduced", bp.bench_net, "snntorch", "reduced", args)
+print("PEER_ROWS " + json.dumps(bp.ROWS))
+"""
+
+
+def peers(kit, python, repeats, budget):
+    """The peers' train and infer rows, from their own timer in their venv."""
+    code = PEER_SCRIPT.format(kit=str(kit), repeats=repeats, budget=budget)
+    proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd=str(kit))
+    for line in proc.stdout.splitlines():
+        if line.startswith("PEER_ROWS "):
+            return json.loads(line[len("PEER_ROWS "):])
+    raise RuntimeError(f"peer benchmark failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
+def median_time(fn, repeats, budget):
+    fn()  # warm-up (graph building, first-call costs)
+    times = []
+    while len(times) < repeats:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if sum(times) + times[-1] > budget:
+            break
+    return statistics.median(times), len(times)
+
+
+def ours(repeats, budget):
+    from nengo_actions import config as C
+    from nengo_actions.engine import Engine
+    from nengo_actions.networks import build_model
+
+    m = copy.deepcopy(C.DEFAULTS["model"])
+    m["dvs_gesture_net"].update(channels=SIZE["channels"], depth=5, dense=512, votes=10)
+    n_features, T, B, classes = SIZE["hw"] * SIZE["hw"] * 2, SIZE["T"], SIZE["B"], SIZE["classes"]
+    rng = np.random.default_rng(0)
+    x = rng.random((B, T, n_features), dtype=np.float32)
+    y = rng.integers(0, classes, B)
+    settings = dict(C.DEFAULTS["train"], minibatch_size=B)
+    rows = []
+    built = build_model("dvs_gesture_net", m, n_features, classes, T, spiking=False)
+    engine = Engine(built, minibatch_size=B, device="cpu")
+    try:
+        engine.compile(settings, B)
+        epoch = iter(range(10**6))
+        med, n = median_time(lambda: engine.fit_epoch(x, y, next(epoch)), repeats, budget)
+        rows.append(dict(job="train", library="nengo_actions (NengoDL, rate)", median_s=med, repeats=n, throughput=B / med))
+        params = engine.get_params()
+    finally:
+        engine.close()
+    built = build_model("dvs_gesture_net", m, n_features, classes, T, spiking=True, steps_per_frame=1)
+    engine = Engine(built, minibatch_size=B, device="cpu")
+    try:
+        engine.set_params(params)
+        med, n = median_time(lambda: engine.predict(x), repeats, budget)
+        rows.append(dict(job="infer", library="nengo_actions (NengoDL, spiking)", median_s=med, repeats=n, throughput=B / med))
+    finally:
+        engine.close()
+    return rows
+
+
+def write_section(text, path=README):
+    """Replace this benchmark's section of the README (or append it), atomically."""
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = old.find(HEADING)
+    if start >= 0:
+        end = old.find("\n## ", start + len(HEADING))
+        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".README.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(new)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--peers", type=Path, default=Path("/work/shared/peers"), help="peer benchmark kit")
+    parser.add_argument("--peers-python", type=Path, default=Path("/tmp/peers-venv/bin/python"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--budget-s", type=float, default=60.0)
+    parser.add_argument("--no-readme", action="store_true", help="print the table only")
+    args = parser.parse_args(argv)
+    t0 = time.time()
+    peer_rows = peers(args.peers, args.peers_python, args.repeats, args.budget_s)
+    our_rows = ours(args.repeats, args.budget_s)
+    load = os.getloadavg()[0]
+    lines = [
+        HEADING,
+        "",
+        f"Reduced DVS128 Gesture network (channels {SIZE['channels']}, 2x{SIZE['hw']}x{SIZE['hw']} input, "
+        f"T={SIZE['T']}, batch {SIZE['B']}, 11 classes), one run, median of up to {args.repeats} timed "
+        f"repeats after a warm-up; 2 CPU cores shared with other jobs (load average {load:.1f} at the end). "
+        "Peers are timed by the peer kit's own `bench_net` in its venv (torch, 2 threads); nengo_actions "
+        "trains the converted network with rate neurons (T frames = T steps) and infers with "
+        "SpikingRectifiedLinear neurons, one step per frame. Command: `.venv/bin/python benchmarks/bench_dvs.py`.",
+        "",
+        "| job | library | s per batch | samples/s | n | nengo_actions / this |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    ours_by_job = {r["job"]: r for r in our_rows}
+    for row in our_rows + [r for r in peer_rows if r["job"] in ("train", "infer")]:
+        ratio = ours_by_job[row["job"]]["throughput"] / row["throughput"]
+        lines.append(
+            f"| {row['job']} | {row['library']} | {row['median_s']:.3f} | {row['throughput']:.1f} | "
+            f"{row['repeats']} | {ratio:.2f}x |"
+        )
+    lines += ["", f"Total time {time.time() - t0:.0f} s.", ""]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_readme:
+        write_section(text)
+    return our_rows, peer_rows
+
+
+if __name__ == "__main__":
+    main()
