@@ -48,20 +48,17 @@ MOTIONS = {
     "RotateCounterclockwise": dict(rotate=-100.0),
     "Grow": dict(log_scale=math.log(1.8)),
     "Shrink": dict(log_scale=-math.log(1.8)),
-    "MoveRightFast": dict(dx=0.6),
-    "MoveLeftFast": dict(dx=-0.6),
+    "MoveRightSlow": dict(dx=0.18),
+    "MoveLeftSlow": dict(dx=-0.18),
 }
 CLASS_NAMES = tuple(MOTIONS)
 
 # Ranges every frame's object state stays in, whatever the class: centre (fraction of
 # the frame), orientation (degrees) and log size.
-CENTRE_RANGE = (0.2, 0.8)
+CENTRE_RANGE = (0.22, 0.78)
 ANGLE_RANGE = (-80.0, 80.0)
 LOG_SCALE_RANGE = (math.log(0.6), math.log(1.35))
-OBJECT_SIZE = 0.5  # object length at scale 1, as a fraction of the frame width
-# The object turns and scales about a point this far behind its centre (a fraction of
-# its length), like a clock hand, so that a turn sweeps its far end across the frame.
-PIVOT_OFFSET = 0.0
+OBJECT_SIZE = 0.7  # object length at scale 1, as a fraction of the frame width
 NOISE_STD = 4.0  # per-pixel camera noise, in 8-bit levels
 SHAPES = ("ellipse", "rectangle", "triangle", "arrow", "cross", "diamond")
 
@@ -255,10 +252,9 @@ def render_clip(spec, appearance, trajectory, rng):
     frames = np.empty((len(trajectory), h, w, 3), np.uint8)
     for i, (cx, cy, angle, log_scale) in enumerate(trajectory):
         zoom = OBJECT_SIZE * w * math.exp(log_scale) / s
-        pivot = (s / 2 - PIVOT_OFFSET * s, s / 2)
         # cv2's positive angle turns counter-clockwise on screen
-        m = cv2.getRotationMatrix2D(pivot, -angle, zoom)
-        m[:, 2] += (cx * w - pivot[0], cy * h - pivot[1])
+        m = cv2.getRotationMatrix2D((s / 2, s / 2), -angle, zoom)
+        m[:, 2] += (cx * w - s / 2, cy * h - s / 2)
         obj = cv2.warpAffine(appearance.sprite, m, (w, h), flags=cv2.INTER_LINEAR)
         mask = cv2.warpAffine(appearance.alpha, m, (w, h), flags=cv2.INTER_LINEAR)[..., None]
         frame = background * (1 - mask) + obj * mask

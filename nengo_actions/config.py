@@ -43,14 +43,16 @@ DATA_DEFAULTS = {
     "split": 1,
     "val_fraction": 0.2,  # share of training *groups* held out for model selection
     "generate": True,  # generate the synthetic set when it is missing
+    # The embedded set (feature_extraction.synthetic): classes that differ only by motion.
     "synthetic": {
-        "n_classes": 8,
-        "n_groups": 10,
-        "clips_per_group": 3,
-        "n_frames": 32,
-        "size": [64, 64],
+        "n_classes": 8,  # the first N of MoveLeft/Right/Up/Down, Rotate(Counter)Clockwise, Grow, Shrink, Move*Slow
+        "n_groups": 12,  # groups g01..gNN, each with its own background, colours and shape
+        "clips_per_group": 3,  # clips per class and group
+        "n_frames": 24,
+        "size": [48, 48],  # (height, width) of the written videos
         "fps": 25,
-        "test_groups": [1, 2, 3],
+        "test_groups": [1, 2, 3, 4],  # the test side of split 1
+        "seed": 0,
     },
 }
 
@@ -67,12 +69,19 @@ FEATURES_DEFAULTS = {
     "backbone": "resnet152",  # torchvision resnet18/34/50/101/152
     "weights": None,  # torchvision state dict or the seed's encoder checkpoint
     "output": "pool",  # "pool": the global-average-pooled vector; "seed_head": 512-d head
-    "store_dir": None,  # default: <root>/features/<backbone>
+    # 1: global average pool (torchvision's); G > 1: a GxG average grid, flattened, so the
+    # features keep where things are (feature_dim = channels * G * G)
+    "pool_grid": 1,
+    # default: <root>/features/<backbone>-<policy><N>[-grid<G>]-<hash of the other settings>
+    "store_dir": None,
     "dtype": "float16",
-    "batch_size": 32,  # frames per forward pass
+    "batch_size": 64,  # frames per forward pass
     "chunk_size": 32,  # clips per atomically written chunk (the unit of resumption)
     "device": "auto",  # "auto" (CUDA when present), "cpu" or "cuda[:N]"
     "threads": 0,  # torch intra-op threads; 0 leaves torch's default
+    "channels_last": True,  # NHWC memory layout for the convolutions (faster on CPU)
+    "decode_workers": 1,  # threads decoding the next clips while the network runs
+    "keep_chunks": False,  # keep the per-chunk files after the store is assembled
     "allow_failures": False,  # exit 0 even if some clips could not be decoded
     "seed_pickles": None,  # {"train_data", "test_data", "train_labels", "test_labels"}
 }
