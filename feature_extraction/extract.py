@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from nengo_actions.store import load_split, save_split, split_path
 
 from . import paths
 from .backbones import build_encoder, resolve_device
+from .progress import Progress
 from .frames import FrameSampler, Resize, ShortClipError, VideoReadError, load_clip
 from .synthetic import SyntheticSpec, ensure_synthetic
 from .ucf101 import DatasetError, VideoLocator, frame_folder, read_split
@@ -370,8 +370,6 @@ def run(job, shard=(1, 1), progress=True, on_chunk=None, force=False):
     -------
     Summary
     """
-    from tqdm.auto import tqdm
-
     i, n = shard
     features_cfg = job.cfg["features"]
     summary = Summary(job.store_dir, clips_total=len(job.clips), chunks_total=job.n_chunks,
@@ -393,8 +391,7 @@ def run(job, shard=(1, 1), progress=True, on_chunk=None, force=False):
     mine = [k for k in range(job.n_chunks) if k % n == i - 1]
     pending = [k for k in mine if not _chunk_done(job, k)]
     n_pending_clips = sum(len(job.chunk_clips(k)) for k in pending)
-    bar = tqdm(total=n_pending_clips, desc=f"extracting{'' if n == 1 else f' shard {i}/{n}'}",
-               unit="clip", disable=not progress, file=sys.stderr)
+    bar = Progress(n_pending_clips, f"extracting{'' if n == 1 else f' shard {i}/{n}'}", "clip", progress)
     start = time.perf_counter()
     workers = features_cfg["decode_workers"]
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -408,9 +405,8 @@ def run(job, shard=(1, 1), progress=True, on_chunk=None, force=False):
             decoded = [f.result() for f in queued.pop(k)]
             summary.frames_this_run += _write_chunk(job, k, decoded)
             summary.clips_this_run += len(decoded)
-            bar.update(len(decoded))
             elapsed = time.perf_counter() - start
-            bar.set_postfix(fps=f"{summary.frames_this_run / max(elapsed, 1e-9):.0f}")
+            bar.update(len(decoded), frames_per_s=f"{summary.frames_this_run / max(elapsed, 1e-9):.0f}")
             if on_chunk is not None:
                 on_chunk(k)
     bar.close()

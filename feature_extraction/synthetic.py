@@ -1,7 +1,8 @@
 """The embedded synthetic action set: classes that differ only by motion.
 
-A textured object moves over a textured background. Each class is one motion: a
-direction of travel, a sense of rotation, growth or shrinkage, or a speed. The start of
+A striped, high-contrast object moves over a smooth, low-contrast background. Each
+class is one motion: a direction of travel, a sense of rotation, growth or shrinkage,
+or a speed. The start of
 every motion is drawn at random so that the object's position, orientation and size in
 any single frame have (nearly) the same distribution in every class: one frame does not
 give the class, the change over time does. Appearance (background texture, colours,
@@ -279,11 +280,12 @@ def write_video(path, frames, fps):
     os.replace(tmp, path)
 
 
-def clip_frames(spec, class_index, group, number):
+def clip_frames(spec, class_index, group, number, appearance=None):
     """The frames of clip ``v_<Class>_g<group>_c<number>`` (before video encoding)."""
     rng = np.random.default_rng([spec.seed, 2, class_index, group, number])
     trajectory = clip_trajectory(spec, CLASS_NAMES[class_index], rng)
-    return render_clip(spec, group_appearance(spec, group), trajectory, rng)
+    appearance = appearance if appearance is not None else group_appearance(spec, group)
+    return render_clip(spec, appearance, trajectory, rng)
 
 
 def _write_lines(path, lines):
@@ -296,7 +298,7 @@ def generate(root, spec, progress=True):
 
     Returns the number of clips written.
     """
-    from tqdm.auto import tqdm
+    from .progress import Progress
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -309,11 +311,10 @@ def generate(root, spec, progress=True):
     jobs = [(c, g, k) for c in range(len(names)) for g in range(1, spec.n_groups + 1)
             for k in range(1, spec.clips_per_group + 1)]
     appearances = {g: group_appearance(spec, g) for g in range(1, spec.n_groups + 1)}
-    for c, g, k in tqdm(jobs, desc="generating synthetic actions", unit="clip", disable=not progress):
+    bar = Progress(len(jobs), f"generating synthetic actions in {root}", "clip", progress)
+    for c, g, k in jobs:
         name = names[c]
-        rng = np.random.default_rng([spec.seed, 2, c, g, k])
-        trajectory = clip_trajectory(spec, name, rng)
-        frames = render_clip(spec, appearances[g], trajectory, rng)
+        frames = clip_frames(spec, c, g, k, appearances[g])
         relpath = f"{name}/v_{name}_g{g:02d}_c{k:02d}.avi"
         (videos / name).mkdir(parents=True, exist_ok=True)
         write_video(videos / relpath, frames, spec.fps)
@@ -321,6 +322,8 @@ def generate(root, spec, progress=True):
             test.append(relpath)
         else:
             train.append(f"{relpath} {c + 1}")
+        bar.update()
+    bar.close()
     _write_lines(lists / "classInd.txt", [f"{i + 1} {n}" for i, n in enumerate(names)])
     _write_lines(lists / "trainlist01.txt", train)
     _write_lines(lists / "testlist01.txt", test)
