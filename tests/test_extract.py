@@ -354,3 +354,24 @@ def test_script_runs_by_absolute_path_from_another_folder(tmp_path, data_root, r
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "nothing to do" in result.stdout and str(reference_store) in result.stdout
+
+
+def test_synthetic_classes_are_told_apart_by_motion_not_by_one_frame(tmp_path):
+    """The demo's premise on a small set: a random ResNet-18 with a 2x2 grid keeps where
+    the object is, so the change of the features over time gives the class (probe), while
+    one frame alone gives little more than chance."""
+    from feature_extraction.probe import motion_probe
+
+    cfg = load_config(write_config(
+        tmp_path, data__root=str(tmp_path / "data"), features__store_dir=str(tmp_path / "store"),
+        data__synthetic={"n_classes": 4, "n_groups": 6, "clips_per_group": 2, "n_frames": 8,
+                         "size": [48, 48], "test_groups": [1, 2]},
+        frames__n_frames=8, frames__resize=[48, 48], features__pool_grid=2, features__chunk_size=48,
+        features__batch_size=96,
+    ))
+    summary = extract.extract(cfg, progress=False)
+    train, test = read_store(summary.store_dir).values()
+    assert train.features.shape == (32, 8, 2048) and len(test) == 16
+    scores = motion_probe(train, test)
+    assert scores["motion"] >= 0.85, scores
+    assert scores["single_frame"] <= 0.5, scores
