@@ -178,6 +178,9 @@ TRAIN_DEFAULTS = {
     "loss_steps": 0,  # 0: every frame (the seed); k > 0: the last k frames of each clip
     "minibatch_size": 32,
     "epochs": 20,
+    # Scale each feature to zero mean and unit variance over the training frames
+    # (validation and test use the training statistics).
+    "standardize": True,
     "early_stopping": 0,  # patience in epochs without a better validation score; 0: off
     "initial_accuracy": True,  # the seed's check of the untrained network (on validation)
     "device": "auto",  # "auto" (a GPU when TensorFlow sees one), "cpu" or "gpu"

@@ -268,6 +268,8 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print
         ensure_features(cfg, overrides, log=log)
         data = load_clip_data(cfg)
     log(f"features: {data.store_dir} ({data.summary()})")
+    if cfg["train"]["standardize"]:
+        data = data.standardized()
     created = run_dir is None
     if created:
         run_dir = config_mod.make_run_dir(cfg)

@@ -113,6 +113,21 @@ class ClipData:
     def n_features(self):
         return self.x_train.shape[2]
 
+    def standardized(self):
+        """A copy with every feature scaled to zero mean and unit variance over the
+        training clips' frames (validation and test use the training statistics)."""
+        x = np.asarray(self.x_train, dtype=np.float64).reshape(-1, self.n_features)
+        mean = x.mean(axis=0)
+        std = x.std(axis=0)
+        std = np.where(std > 1e-6 * max(float(std.max()), 1e-30), std, 1.0)
+
+        def scale(a):
+            return ((np.asarray(a, dtype=np.float32) - mean) / std).astype(np.float32)
+
+        return dataclasses.replace(
+            self, x_train=scale(self.x_train), x_val=scale(self.x_val), x_test=scale(self.x_test)
+        )
+
     def summary(self):
         return (
             f"{len(self.y_train)} training, {len(self.y_val)} validation and {len(self.y_test)} "
