@@ -143,5 +143,12 @@ def test_light_modules_do_not_import_tensorflow():
 
 
 def test_shipped_configs_are_valid():
-    for path in sorted((C.PROJECT_ROOT / "configs").glob("*.json")):
-        C.load_config(path)
+    from nengo_actions.sweep import expand_trials, load_sweep_config
+
+    paths = sorted((C.PROJECT_ROOT / "configs").glob("*.json"))
+    assert any(p.name == "config.json" for p in paths)
+    for path in paths:
+        if path.name.startswith("sweep_"):
+            assert expand_trials(load_sweep_config(path))
+        else:
+            C.load_config(path)
