@@ -34,7 +34,6 @@ import keyword
 import os
 import re
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np

@@ -741,7 +741,7 @@ def write_markdown(path, sweep_cfg, trials, rows, summary, columns, plots):
         "the accuracy over all steps, as the seed reported; `val_clip_accuracy`: the validation "
         "split that picked the epoch). `spiking_*`: the same network run with spiking neurons.",
         "",
-        f"## Mean +- std over repeats",
+        "## Mean +- std over repeats",
         "",
     ]
     head = ["grid point", "n"] + [_header(c, frac[c]) for c in shown]

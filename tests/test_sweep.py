@@ -3,11 +3,9 @@
 import csv
 import json
 import math
-import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
