@@ -753,14 +753,21 @@ def fix_nengo_gui_expansion():
     netgraph.NetGraph._sends_expanded = True
 
 
-def serve(script, port=0, browser=False, host="127.0.0.1", ready=None):
+#: Ports tried when none is given: nengo-gui's default and the next few.
+DEFAULT_PORTS = range(8080, 8090)
+
+
+def serve(script, port=None, browser=False, host="127.0.0.1"):
     """Serve ``script`` with nengo-gui on ``host:port`` until interrupted.
 
-    Prints the URL with the access token. ``ready(url)`` is called once the server
-    listens (tests use it); ``port=0`` picks a free port.
+    Prints the URL with the access token. ``port=None`` takes the first free one of
+    :data:`DEFAULT_PORTS`; ``port=0`` any free port.
     """
     import logging
+    import warnings
 
+    # editor autocompletion is optional; its absence is not worth a warning
+    warnings.filterwarnings("ignore", message="Install the jedi module")
     import nengo_gui
     import nengo_gui.gui
     from nengo_gui.guibackend import GuiServerSettings, ModelContext
@@ -769,11 +776,22 @@ def serve(script, port=0, browser=False, host="127.0.0.1", ready=None):
     fix_nengo_gui_expansion()
     script = Path(script)
     os.chdir(script.parent)  # nengo-gui resolves the script and its .cfg from here
-    server = nengo_gui.gui.InteractiveGUI(
-        ModelContext(filename=script.name),
-        GuiServerSettings((host, port), auto_shutdown=0),
-        page_settings=nengo_gui.page.PageSettings(backend="nengo"),
-    )
+    server = None
+    for candidate in DEFAULT_PORTS if port is None else [port]:
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Cannot bind to address")
+                server = nengo_gui.gui.InteractiveGUI(
+                    ModelContext(filename=script.name),
+                    GuiServerSettings((host, candidate), auto_shutdown=0),
+                    page_settings=nengo_gui.page.PageSettings(backend="nengo"),
+                )
+            break
+        except (RuntimeError, OSError):  # nengo-gui: "Could not bind to any address."
+            continue
+    if server is None:
+        tried = f"ports {DEFAULT_PORTS.start}-{DEFAULT_PORTS.stop - 1}" if port is None else f"port {port}"
+        raise GuiError(f"{host}: {tried} in use; choose another with --port (0: any free port)")
     url = str(server.server.get_url())
     print(f"Nengo GUI for {script}: {url}", flush=True)
     if browser:
@@ -781,8 +799,6 @@ def serve(script, port=0, browser=False, host="127.0.0.1", ready=None):
         import webbrowser
 
         threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
-    if ready is not None:
-        ready(url)
     server.start()
 
 
@@ -792,7 +808,7 @@ def build_parser():
     )
     config_mod.add_config_arguments(parser)
     parser.add_argument("--params", help="trained parameters: a NengoDL .npz file or a run folder")
-    parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (0: any free port; default 8080)")
+    parser.add_argument("--port", type=int, help="port on 127.0.0.1 (default: the first free of 8080-8089; 0: any free port)")
     parser.add_argument("--no-browser", dest="browser", action="store_false", help="only print the URL")
     parser.add_argument("--out", help="folder for the model script (default: <save_dir>/gui-<name>)")
     parser.add_argument("--max-ensembles", type=int, default=MAX_ENSEMBLES, help="draw a reduced copy above this many ensembles")
