@@ -299,3 +299,33 @@ def test_one_real_trial_through_the_train_command(tmp_path):
     assert run_cfg["model"]["ensemble_array"]["neuron_type"] == "LIF" and run_cfg["seed"] == 0
     md = (tmp_path / "out" / "results.md").read_text()
     assert "firing_rate_hz_ensembles" in md and "energy_loihi_joules_per_inference" in md
+
+
+def test_neuron_type_strings():
+    """The one parser for config neuron types: names, arguments, wrappers, no code."""
+    import nengo
+
+    from nengo_actions.neuron_types import NeuronTypeError, is_spiking, neuron_type_name, parse_neuron_type
+
+    for name in ("SpikingRectifiedLinear", "RectifiedLinear", "LIF", "LIFRate", "AdaptiveLIF",
+                 "AdaptiveLIFRate", "Izhikevich"):
+        assert type(parse_neuron_type(name)) is getattr(nengo, name)
+    lif = parse_neuron_type("LIF(tau_rc=0.05, amplitude=0.01)")
+    assert (lif.tau_rc, lif.amplitude, lif.tau_ref) == (0.05, 0.01, 0.002)
+    wrapped = parse_neuron_type("PoissonSpiking(LIFRate(tau_rc=0.03))")
+    assert isinstance(wrapped, nengo.PoissonSpiking) and wrapped.base_type.tau_rc == 0.03
+    assert is_spiking("RegularSpiking(LIFRate)") and not is_spiking("LIFRate")
+    for text in ("RegularSpiking(LIFRate)", "LIF(tau_rc=0.05)", "Izhikevich"):
+        assert parse_neuron_type(neuron_type_name(text)) == parse_neuron_type(text)
+    for bad, message in [
+        ("Lif", "did you mean 'LIF'"),
+        ("RegularSpiking(LIF)", "needs a rate type"),
+        ("LIF(tau=1)", "invalid arguments for LIF"),
+        ("LIF(1)", "keyword arguments only"),
+        ("__import__('os').system('true')", "expected a type name or a call"),
+        ("LIF(tau_rc=open('x'))", "not a literal value"),
+        ("LIF(", "not a type name or call"),
+    ]:
+        with pytest.raises(NeuronTypeError, match=message) as info:
+            parse_neuron_type(bad)
+        assert "RegularSpiking(<rate type>)" in str(info.value)  # lists what is valid
