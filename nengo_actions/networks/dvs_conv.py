@@ -223,18 +223,20 @@ def convert(
     Parameters
     ----------
     spiking : bool
-        Swap ReLU for ``spiking_neuron_type`` (else ``RectifiedLinear``).
+        Swap ReLU for ``spiking_neuron_type`` (else for its rate counterpart).
     scale_firing_rates : float
         Input gain of every neuron (its output is divided by the same factor).
     synapse : nengo.synapses.Synapse or None
         Filter on every connection leaving neurons (seconds).
     """
-    import nengo
-
     from nengo_actions.compat import nengo_dl, tf
+    from nengo_actions.networks import rate_counterpart
     from nengo_actions.neuron_types import parse_neuron_type
 
-    neuron = parse_neuron_type(spiking_neuron_type) if spiking else nengo.RectifiedLinear()
+    # the rate build trains through the spiking type's rate function (ReLU for
+    # SpikingRectifiedLinear, LIFRate for LIF), so the spiking run computes the same
+    spiking_type = parse_neuron_type(spiking_neuron_type)
+    neuron = spiking_type if spiking else rate_counterpart(spiking_type)
     has_max = any(isinstance(layer, tf.keras.layers.MaxPooling2D) for layer in model.layers)
     return nengo_dl.Converter(
         model,
