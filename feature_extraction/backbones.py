@@ -124,6 +124,7 @@ class FrameEncoder(nn.Module):
         self.weights_sha256 = None
         self.random_init = True
         self.warnings = []
+        self.folded = False
 
     @property
     def feature_dim(self):
@@ -247,6 +248,37 @@ def load_weights(encoder, path):
     encoder.weights_sha256 = sha256_file(path)
     encoder.random_init = False
     encoder.warnings = []
+    return encoder
+
+
+def fold_batch_norm(encoder):
+    """Fold every eval-mode BatchNorm into the layer before it (in place); returns ``encoder``.
+
+    A BatchNorm at inference is an affine map per channel, so it can live in the
+    preceding convolution's (or linear layer's) weights and bias: one memory pass less
+    per layer, the same function up to float rounding.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+    if encoder.training:
+        raise ValueError("fold_batch_norm needs an encoder in eval mode")
+    encoder.conv1 = fuse_conv_bn_eval(encoder.conv1, encoder.bn1)
+    encoder.bn1 = nn.Identity()
+    for layer in (encoder.layer1, encoder.layer2, encoder.layer3, encoder.layer4):
+        for block in layer:
+            for i in (1, 2, 3):
+                conv, bn = getattr(block, f"conv{i}", None), getattr(block, f"bn{i}", None)
+                if conv is not None and isinstance(bn, nn.BatchNorm2d):
+                    setattr(block, f"conv{i}", fuse_conv_bn_eval(conv, bn))
+                    setattr(block, f"bn{i}", nn.Identity())
+            if block.downsample is not None:
+                conv, bn = block.downsample[0], block.downsample[1]
+                block.downsample = nn.Sequential(fuse_conv_bn_eval(conv, bn))
+    if encoder.head is not None:
+        head = encoder.head
+        head.fc1, head.bn1 = fuse_linear_bn_eval(head.fc1, head.bn1), nn.Identity()
+        head.fc2, head.bn2 = fuse_linear_bn_eval(head.fc2, head.bn2), nn.Identity()
+    encoder.folded = True
     return encoder
 
 

@@ -37,7 +37,7 @@ from nengo_actions.config import ConfigError, settings, write_json_atomic
 from nengo_actions.store import load_split, save_split, split_path
 
 from . import paths
-from .backbones import build_encoder, resolve_device
+from .backbones import build_encoder, fold_batch_norm, resolve_device
 from .progress import Progress
 from .frames import FrameSampler, Resize, ShortClipError, VideoReadError, load_clip
 from .synthetic import SyntheticSpec, ensure_synthetic
@@ -238,6 +238,8 @@ def prepare(cfg, progress=True):
         features_cfg["backbone"], weights, features_cfg["pool_grid"], features_cfg["output"],
         frames_cfg["mean"], frames_cfg["std"], seed=cfg.get("seed", 0),
     )
+    # inference only: BatchNorm folded into the convolutions (about 10-20% faster on CPU)
+    encoder = fold_batch_norm(encoder)
     device = resolve_device(features_cfg["device"])
     if features_cfg["threads"] > 0:
         torch.set_num_threads(features_cfg["threads"])
