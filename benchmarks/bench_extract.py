@@ -18,7 +18,7 @@ FLOPs: ResNet-152 needs 11.51 G multiply-accumulates per 224x224 frame (torchvis
 matrices is 2 n^3 FLOP. Both rates below count 2 FLOP per multiply-accumulate.
 
 5. The demo budget: generation of the default synthetic set plus its extraction with the
-   demo settings (resnet18, 48x48 frames, 2x2 grid, 12 uniform steps), through the same
+   demo settings (resnet18, 48x48 frames, 2x2 grid, 8 uniform steps), through the same
    functions as the command, and the motion probe (:mod:`feature_extraction.probe`) on
    the resulting store.
 
@@ -59,7 +59,7 @@ HEADING = "## Feature extraction (bench_extract.py)"
 CLIP = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures")) / "ucf101" / "test.avi"
 DEMO = [
     "features.backbone=resnet18", "features.pool_grid=2", "frames.policy=uniform",
-    "frames.n_frames=12", "frames.resize=[48,48]",
+    "frames.n_frames=8", "frames.resize=[48,48]",
 ]
 
 
@@ -160,9 +160,9 @@ def write_section(section, path=README):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=32, help="frames per extractor round")
+    parser.add_argument("--frames", type=int, default=64, help="frames per extractor round")
     parser.add_argument("--naive-frames", type=int, default=6, help="frames per naive round")
-    parser.add_argument("--batch", type=int, nargs="+", default=[8, 32], help="extractor batch sizes")
+    parser.add_argument("--batch", type=int, nargs="+", default=[8, 32, 64], help="extractor batch sizes")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--no-demo", action="store_true")

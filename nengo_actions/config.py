@@ -46,12 +46,13 @@ DATA_DEFAULTS = {
     # The embedded set (feature_extraction.synthetic): classes that differ only by motion.
     "synthetic": {
         "n_classes": 8,  # the first N of MoveLeft/Right/Up/Down, Rotate(Counter)Clockwise, Grow, Shrink, Move*Slow
-        "n_groups": 12,  # groups g01..gNN, each with its own background, colours and shape
-        "clips_per_group": 3,  # clips per class and group
-        "n_frames": 24,
+        # many groups of few clips: models must learn motion across many appearances
+        "n_groups": 20,  # groups g01..gNN, each with its own background, colours and shape
+        "clips_per_group": 2,  # clips per class and group
+        "n_frames": 16,
         "size": [48, 48],  # (height, width) of the written videos
         "fps": 25,
-        "test_groups": [1, 2, 3, 4],  # the test side of split 1
+        "test_groups": [1, 2, 3, 4, 5],  # the test side of split 1
         "seed": 0,
     },
 }
