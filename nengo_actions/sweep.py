@@ -37,8 +37,10 @@ Output folder::
     *.png               accuracy per grid point, accuracy against energy, training time
 
 Resuming: a trial whose folder holds a run folder with a readable ``metrics.json`` is
-finished and is not run again. A trial's id is derived from its full resolved config, so
-changing the base config or a grid value gives new trials instead of reusing old results.
+finished and is not run again. A trial's id is derived from what the sweep states: the
+base config file's content, ``base_settings``, the grid values and the seed. Editing any
+of them gives new trials instead of reusing old results; defaults added to the project's
+config schema later do not (each run folder records the full config it ran with).
 """
 
 from __future__ import annotations
@@ -294,6 +296,9 @@ def expand_trials(sweep_cfg, base_cfg=None):
     where = sweep_cfg.get("_source", "sweep config")
     base_cfg = base_config(sweep_cfg) if base_cfg is None else base_cfg
     _check_neuron_types(base_cfg, f"{where}: base config")
+    base_identity = None
+    if sweep_cfg["base"] is not None:
+        base_identity = json.loads(resolve_path(sweep_cfg["base"]).read_text(encoding="utf-8"))
     out_dir = output_dir(sweep_cfg)
     base_path = out_dir / "base_config.json"
     trials, seen = [], set()
@@ -314,9 +319,8 @@ def expand_trials(sweep_cfg, base_cfg=None):
         label = " / ".join(_value_text(v) for _, v in point) or "base"
         for repeat in range(sweep_cfg["repeats"]):
             seed = sweep_cfg["seed"] + repeat
-            resolved = settings(cfg)
-            resolved = {k: v for k, v in resolved.items() if k not in RESERVED_KEYS}
-            trial_id = f"{_slug(point)}-s{seed}-{_digest([resolved, seed])}"
+            stated = [base_identity, sweep_cfg["base_settings"], [[k, v] for k, v in point], seed]
+            trial_id = f"{_slug(point)}-s{seed}-{_digest(stated)}"
             if trial_id in seen:
                 raise ConfigError(f"{where}: grid point {label!r} appears twice in the grid")
             seen.add(trial_id)
@@ -810,6 +814,9 @@ def write_plots(out_dir, summary, columns):
             means, stds = series(column, 100.0)
             ax.bar([xi + (i - (len(acc) - 1) / 2) * width for xi in x], means, width, yerr=stds,
                    capsize=3, label={"test_clip_accuracy": "rate neurons", "spiking_test_clip_accuracy": "spiking neurons"}[column])
+        chance = [s["stats"]["chance_accuracy"][0] for s in summary if "chance_accuracy" in s["stats"]]
+        if chance:
+            ax.axhline(100 * chance[0], color="k", linestyle="--", linewidth=1, label="chance")
         for xi, s in zip(x, summary):
             if not s["n"]:
                 ax.text(xi, 2, "no result", ha="center", va="bottom", rotation=90, color="tab:red")
@@ -817,7 +824,7 @@ def write_plots(out_dir, summary, columns):
         ax.set_ylabel("per-clip test accuracy (%)")
         ax.set_ylim(0, 100)
         ax.set_title("Accuracy per grid point (mean +- std over repeats)")
-        ax.legend()
+        ax.legend(loc="upper right")
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
         plots.append(out_dir / "accuracy.png")
