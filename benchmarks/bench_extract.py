@@ -241,8 +241,8 @@ def main(argv=None):
         "How: the extractor feeds the network batches of frames in channels-last layout "
         "(the uint8 frames are already NHWC, so normalisation inside the network makes no "
         "copy), folds every BatchNorm into its convolution, and runs under "
-        "torch.inference_mode. TorchScript freezing was tried: under 10% faster on "
-        "ResNet-152, after two minutes of compilation on this machine, so it is not used. "
+        "torch.inference_mode. TorchScript freezing was tried: no consistent gain on "
+        "ResNet-152 here, after two minutes of compilation, so it is not used. "
         "bfloat16 was not used: this CPU has no bfloat16 matrix instructions (no AVX-512 BF16 or AMX). "
         "The machine is shared, so absolute rates move between runs; the ratios within a "
         "run are the figures to compare.",
