@@ -376,6 +376,8 @@ def run(job, shard=(1, 1), progress=True, on_chunk=None, force=False):
     features_cfg = job.cfg["features"]
     summary = Summary(job.store_dir, clips_total=len(job.clips), chunks_total=job.n_chunks,
                       allow_failures=features_cfg["allow_failures"], warnings=list(job.encoder.warnings))
+    if job.generated:
+        summary.note = f"generated the synthetic action set in {paths.data_root(job.cfg)}"
     if force:
         for name in ("train.npz", "test.npz", SUMMARY):
             (job.store_dir / name).unlink(missing_ok=True)
@@ -423,11 +425,13 @@ def run(job, shard=(1, 1), progress=True, on_chunk=None, force=False):
     return summary
 
 
-def _read_chunk(job, k):
+def _read_chunk(job, k, keys=None):
+    """A chunk's arrays (all, or ``keys`` plus ``clip_ids``), checked against the clip list."""
     path = job.chunk_path(k)
     try:
         with np.load(path, allow_pickle=False) as data:
-            chunk = {key: data[key] for key in data.files}
+            wanted = data.files if keys is None else [*keys, "clip_ids"]
+            chunk = {key: data[key] for key in wanted}
     except Exception as e:
         raise ConfigError(f"{path}: unreadable chunk ({e}); delete it and rerun") from None
     expected = [c.clip_id for _, c in job.chunk_clips(k)]
@@ -436,7 +440,7 @@ def _read_chunk(job, k):
     return chunk
 
 
-def _record(summary, clip_id, status, available, length, sampler):
+def _record(summary, clip_id, status, available, sampler):
     if status.startswith("failed: "):
         summary.clips_failed[clip_id] = status[len("failed: "):]
     elif status.startswith("skipped: "):
@@ -449,9 +453,9 @@ def _record(summary, clip_id, status, available, length, sampler):
 
 def _count_chunks(job, done, summary):
     for k in done:
-        chunk = _read_chunk(job, k)
-        for (_, clip), status, available, length in zip(job.chunk_clips(k), chunk["status"], chunk["available"], chunk["lengths"]):
-            _record(summary, clip.clip_id, str(status), available, length, job.sampler)
+        chunk = _read_chunk(job, k, keys=("status", "available"))
+        for (_, clip), status, available in zip(job.chunk_clips(k), chunk["status"], chunk["available"]):
+            _record(summary, clip.clip_id, str(status), available, job.sampler)
 
 
 def assemble(job, summary):
@@ -464,7 +468,7 @@ def assemble(job, summary):
         offsets = np.concatenate([[0], np.cumsum(chunk["lengths"])])
         for j, (side, clip) in enumerate(job.chunk_clips(k)):
             status = str(chunk["status"][j])
-            _record(summary, clip.clip_id, status, chunk["available"][j], chunk["lengths"][j], job.sampler)
+            _record(summary, clip.clip_id, status, chunk["available"][j], job.sampler)
             if not status:
                 per_side[side].append((clip, chunk["features"][offsets[j]:offsets[j + 1]]))
     lengths_all = [len(f) for items in per_side.values() for _, f in items]
