@@ -107,6 +107,8 @@ MODEL_DEFAULTS = {
         "input_synapses": [0.0],
         "readout_synapse": None,
         "fixed_decoders": False,  # keep the least-squares decoders out of training
+        "rate_target": 100.0,  # Hz, mean rate the regulariser pulls the neurons towards
+        "rate_regularization": 0.0,  # weight of ((mean rate / target) - 1)^2 in the loss
     },
     "lmu": {  # architecture of both LMU variants
         "order": 2,
@@ -115,6 +117,9 @@ MODEL_DEFAULTS = {
         "memory_d": 1,  # memories, each on its own trainable projection of the input
         "input_to_hidden": True,
         "hidden_to_hidden": True,  # the hidden layer also sees its previous frame
+        # Frames: the network sees x - lowpass(x) instead of x (what changes, without the
+        # static scene); 0: the features as they are (the seed).
+        "input_highpass": 0.0,
         # Neurons of the spiking LMU's memory and hidden ensembles; the rate LMU ("lmu")
         # has a linear memory and the rate counterpart of hidden_neuron_type.
         "neuron_type": "SpikingRectifiedLinear",
@@ -172,6 +177,7 @@ MODEL_DEFAULTS = {
 TRAIN_DEFAULTS = {
     "optimizer": "adam",
     "learning_rate": 1e-3,
+    "weight_decay": 0.0,  # decoupled weight decay (Adam becomes AdamW)
     "schedule": "constant",  # "constant", "cosine" (to 0 over all epochs), "step"
     "step_epochs": 10,  # "step": multiply the rate by step_factor every step_epochs
     "step_factor": 0.1,

@@ -121,6 +121,9 @@ def make_optimizer(settings, steps_per_epoch):
             lr, max(1, steps_per_epoch * settings["step_epochs"]), settings["step_factor"], staircase=True
         )
     kind = settings["optimizer"]
+    decay = settings.get("weight_decay", 0.0)
+    if kind == "adam" and decay:
+        return tf.keras.optimizers.AdamW(lr, weight_decay=decay)
     if kind == "adam":
         return tf.keras.optimizers.Adam(lr)
     if kind == "sgd":

@@ -27,6 +27,7 @@ from nengo_actions.networks import (
     frames_to_synapse,
     neuron_type_from_config,
     rate_counterpart,
+    rate_regularizer,
 )
 
 
@@ -222,6 +223,7 @@ def build_ensemble_array(
     low, high = cfg["max_rates"]
     amplitude = cfg["amplitude"] if cfg["amplitude"] is not None else 1.0 / high
     neuron_type = neuron_type_from_config(cfg["neuron_type"], amplitude)
+    configured = type(neuron_type).__name__
     if spiking is False and neuron_type.spiking:
         neuron_type = rate_counterpart(neuron_type)
     synapses = [frames_to_synapse(tau, steps_per_frame, dt) for tau in cfg["input_synapses"]]
@@ -265,11 +267,15 @@ def build_ensemble_array(
         },
         description=(
             f"EnsembleArray: {cfg['n_ensembles']} ensembles x {cfg['n_neurons']} "
-            f"{type(neuron_type).__name__} neurons ({cfg['n_ensembles'] * cfg['n_neurons']:,} "
+            f"{configured} neurons ({cfg['n_ensembles'] * cfg['n_neurons']:,} "
             f"neurons) on {n_features}-d features, {len(synapses)} input projection(s)"
         ),
     )
     built.classifier = clf
     built.instrumentation.add(feed)
-    add_layer_probes(built, "ensembles", clf.neurons, raster_neurons)
+    layer = add_layer_probes(built, "ensembles", clf.neurons, raster_neurons)
+    if cfg["rate_regularization"] > 0:
+        built.loss_terms.append(
+            (layer.rate_probe, rate_regularizer(cfg["rate_target"]), cfg["rate_regularization"])
+        )
     return built

@@ -121,6 +121,9 @@ class LMU(nengo.Network):
     memory_tau : float
         Time constant (in steps) of the low-pass synapse that holds the memory state
         of a neuron memory; 0 feeds the state back through a one-step delay.
+    input_highpass : float
+        Time constant (in steps) of a high-pass filter on the input (``x - lowpass(x)``)
+        before the memory and hidden layer; 0: none.
     dt : float
         Simulation step (seconds).
     memory_synapse, readout_synapse : Synapse or None
@@ -147,6 +150,7 @@ class LMU(nengo.Network):
         hidden_to_hidden=False,
         frame_steps=1,
         memory_tau=0.0,
+        input_highpass=0.0,
         dt=0.001,
         memory_synapse=None,
         readout_synapse=None,
@@ -174,7 +178,19 @@ class LMU(nengo.Network):
             nengo_dl.configure_settings(trainable=None)
             self.input = nengo.Node(size_in=n_features, label="input")
             self.u = nengo.Node(size_in=memory_d, label="u")
-            nengo.Connection(self.input, self.u, transform=glorot, synapse=None)
+            source = self.input
+            if input_highpass:
+                # x - lowpass(x): what changes in the features, without the static
+                # appearance of the scene (fixed weights, not trained).
+                source = nengo.Node(size_in=n_features, label="input_change")
+                direct = nengo.Connection(self.input, source, synapse=None)
+                smooth = nengo.Connection(
+                    self.input, source, transform=-1.0, synapse=nengo.Lowpass(input_highpass * dt)
+                )
+                self.config[direct].trainable = False
+                self.config[smooth].trainable = False
+            self.input_change = source
+            nengo.Connection(source, self.u, transform=glorot, synapse=None)
 
             if memory_neuron_type is None:
                 self.memory = nengo.Node(size_in=dims, label="memory")
@@ -226,7 +242,7 @@ class LMU(nengo.Network):
                 **decoder_solver,
             )
             if input_to_hidden:
-                nengo.Connection(self.input, self.hidden.neurons, transform=glorot, synapse=None)
+                nengo.Connection(source, self.hidden.neurons, transform=glorot, synapse=None)
             if hidden_to_hidden:
                 nengo.Connection(
                     self.hidden.neurons,
@@ -300,12 +316,15 @@ def build_lmu(
         input_to_hidden=arch["input_to_hidden"],
         hidden_to_hidden=arch["hidden_to_hidden"],
         frame_steps=steps_per_frame,
+        input_highpass=(arch["input_highpass"] or 0.0) * steps_per_frame,
+        dt=dt,
     )
     signature = {
         "model": variant,
         "n_features": int(n_features),
         "n_classes": int(n_classes),
         **{k: arch[k] for k in ("order", "units", "memory_d", "input_to_hidden", "hidden_to_hidden")},
+        "input_highpass": bool(arch["input_highpass"]),
     }
     scfg = model_cfg["lmu_spiking"]
     rate, memory_rate = scfg["rate"], scfg["memory_rate"] or scfg["rate"]
@@ -322,6 +341,7 @@ def build_lmu(
         is_spiking = False
     else:
         memory_type = neuron_type_from_config(arch["neuron_type"], 1.0 / memory_rate)
+        names = type(memory_type).__name__, type(hidden_type).__name__
         if spiking is False:
             hidden_type, memory_type = rate_counterpart(hidden_type), rate_counterpart(memory_type)
         kwargs.update(
@@ -332,7 +352,6 @@ def build_lmu(
             rate=rate,
             memory_rate=memory_rate,
             memory_tau=(scfg["memory_tau"] or 0.0) * steps_per_frame,
-            dt=dt,
             memory_synapse=frames_to_synapse(scfg["memory_synapse"], steps_per_frame, dt),
             readout_synapse=frames_to_synapse(scfg["readout_synapse"], steps_per_frame, dt),
             max_rates=nengo.dists.Uniform(*scfg["max_rates"]),
@@ -347,8 +366,8 @@ def build_lmu(
         description = (
             f"spiking LMU: order {arch['order']}, {arch['memory_d']} memor"
             f"{'y' if arch['memory_d'] == 1 else 'ies'}, theta {theta_frames} frames; memory "
-            f"ensemble of {n_memory} {type(memory_type).__name__} and hidden layer of "
-            f"{arch['units']} {type(hidden_type).__name__} neurons "
+            f"ensemble of {n_memory} {names[0]} and hidden layer of "
+            f"{arch['units']} {names[1]} neurons "
             f"({scfg['memory_encoding']} memory encoding, {rate:g} Hz per unit input)"
         )
 
