@@ -41,6 +41,14 @@ def _save(fig, path):
     return path.name
 
 
+def _shown_path(path):
+    """``path`` relative to the working directory when inside it (reports get committed)."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _pct(x):
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
 
@@ -270,7 +278,7 @@ def write_report(run_dir, cfg, data, results, total_seconds=0.0):
         "",
         "## Data and protocol",
         "",
-        f"- Features: `{data.store_dir}`; dataset `{cfg['data']['dataset']}`; {data.summary()} "
+        f"- Features: `{_shown_path(data.store_dir)}`; dataset `{cfg['data']['dataset']}`; {data.summary()} "
         f"(chance {_pct(chance)}).",
         f"- Validation: whole groups carved out of the training side (`data.val_fraction` = "
         f"{cfg['data']['val_fraction']}); the epoch with the best validation per-clip accuracy is "
