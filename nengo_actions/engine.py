@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from nengo_actions.compat import nengo_dl, tf
+import nengo_actions.neurons  # noqa: F401,E402  (native builders: AdaptiveLIF, AdaptiveLIFRate, Izhikevich)
 from nengo_actions.feature_data import DataError
 from nengo_actions.metrics import evaluate_outputs, frame_outputs
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nengo_actions.config import PROJECT_ROOT, resolve_path
+from nengo_actions.config import PROJECT_ROOT
 from nengo_actions.splits import check_group_leak, split_by_group
 from nengo_actions.store import StoreError, load_split, split_path
 
@@ -34,14 +34,10 @@ class ExtractionError(RuntimeError):
 
 
 def store_dir(cfg) -> Path:
-    """The feature store folder of a config (``feature_extraction.paths.store_dir``)."""
-    try:
-        from feature_extraction.paths import store_dir as _store_dir
-    except ImportError:  # the extraction package is not installed beside this one
-        value = cfg["features"].get("store_dir")
-        if value:
-            return resolve_path(value)
-        return resolve_path(cfg["data"]["root"]) / "features" / cfg["features"]["backbone"]
+    """The feature store folder of a config (``feature_extraction.paths.store_dir``;
+    that module imports neither torch nor OpenCV, so importing it here is cheap)."""
+    from feature_extraction.paths import store_dir as _store_dir
+
     return _store_dir(cfg)
 
 

@@ -272,3 +272,19 @@ def test_merged_groups_with_different_parameters():
         current, regular[0] + regular[1] * np.arange(regular[2].size), regular[2]
     )
     assert np.abs(rates - regular_rates).max() > 5
+
+
+def test_the_engine_registers_the_native_builders():
+    """A fresh process that only imports the engine (as the train command does) uses
+    the native builders, not NengoDL's Python fallback."""
+    import subprocess
+    import sys
+
+    code = (
+        "import nengo, nengo_actions.engine\n"
+        "from nengo_dl.neuron_builders import SimNeuronsBuilder as B\n"
+        "print(sorted(t.__name__ for t in (nengo.AdaptiveLIF, nengo.AdaptiveLIFRate, nengo.Izhikevich)"
+        " if B.TF_NEURON_IMPL.get(t, None) is not None and B.TF_NEURON_IMPL[t].__module__ == 'nengo_actions.neurons'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "['AdaptiveLIF', 'AdaptiveLIFRate', 'Izhikevich']"
