@@ -83,6 +83,7 @@ def test_the_command_writes_a_complete_run_folder(finished_run):
         assert any((run / model / "tensorboard").iterdir())
     report = (run / "report.md").read_text()
     assert "lmu_spiking" in report and "![Learning curves](learning_curves.png)" in report
+    assert "the seed's UCF101 split-1 figures" in report
 
 
 def test_params_evaluate_a_trained_run_without_training(finished_run, capsys):
