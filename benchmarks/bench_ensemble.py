@@ -24,6 +24,7 @@ import datetime
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -96,12 +97,14 @@ def main(argv=None):
     t0 = time.perf_counter()
     engine.fit_epoch(x, y, 1)
     t_fit = time.perf_counter() - t0
+    params = engine.save_params(Path(tempfile.mkdtemp()) / "params.npz")
     engine.close()
     rows.append(("training (rate neurons, backprop through 28 steps)", "NengoDL", args.clips / t_fit, "measured, one epoch of %d clips" % args.clips))
     print(f"NengoDL training: {args.clips / t_fit:.2f} clips/s", flush=True)
 
     spk_net = build(cfg, args.features, args.classes, args.frames, spiking=True)
-    engine = Engine(spk_net, minibatch_size=args.minibatch)
+    # as the spiking evaluation does: trained parameters frozen into the network
+    engine = Engine.for_inference(spk_net, params, minibatch_size=args.minibatch)
     engine.predict(x[: args.minibatch])  # warm-up
     t0 = time.perf_counter()
     engine.predict(x)

@@ -84,9 +84,8 @@ def evaluate_spiking(
     runs = []
     for k in steps_per_frame:
         built = build(spiking=True, steps_per_frame=int(k))
-        engine = Engine(built, minibatch_size=minibatch_size, device=device, seed=seed)
+        engine = Engine.for_inference(built, params_path, minibatch_size=minibatch_size, device=device, seed=seed)
         try:
-            engine.load_params(params_path)
             start = time.perf_counter()
             outputs, extra = engine.predict(x, layer_probes(built))
             seconds = time.perf_counter() - start

@@ -196,3 +196,37 @@ def test_predict_pads_to_whole_minibatches():
     np.testing.assert_allclose(engine.predict(x[:1])[0], out[0], rtol=1e-5, atol=1e-6)
     engine.close()
     assert json.loads(json.dumps(engine.built.signature)) == engine.built.signature
+
+
+@pytest.mark.parametrize("kind", ["lmu_spiking", "dvs_gesture_net"])
+def test_an_inference_engine_predicts_what_the_training_engine_predicts(kind, tmp_path):
+    """Parameters frozen into the network and NengoDL's inference_only build give the
+    same spiking outputs as loading them into a trainable simulator."""
+    m = C.load_config(C.DEFAULT_CONFIG)["model"]
+    m["lmu"].update(order=3, units=12, memory_d=2)
+    m["lmu_spiking"].update(memory_neurons_per_dim=4)
+    m["dvs_gesture_net"].update(channels=4, depth=2, dense=8, votes=2)
+    n_features = 8 * 8 * 2 if kind == "dvs_gesture_net" else 6
+    build = functools.partial(build_model, kind, m, n_features, 3, 4)
+    rng = np.random.default_rng(0)
+    engine = Engine(build(spiking=False), minibatch_size=2, device="cpu")
+    try:
+        engine.set_params([v + rng.normal(0, 0.1, v.shape).astype(v.dtype) for v in engine.get_params()])
+        path = engine.save_params(tmp_path / "params.npz")
+    finally:
+        engine.close()
+    x = rng.uniform(0, 1, (3, 4, n_features)).astype(np.float32)
+    engine = Engine(build(spiking=True, steps_per_frame=3), minibatch_size=2, device="cpu")
+    try:
+        engine.load_params(path)
+        expected = engine.predict(x)
+    finally:
+        engine.close()
+    engine = Engine.for_inference(build(spiking=True, steps_per_frame=3), path, minibatch_size=2, device="cpu")
+    try:
+        assert not engine.sim.keras_model.trainable_weights
+        got = engine.predict(x)
+    finally:
+        engine.close()
+    assert np.abs(expected).max() > 0
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

@@ -282,11 +282,11 @@ def _build(kind, model_cfg, *, n_features, n_classes, n_frames, spiking, steps_p
     )
     return built_from_keras(
         fold_batch_norm(keras_model), conv_cfg, n_classes, spiking=spiking, steps_per_frame=steps_per_frame,
-        dt=dt, raster_neurons=raster_neurons, signature=signature, description=description,
+        dt=dt, raster_neurons=raster_neurons, signature=signature, description=description, seed=seed,
     )
 
 
-def built_from_keras(folded, conv_cfg, n_classes, *, spiking=False, steps_per_frame=1, dt=0.001, raster_neurons=20, signature=None, description=""):
+def built_from_keras(folded, conv_cfg, n_classes, *, spiking=False, steps_per_frame=1, dt=0.001, raster_neurons=20, signature=None, description="", seed=0):
     """A :class:`BuiltNetwork` converted from a BN-folded Keras model, with its weights.
 
     ``conv_cfg`` is the ``model.dvs_conv`` section (neuron type, firing-rate scale,
@@ -304,6 +304,9 @@ def built_from_keras(folded, conv_cfg, n_classes, *, spiking=False, steps_per_fr
         scale_firing_rates=conv_cfg["scale_firing_rates"],
         synapse=frames_to_synapse(conv_cfg["synapse"], steps_per_frame, dt) if spiking else None,
     )
+    # a fixed seed: the spiking neurons' initial voltages are the same in every build
+    # of this network (also after Simulator.freeze_params), not drawn from build order
+    converter.net.seed = int(seed)
     built = BuiltNetwork(
         network=converter.net,
         input=converter.inputs[folded.inputs[0]],
