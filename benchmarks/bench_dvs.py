@@ -38,7 +38,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-README = Path(__file__).resolve().parent / "README.md"
 HEADING = "## DVS128 Gesture network: training and spiking inference (bench_dvs.py)"
 SIZE = dict(channels=32, hw=64, T=8, B=16, classes=11)
 
@@ -108,22 +107,9 @@ def ours(repeats, budget):
     return rows
 
 
-def write_section(text, path=README):
-    """Replace this benchmark's section of the README (or append it), atomically."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = old.find(HEADING)
-    if start >= 0:
-        end = old.find("\n## ", start + len(HEADING))
-        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".README.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(new)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
+    from readme_section import write_section
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peers", type=Path, default=Path("/work/shared/peers"), help="peer benchmark kit")
     parser.add_argument("--peers-python", type=Path, default=Path("/tmp/peers-venv/bin/python"))
@@ -159,7 +145,7 @@ def main(argv=None):
     text = "\n".join(lines)
     print(text)
     if not args.no_readme:
-        write_section(text)
+        write_section(text, HEADING)
     return our_rows, peer_rows
 
 

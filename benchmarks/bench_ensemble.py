@@ -42,23 +42,9 @@ def build(cfg, n_features, n_classes, n_frames, spiking):
     return build_model("ensemble_array", cfg, n_features, n_classes, n_frames, spiking=spiking, raster_neurons=0)
 
 
-def write_section(text, heading=HEADING, readme=ROOT / "benchmarks" / "README.md"):
-    """Replace the section under ``heading`` in the README (or append it), atomically."""
-    old = readme.read_text(encoding="utf-8") if readme.exists() else "# Benchmarks\n"
-    lines = old.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
-    section = text.rstrip("\n").splitlines()
-    if start is None:
-        lines = lines + [""] + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines = lines[:start] + section + ([""] if end < len(lines) else []) + lines[end:]
-    tmp = readme.with_name(f".{readme.name}.tmp{os.getpid()}")
-    tmp.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
-    os.replace(tmp, readme)
-
-
 def main(argv=None):
+    from readme_section import write_section
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ensembles", type=int, default=10000)
     parser.add_argument("--neurons", type=int, default=50)
@@ -163,7 +149,7 @@ def main(argv=None):
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, HEADING)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -88,24 +87,9 @@ def table(job, times, n_events, ours):
     return rows
 
 
-def write_section(section, path=README):
-    """Replace this benchmark's section of the README (or append it), atomically."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".README.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(new)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
+    from readme_section import write_section
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aedat", type=Path, default=Path("/tmp/peers-data/synth_gesture.aedat"))
     parser.add_argument("--peers", type=Path, default=Path("/work/shared/peers"), help="peer benchmark kit")
@@ -223,7 +207,7 @@ def main(argv=None):
     )
     print(section)
     if not args.no_readme:
-        write_section(section)
+        write_section(section, HEADING)
         print(f"wrote the section of {README}")
 
 

@@ -136,24 +136,9 @@ def demo_budget(workdir):
     }
 
 
-def write_section(section, path=README):
-    """Replace this benchmark's section of the README (or append it), atomically."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".README.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(new)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
+    from readme_section import write_section
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=64, help="frames per extractor round")
     parser.add_argument("--naive-frames", type=int, default=8, help="frames per naive round")
@@ -253,7 +238,7 @@ def main(argv=None):
     section = "\n".join(lines)
     print(section)
     if not args.no_write:
-        write_section(section)
+        write_section(section, HEADING)
         print(f"wrote the section of {README}")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -160,27 +159,9 @@ def markdown_table(rows, native_steps, fallback_steps):
     return "\n".join(lines) + "\n"
 
 
-def write_section(section, path=README):
-    """Replace this benchmark's section of the README (or append it), atomically."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == HEADING), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-            len(lines),
-        )
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".README.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(new)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
+    from readme_section import write_section
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neurons", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--minibatch", type=int, nargs="+", default=[1, 32])
@@ -210,7 +191,7 @@ def main(argv=None):
     section = markdown_table(rows, args.native_steps, args.fallback_steps)
     print(section)
     if not args.no_readme:
-        write_section(section)
+        write_section(section, HEADING)
         print(f"wrote {README}")
 
 

@@ -58,7 +58,7 @@ def main(argv=None):
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
 
-    from bench_ensemble import write_section  # same README update rules
+    from readme_section import write_section
 
     from nengo_actions.experiment import run_model
     from nengo_actions.feature_data import ensure_features, load_clip_data
