@@ -377,16 +377,18 @@ SEED_MARKERS = ("pickle_locations", "SNN_trainer", "dataloader", "use_cuda", "da
 SEED_PICKLES = ("train_data", "test_data", "train_labels", "test_labels")
 
 
-def _flatten(tree, prefix=""):
+def flatten(tree, prefix=""):
+    """``(dotted key, value)`` for every leaf of a nested dict."""
     for key, value in tree.items():
         path = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            yield from _flatten(value, path + ".")
+            yield from flatten(value, path + ".")
         else:
             yield path, value
 
 
-def _set_path(tree, dotted, value):
+def set_path(tree, dotted, value):
+    """Set ``tree[a][b][c] = value`` for ``dotted`` = ``"a.b.c"``, making the dicts."""
     *parents, leaf = dotted.split(".")
     for part in parents:
         tree = tree.setdefault(part, {})
@@ -400,9 +402,9 @@ def map_seed_config(raw):
     meaning changed or that was dropped.
     """
     mapped, notes = {}, []
-    for key, value in _flatten(raw):
+    for key, value in flatten(raw):
         if key.startswith("pickle_locations.") and key.split(".", 1)[1] in SEED_PICKLES:
-            _set_path(mapped, f"features.seed_pickles.{key.split('.', 1)[1]}", value)
+            set_path(mapped, f"features.seed_pickles.{key.split('.', 1)[1]}", value)
             continue
         if key == "dataloader.img_x" or key == "dataloader.img_y":
             continue  # handled below as frames.resize
@@ -411,10 +413,10 @@ def map_seed_config(raw):
             if key == "use_cuda":
                 value = "auto" if value else "cpu"
             if key == "data_path":
-                _set_path(mapped, "data.videos_dir", value)
-                _set_path(mapped, "data.dataset", "ucf101")
+                set_path(mapped, "data.videos_dir", value)
+                set_path(mapped, "data.dataset", "ucf101")
                 value = str(Path(value).parent)
-            _set_path(mapped, new_key, value)
+            set_path(mapped, new_key, value)
             if note:
                 notes.append(f"{key} -> {new_key}: {note}")
         elif key in SEED_DROPPED:
@@ -424,7 +426,7 @@ def map_seed_config(raw):
     loader = raw.get("dataloader", {})
     if "img_x" in loader or "img_y" in loader:
         size = [loader.get("img_y", 224), loader.get("img_x", 224)]
-        _set_path(mapped, "frames.resize", size)
+        set_path(mapped, "frames.resize", size)
         notes.append("dataloader.img_x/img_y -> frames.resize [height, width]")
     if "seed_pickles" in mapped.get("features", {}):
         notes.append(
@@ -538,7 +540,7 @@ def load_config(path=None, overrides=(), defaults=None):
     for text in overrides:
         key, value = parse_override(text)
         partial = {}
-        _set_path(partial, key, value)
+        set_path(partial, key, value)
         cfg = merge(cfg, partial, f"--set {text}")
     cfg["_notes"] = notes
     cfg["_source"] = str(path)

@@ -68,9 +68,11 @@ from nengo_actions.config import (
     DEFAULTS,
     PROJECT_ROOT,
     ConfigError,
+    flatten,
     merge,
     parse_override,
     resolve_path,
+    set_path,
     settings,
     write_json_atomic,
 )
@@ -139,21 +141,6 @@ class Trial:
         return argv
 
 
-def _set_path(tree, dotted, value):
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        tree = tree.setdefault(part, {})
-    tree[leaf] = value
-
-
-def _flatten(tree, prefix=""):
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            yield from _flatten(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
 def _check_sweep_types(cfg, where):
     if cfg["backend"] not in BACKENDS:
         raise ConfigError(
@@ -214,12 +201,12 @@ def load_sweep_config(path, overrides=()):
                 raise ConfigError(f"--set {text}: 'grid' is a list of grids; edit the file instead")
             grid[key[len("grid."):]] = value
         elif key.startswith("base_settings."):
-            _set_path(cfg["base_settings"], key[len("base_settings."):], value)
+            set_path(cfg["base_settings"], key[len("base_settings."):], value)
         elif key in OPEN_KEYS:
             cfg[key] = value
         else:
             partial = {}
-            _set_path(partial, key, value)
+            set_path(partial, key, value)
             cfg.update(merge({k: cfg[k] for k in schema}, partial, f"--set {text}"))
     _check_sweep_types(cfg, str(path))
     cfg["_source"] = str(path)
@@ -257,7 +244,7 @@ def _points(grid):
 def _check_neuron_types(cfg, where):
     from nengo_actions.neuron_types import NeuronTypeError, parse_neuron_type
 
-    for key, value in _flatten(settings(cfg)):
+    for key, value in flatten(settings(cfg)):
         if key.rsplit(".", 1)[-1].endswith("neuron_type") and value is not None:
             try:
                 parse_neuron_type(value)
@@ -312,7 +299,7 @@ def expand_trials(sweep_cfg, base_cfg=None):
                         "(use 'repeats' and 'seed' for seeds)"
                     )
                 partial = {}
-                _set_path(partial, key, value)
+                set_path(partial, key, value)
                 cfg = merge(cfg, partial, f"{where}: grid key '{key}'")
                 overrides.append(f"{key}={json.dumps(value)}")
         _check_neuron_types(cfg, f"{where}: grid point {_slug(point)}")
