@@ -13,7 +13,7 @@ from nengo_actions.compat import tf
 from nengo_actions.engine import Engine, train
 from nengo_actions.event_data import load_event_data
 from nengo_actions.networks import build_model, model_is_spiking
-from nengo_actions.networks.dvs_conv import convert, fold_batch_norm, gesture_net, sl_animals_net, voting
+from nengo_actions.networks.dvs_conv import convert, fold_batch_norm, gesture_net, sl_animals_net, tile_conv_biases, voting
 
 SHARED = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures"))
 DEFINITIONS = SHARED / "sl_animals" / "SL-Animals-DVS_gestures_definitions.csv"
@@ -87,6 +87,41 @@ def test_max_pooling_is_converted_as_average_pooling():
     with nengo_dl.Simulator(converter.net, minibatch_size=4, progress_bar=False) as sim:
         out = sim.predict({converter.inputs[model.inputs[0]]: x[:, None]}, verbose=0)
     np.testing.assert_allclose(out[converter.outputs[model.outputs[0]]][:, 0], avg.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_tiled_conv_biases_compute_the_keras_model_and_stay_trainable():
+    from nengo_actions.compat import nengo_dl
+
+    model = fold_batch_norm(gesture_net((6, 6, 2), 3, channels=4, depth=2, dense=8, votes=1, pool="avg", seed=2))
+    rng = np.random.default_rng(3)
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.Conv2D):
+            layer.bias.assign(rng.normal(0, 0.5, layer.bias.shape))  # a different bias per channel
+    x = rng.uniform(0, 1, (4, 6 * 6 * 2)).astype(np.float32)
+    expected = model.predict(x, verbose=0)
+
+    def run(converter, simulator):
+        probe = converter.outputs[model.outputs[0]]
+        node = converter.inputs[model.inputs[0]]
+        if simulator is nengo.Simulator:  # the nodes' Python functions
+            node.output = nengo.processes.PresentInput(x, 0.001)
+            with nengo.Simulator(converter.net, progress_bar=False) as sim:
+                sim.run_steps(len(x))
+            return sim.data[probe], None
+        with nengo_dl.Simulator(converter.net, minibatch_size=4, progress_bar=False) as sim:
+            out = sim.predict({node: x[:, None]}, verbose=0)[probe][:, 0]
+            return out, [w.shape for w in sim.keras_model.trainable_weights]
+
+    sparse = convert(model)
+    _, sparse_weights = run(sparse, nengo_dl.Simulator)
+    tiled = convert(model)
+    assert tile_conv_biases(tiled.net) == 2
+    assert not any(isinstance(c.transform, nengo.transforms.Sparse) for c in tiled.net.all_connections)
+    out, tiled_weights = run(tiled, nengo_dl.Simulator)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+    assert tiled_weights == sparse_weights  # the per-channel biases are still the parameters
+    reference, _ = run(tiled, nengo.Simulator)
+    np.testing.assert_allclose(reference, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_rate_and_spiking_outputs_agree_at_a_high_firing_rate_scale():

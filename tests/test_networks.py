@@ -104,6 +104,27 @@ def test_rate_spiking_lmu_memory_is_the_exact_lmu(memory_tau, steps_per_frame):
     np.testing.assert_allclose(memory[shift:], expected[: len(u) - shift], atol=1e-5 * np.abs(expected).max() + 1e-6)
 
 
+def test_layer_rate_probe_reads_the_mean_rate_in_both_simulators():
+    from nengo_actions.networks import BuiltNetwork, add_layer_probes
+
+    amplitude, rates = 0.01, np.array([[0.0, 50.0, 100.0, 10.0], [20.0, 0.0, 0.0, 300.0]])
+    with nengo.Network(seed=0) as net:
+        inp = nengo.Node(nengo.processes.PresentInput(rates, 0.001))
+        ens = nengo.Ensemble(4, 1, neuron_type=nengo.RectifiedLinear(amplitude=amplitude), gain=np.ones(4), bias=np.zeros(4))
+        nengo.Connection(inp, ens.neurons, synapse=None)
+        out = nengo.Probe(ens.neurons, synapse=None)
+    built = BuiltNetwork(network=net, input=inp, output=out, n_classes=4)
+    layer = add_layer_probes(built, "ens", ens, raster_neurons=2)
+    expected = rates.mean(axis=1, keepdims=True)  # Hz: the outputs over the amplitude
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        sim.run_steps(2)
+    np.testing.assert_allclose(sim.data[layer.rate_probe], expected, rtol=1e-6)
+    with nengo_dl.Simulator(net, minibatch_size=1, progress_bar=False) as sim:
+        sim.run_steps(2)
+    np.testing.assert_allclose(sim.data[layer.rate_probe][0], expected, rtol=1e-5)  # minibatch item 0
+    np.testing.assert_allclose(sim.data[layer.raster_probe][0], rates[:, :2] * amplitude, rtol=1e-5)
+
+
 def test_neuron_type_amplitude_is_set_unless_given():
     assert neuron_type_from_config("SpikingRectifiedLinear", 0.01).amplitude == 0.01
     assert neuron_type_from_config("SpikingRectifiedLinear(amplitude=0.5)", 0.01).amplitude == 0.5

@@ -42,7 +42,7 @@ import math
 
 import numpy as np
 
-from nengo_actions.networks import BuiltNetwork, add_layer_probes, frames_to_synapse, rate_regularizer
+from nengo_actions.networks import BuiltNetwork, add_layer_probes, frames_to_synapse, rate_regularizer, unmerged_ops
 
 POOLS = ("max", "avg")
 
@@ -210,6 +210,47 @@ def fold_batch_norm(model):
     return folded_model
 
 
+def tile_conv_biases(network):
+    """Broadcast each converted conv layer's biases with a :class:`ChannelBroadcast` node.
+
+    ``nengo_dl.Converter`` adds a conv layer's per-channel biases through a relay node
+    and a fixed ``nengo.Sparse`` transform that repeats them over every position. Each
+    such connection whose pattern is the channels-last repetition is replaced by a
+    ``ChannelBroadcast`` node between the same two objects: the same values, and the
+    same trainable parameters (the biases stay on the relay's input connection).
+    Returns the number of connections replaced.
+    """
+    import nengo
+
+    from nengo_actions.networks.tensor_nodes import ChannelBroadcast
+
+    replaced = 0
+    for net in [network, *network.all_networks]:
+        for conn in list(net.connections):
+            transform, relay = conn.transform, conn.pre_obj
+            if not (
+                isinstance(transform, nengo.transforms.Sparse)
+                and isinstance(relay, nengo.Node)
+                and str(relay.label).endswith(".bias_relay")
+                and conn.synapse is None
+                and conn.function is None
+            ):
+                continue
+            channels, n = relay.size_out, conn.size_out
+            indices = np.asarray(transform.init.indices)
+            indices = indices[np.argsort(indices[:, 0], kind="stable")]
+            tiled = np.stack([np.arange(n), np.arange(n) % channels], axis=1)
+            if n % channels or not np.array_equal(indices, tiled) or not np.all(np.asarray(transform.init.data) == 1):
+                continue
+            with net:
+                broadcast = ChannelBroadcast(channels, n // channels, label=f"{relay.label}.broadcast")
+                nengo.Connection(relay, broadcast, synapse=None)
+                nengo.Connection(broadcast, conn.post, synapse=None)
+            net.connections.remove(conn)
+            replaced += 1
+    return replaced
+
+
 def convert(
     model,
     *,
@@ -307,6 +348,8 @@ def built_from_keras(folded, conv_cfg, n_classes, *, spiking=False, steps_per_fr
     # a fixed seed: the spiking neurons' initial voltages are the same in every build
     # of this network (also after Simulator.freeze_params), not drawn from build order
     converter.net.seed = int(seed)
+    tile_conv_biases(converter.net)
+    unmerged_ops(converter.net)
     built = BuiltNetwork(
         network=converter.net,
         input=converter.inputs[folded.inputs[0]],
@@ -417,5 +460,6 @@ __all__ = [
     "build_gesture_net",
     "build_sl_animals_net",
     "built_from_keras",
+    "tile_conv_biases",
     "pool_swap_effect",
 ]

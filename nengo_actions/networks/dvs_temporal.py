@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nengo_actions.networks import BuiltNetwork, add_layer_probes
-from nengo_actions.networks.dvs_conv import _frame_shape, clip_accuracy
+from nengo_actions.networks import BuiltNetwork, add_layer_probes, unmerged_ops
+from nengo_actions.networks.dvs_conv import _frame_shape, clip_accuracy, tile_conv_biases
 
 
 #: Bounds of a trained time constant, seconds (Adam steps of about the learning rate
@@ -118,6 +118,8 @@ def convert_temporal(model, frame_shape, n_steps, n_classes, cfg, input_gain, dt
     kernel, bias = first.get_weights()
     first.set_weights([kernel * input_gain, bias])
     converter = nengo_dl.Converter(copy, temporal_model=True, inference_only=True, allow_fallback=False)
+    tile_conv_biases(converter.net)
+    unmerged_ops(converter.net)
     built = BuiltNetwork(
         network=converter.net,
         input=converter.inputs[copy.inputs[0]],
