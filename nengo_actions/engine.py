@@ -224,7 +224,7 @@ class Engine:
 
     # -- prediction --------------------------------------------------------------------
 
-    def predict(self, x, probes=None, chunk=None):
+    def predict(self, x, probes=None):
         """Outputs per frame, ``(clips, frames, classes)``, and any extra ``probes``.
 
         Each frame is held for ``built.steps_per_frame`` steps and the outputs of its
@@ -232,16 +232,16 @@ class Engine:
         with probe data per step, ``(clips, steps, size)``.
         """
         self.check_arrays(x)
-        n, n_frames = len(x), x.shape[1]
-        chunk = chunk or max(self.minibatch_size, (512 // self.minibatch_size) * self.minibatch_size)
+        n, n_frames, batch = len(x), x.shape[1], self.minibatch_size
         outputs, extra = [], {p: [] for p in probes or ()}
-        for start in range(0, n, chunk):
-            xb = self._pack(x[start : start + chunk])
-            pad = self._pad(len(xb))
-            if pad:
-                xb = np.concatenate([xb, np.zeros((pad,) + xb.shape[1:], xb.dtype)])
-            data = self.sim.predict({self.built.input: xb}, verbose=0)
-            keep = len(xb) - pad
+        # one minibatch per call: Keras' predict sets up a dataset pipeline on every
+        # call, which took a quarter of a DVS net's spiking batch
+        for start in range(0, n, batch):
+            xb = self._pack(x[start : start + batch])
+            keep = len(xb)
+            if keep < batch:
+                xb = np.concatenate([xb, np.zeros((batch - keep,) + xb.shape[1:], xb.dtype)])
+            data = self.sim.predict_on_batch({self.built.input: xb})
             outputs.append(self._unpack(data[self.built.output][:keep], n_frames))
             for p in extra:
                 extra[p].append(data[p][:keep])
@@ -342,17 +342,28 @@ class Engine:
         """An engine that only predicts, with the parameters of ``params_path`` built in.
 
         The parameters are checked and loaded as by :meth:`load_params`, written into
-        the network's objects (``Simulator.freeze_params``), and the network rebuilt with
-        NengoDL's ``inference_only`` setting, which leaves out what training needs
-        (1.3-1.6x faster spiking inference on the DVS conv nets here). ``built`` is
-        changed in place; the returned engine cannot be trained or load parameters.
+        the network's objects (``Simulator.freeze_params``), constant inputs such as
+        layer biases folded into the neurons' biases
+        (:func:`~nengo_actions.networks.constant_inputs.fold_constant_inputs`), and the
+        network rebuilt with NengoDL's ``inference_only`` setting, which leaves out what
+        training needs. ``built`` is changed in place; the returned engine cannot be
+        trained or load parameters.
         """
+        from nengo_actions.networks.constant_inputs import fold_constant_inputs
+
         loader = cls(built, minibatch_size=minibatch_size, device=device, seed=seed)
         try:
             loader.load_params(params_path)
             loader.sim.freeze_params(built.network)
+            # the seeds the objects were built with: removing objects below would
+            # otherwise shift every later seed drawn from the network's seed
+            seeds = loader.sim.model.seeds
+            for obj in (*built.network.all_ensembles, *built.network.all_nodes, *built.network.all_connections):
+                if obj.seed is None:
+                    obj.seed = seeds[obj]
         finally:
             loader.close()
+        fold_constant_inputs(built.network)
         with built.network:
             nengo_dl.configure_settings(inference_only=True)
         return cls(built, minibatch_size=minibatch_size, device=device, seed=seed)

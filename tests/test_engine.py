@@ -222,11 +222,14 @@ def test_an_inference_engine_predicts_what_the_training_engine_predicts(kind, tm
         expected = engine.predict(x)
     finally:
         engine.close()
-    engine = Engine.for_inference(build(spiking=True, steps_per_frame=3), path, minibatch_size=2, device="cpu")
+    built = build(spiking=True, steps_per_frame=3)
+    engine = Engine.for_inference(built, path, minibatch_size=2, device="cpu")
     try:
         assert not engine.sim.keras_model.trainable_weights
         got = engine.predict(x)
     finally:
         engine.close()
+    if kind == "dvs_gesture_net":  # the layers' biases now live in the neurons
+        assert not [n for n in built.network.all_nodes if str(n.label).endswith((".bias", ".bias_relay", ".broadcast"))]
     assert np.abs(expected).max() > 0
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

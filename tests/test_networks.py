@@ -195,3 +195,46 @@ def test_ensemble_array_learns(ring_data, tmp_path):
 def test_keras_lmu_learns(ring_data, tmp_path):
     rate, _ = train_and_test("keras_lmu", small_model_cfg(), ring_data, tmp_path)
     assert rate >= 0.6, rate
+
+
+def test_constant_inputs_fold_into_neuron_biases_and_outputs_stay_the_same():
+    from nengo_actions.networks.constant_inputs import fold_constant_inputs
+    from nengo_actions.networks.tensor_nodes import ChannelBroadcast
+
+    def network():
+        rng = np.random.default_rng(0)
+        with nengo.Network(seed=1) as net:
+            x = nengo.Node(lambda t: [np.sin(9 * t), np.cos(5 * t), 0.5, -0.2])
+            one = nengo.Node([1.0])
+            relay = nengo.Node(size_in=2)
+            nengo.Connection(one, relay, transform=[[0.3], [-0.7]], synapse=None)
+            broadcast = ChannelBroadcast(2, 2)
+            nengo.Connection(relay, broadcast, synapse=None)
+            layer = nengo.Node(size_in=4)  # conv-like: input plus per-channel bias
+            nengo.Connection(x, layer, synapse=None)
+            nengo.Connection(broadcast, layer, synapse=None)
+            ens = nengo.Ensemble(4, 1, neuron_type=nengo.RectifiedLinear(), gain=rng.uniform(1, 3, 4), bias=rng.uniform(-1, 1, 4))
+            nengo.Connection(layer, ens.neurons, synapse=None)
+            direct = nengo.Ensemble(3, 1, neuron_type=nengo.RectifiedLinear(), gain=np.full(3, 2.0), bias=np.zeros(3))
+            nengo.Connection(x[:3], direct.neurons, synapse=None)
+            nengo.Connection(one, direct.neurons, transform=[[1.0], [0.5], [0.0]], synapse=None)
+            kept = nengo.Node(size_in=1)  # probed: its constant input must stay
+            nengo.Connection(one, kept, transform=2.0, synapse=None)
+            probes = [nengo.Probe(ens.neurons), nengo.Probe(direct.neurons), nengo.Probe(kept)]
+        return net, ens, direct, probes
+
+    def run(net, probes):
+        with nengo.Simulator(net, progress_bar=False) as sim:
+            sim.run_steps(20)
+        return [sim.data[p] for p in probes]
+
+    net, ens, direct, probes = network()
+    expected = run(net, probes)
+    bias_before = ens.bias.copy()
+    assert fold_constant_inputs(net) == 2
+    np.testing.assert_allclose(ens.bias - bias_before, ens.gain * np.array([0.3, -0.7, 0.3, -0.7]))
+    np.testing.assert_allclose(direct.bias, [2.0, 1.0, 0.0])
+    assert not [n for n in net.all_nodes if isinstance(n, ChannelBroadcast)]
+    assert len(net.all_nodes) == 4  # x, one (still read by `kept`), layer, kept
+    for got, want in zip(run(net, probes), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
