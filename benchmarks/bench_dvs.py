@@ -178,6 +178,10 @@ def main(argv=None):
             f"| {key[0]} | {key[1]} | {statistics.median(r['median_s'] for r in rows):.3f} | {throughput:.1f} | "
             f"{ratio:.2f}x | {spread} |"
         )
+    lines += ["", "Samples/s in each round: " + "; ".join(
+        f"{job} {library}: " + " / ".join(f"{r['throughput']:.1f}" for r in per_round[(job, library)])
+        for job, library in keys
+    ) + "."]
     lines += ["", f"Total time {time.time() - t0:.0f} s.", "", HOW, ""]
     text = "\n".join(lines)
     print(text)
