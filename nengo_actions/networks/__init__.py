@@ -199,11 +199,12 @@ def unmerged_ops(network):
     operators' inputs from and scatters their outputs into merged arrays. On this
     project's networks, whose operators are few and large, that costs more than it
     saves: unmerged, with signals in build order, the converted DVS128 Gesture network
-    runs a spiking batch 3-4x faster and trains 3-4x faster, and the clip classifiers
-    train 1.5-2.5x and run spiking 2-3x faster (benchmarks/README.md). The computation
-    is the same, but the trainable parameters are laid out differently, so every
-    simulator that saves or loads a network's parameters must be built with the same
-    setting: :func:`build_model` applies it to every network it returns.
+    trains and runs spiking 3-4x faster, the seed-size EnsembleArray runs spiking 2x
+    faster (benchmarks/README.md), and the main job ran in 2 min 11 s instead of 2 min
+    54 s. The computation is the same, but the trainable parameters are laid out
+    differently, so every simulator that saves or loads a network's parameters must be
+    built with the same setting: :func:`build_model` applies it to every network it
+    returns.
     """
     from nengo_actions.compat import nengo_dl
 

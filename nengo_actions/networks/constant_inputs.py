@@ -65,7 +65,7 @@ def fold_constant_inputs(network):
     def constant(obj):
         if obj in values:
             return values[obj]
-        value = None
+        value = values[obj] = None  # also what a loop back to obj sees
         if isinstance(obj, nengo.Node) and obj not in probed:
             if obj.size_in == 0 and isinstance(obj.output, np.ndarray):
                 value = np.asarray(obj.output, dtype=np.float64)
