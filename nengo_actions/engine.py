@@ -35,7 +35,9 @@ import nengo_actions.neurons  # noqa: F401,E402  (native builders: AdaptiveLIF, 
 from nengo_actions.feature_data import DataError
 from nengo_actions.metrics import evaluate_outputs, frame_outputs
 
-PARAMS_FORMAT = "nengo_actions.params/1"
+#: Version 2: parameters in the order of networks built with ``unmerged_ops``; version 1
+#: files hold the same values in another order and cannot be loaded.
+PARAMS_FORMAT = "nengo_actions.params/2"
 HISTORY_FIELDS = (
     "epoch",
     "train_loss",
@@ -385,6 +387,11 @@ def read_params(path):
         raise
     except (zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
         raise ParamsError(f"{path}: cannot read parameter file: {e}") from None
+    if header.get("format") == "nengo_actions.params/1":
+        raise ParamsError(
+            f"{path}: written by an earlier nengo_actions, whose NengoDL build ordered the "
+            "parameters differently; train the model again"
+        )
     if header.get("format") != PARAMS_FORMAT:
         raise ParamsError(f"{path}: unknown parameter file format {header.get('format')!r}")
     return values, header

@@ -159,6 +159,13 @@ def test_params_from_another_model_are_refused_by_name(tmp_path):
         same.load_params(tmp_path / "junk.npz")
     with pytest.raises(ParamsError, match="not found"):
         same.load_params(tmp_path / "missing.npz")
+    with np.load(path, allow_pickle=False) as data:  # a file of the earlier parameter order
+        arrays = dict(data)
+    header = json.loads(str(arrays["header"]))
+    arrays["header"] = np.asarray(json.dumps(dict(header, format="nengo_actions.params/1")))
+    np.savez(tmp_path / "old.npz", **arrays)
+    with pytest.raises(ParamsError, match=r"old\.npz: written by an earlier nengo_actions.*train the model again"):
+        same.load_params(tmp_path / "old.npz")
     same.close()
 
 
