@@ -191,6 +191,9 @@ TRAIN_DEFAULTS = {
     "early_stopping": 0,  # patience in epochs without a better validation score; 0: off
     "initial_accuracy": True,  # the seed's check of the untrained network (on validation)
     "device": "auto",  # "auto" (a GPU when TensorFlow sees one), "cpu" or "gpu"
+    # float16 arithmetic with float32 parameters and loss scaling: "auto" (on when
+    # training on a GPU), "on" (a GPU is required) or "off"
+    "mixed_precision": "auto",
     "tensorboard": True,
     # Per model type, overrides of the keys above, e.g. {"keras_lmu": {"epochs": 10}}.
     "models": {},
@@ -317,6 +320,7 @@ CHOICES = {
     "train.optimizer": ("adam", "sgd", "rmsprop"),
     "train.loss": ("sparse_categorical_crossentropy", "mse"),
     "train.device": ("auto", "cpu", "gpu"),
+    "train.mixed_precision": ("auto", "on", "off"),
     "evaluate.clip_method": ("last", "mean", "vote"),
 }
 

@@ -114,8 +114,30 @@ def numpy_clip_loss(outputs, labels, kind="sparse_categorical_crossentropy", las
     return float(-np.mean(np.take_along_axis(logp, labels[..., None], axis=-1)))
 
 
-def make_optimizer(settings, steps_per_epoch):
-    """The optimizer with its learning-rate schedule, from the ``train`` settings."""
+def mixed_precision(setting, device):
+    """Whether to train with mixed precision: ``train.mixed_precision`` on ``device``.
+
+    TensorFlow's automatic mixed precision rewrites the graph's GPU kernels
+    (convolutions, matrix products) to float16 while parameters stay float32; on the
+    CPU it does nothing, so ``"on"`` without a GPU is an error.
+    """
+    on_gpu = device.startswith("/gpu")
+    if setting == "on" and not on_gpu:
+        raise DataError("train.mixed_precision is 'on' but training runs on the CPU; use 'auto' or 'off'")
+    return setting == "on" or (setting == "auto" and on_gpu)
+
+
+def make_optimizer(settings, steps_per_epoch, mixed=False):
+    """The optimizer with its learning-rate schedule, from the ``train`` settings.
+
+    With ``mixed``, it is wrapped in Keras' ``LossScaleOptimizer`` (dynamic loss
+    scaling, so that float16 gradients do not underflow).
+    """
+    optimizer = _optimizer(settings, steps_per_epoch)
+    return tf.keras.mixed_precision.LossScaleOptimizer(optimizer) if mixed else optimizer
+
+
+def _optimizer(settings, steps_per_epoch):
     lr = settings["learning_rate"]
     if settings["schedule"] == "cosine":
         lr = tf.keras.optimizers.schedules.CosineDecay(lr, max(1, steps_per_epoch * settings["epochs"]))
@@ -258,7 +280,11 @@ class Engine:
         """Set optimizer, schedule and losses from the ``train`` settings."""
         steps_per_epoch = math.ceil(n_train / self.minibatch_size)
         self.settings = settings
-        self.optimizer = make_optimizer(settings, steps_per_epoch)
+        self.mixed_precision = mixed_precision(settings.get("mixed_precision", "off"), self.device)
+        if self.mixed_precision:
+            # a process-wide grappler option, read when the simulator's graph is traced
+            tf.config.optimizer.set_experimental_options({"auto_mixed_precision": True})
+        self.optimizer = make_optimizer(settings, steps_per_epoch, self.mixed_precision)
         loss = {self.built.output: clip_loss(self.built.n_classes, settings["loss"], settings["loss_steps"])}
         weights = {self.built.output: 1.0}
         for probe, fn, weight in self.built.loss_terms:

@@ -240,3 +240,30 @@ def test_an_inference_engine_predicts_what_the_training_engine_predicts(kind, tm
         assert not [n for n in built.network.all_nodes if str(n.label).endswith((".bias", ".bias_relay", ".broadcast"))]
     assert np.abs(expected).max() > 0
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_mixed_precision_follows_the_device_and_trains_with_loss_scaling(tmp_path, monkeypatch):
+    from nengo_actions import engine as engine_module
+    from nengo_actions.feature_data import DataError
+
+    assert engine_module.mixed_precision("auto", "/gpu:0") and engine_module.mixed_precision("on", "/gpu:0")
+    assert not engine_module.mixed_precision("auto", "/cpu:0") and not engine_module.mixed_precision("off", "/gpu:0")
+    with pytest.raises(DataError, match="train.mixed_precision is 'on'"):
+        engine_module.mixed_precision("on", "/cpu:0")
+    # the GPU path on the CPU: the loss-scaling optimizer, checkpoints and resumption
+    monkeypatch.setattr(engine_module, "mixed_precision", lambda setting, device: True)
+    rng = np.random.RandomState(0)
+    y = np.arange(24) % 3
+    x = (rng.randn(24, 6, 5) * 0.3 + y[:, None, None]).astype(np.float32)
+    try:
+        engine = make_engine()
+        first = train(engine, x, y, x[:8], y[:8], settings(epochs=2), EVAL, tmp_path, log=lambda s: None)
+        assert isinstance(engine.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+        engine.close()
+        engine = make_engine()
+        result = train(engine, x, y, x[:8], y[:8], settings(epochs=6), EVAL, tmp_path, resume=True, log=lambda s: None)
+        engine.close()
+    finally:
+        tf.config.optimizer.set_experimental_options({"auto_mixed_precision": False})
+    assert result.resumed_from_epoch == 2 and len(result.history) == 6
+    assert result.history[-1]["train_loss"] < first.history[0]["train_loss"]
