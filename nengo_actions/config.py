@@ -165,7 +165,18 @@ MODEL_DEFAULTS = {
         "dropout": 0.0,
         "frame_shape": [],
     },
-    "dvs_conv": {  # conversion and spiking settings of both DVS networks
+    "dvs_conv": {  # training method and neurons of both DVS networks
+        # "direct": trained with LIF spikes over time and surrogate gradients, then run
+        # as the Nengo network of the same layers (networks/dvs_direct.py); "rate": rate
+        # neurons trained in NengoDL, spiking neurons swapped in (networks/dvs_conv.py)
+        "method": "direct",
+        # direct: LIF neurons (SpikingJelly's LIFNode / ParametricLIFNode)
+        "lif_tau": 2.0,  # membrane time constant, simulation steps
+        "threshold": 1.0,
+        "plif": True,  # learn one time constant per layer (the PLIF paper)
+        "surrogate_alpha": 2.0,  # ATan surrogate gradient sharpness
+        "detach_reset": True,  # no gradient through the reset
+        # rate: conversion settings
         "spiking_neuron_type": "SpikingRectifiedLinear",
         "scale_firing_rates": 100.0,  # neuron input gain (output divided by it)
         "synapse": 0.0,  # frames, lowpass on connections from spiking neurons (0: none)
@@ -314,6 +325,7 @@ CHOICES = {
     ),
     "model.dvs_gesture_net.pool": ("max", "avg"),
     "model.sl_animals_net.pool": ("max", "avg"),
+    "model.dvs_conv.method": ("direct", "rate"),
     "model.lmu_spiking.memory_encoding": ("onoff", "nengo"),
     "model.keras_lmu.hidden": ("rnn", "dense"),
     "train.schedule": ("constant", "cosine", "step"),

@@ -246,6 +246,10 @@ class Engine:
     def _pad(self, n):
         return (-n) % self.minibatch_size
 
+    def numpy_loss(self, outputs, labels, kind, last_steps):
+        """The training loss on predicted ``(clips, frames, classes)`` outputs."""
+        return numpy_clip_loss(outputs, labels, kind, last_steps)
+
     # -- prediction --------------------------------------------------------------------
 
     def predict(self, x, probes=None):
@@ -352,10 +356,13 @@ class Engine:
             return []
         return [np.asarray(v.numpy()) for v in self.optimizer.variables]
 
+    def trainable_variables(self):
+        return self.sim.keras_model.trainable_weights
+
     def set_optimizer_state(self, values):
         if not values:
             return
-        self.optimizer.build(self.sim.keras_model.trainable_weights)
+        self.optimizer.build(self.trainable_variables())
         variables = self.optimizer.variables
         if len(variables) != len(values):
             raise ParamsError(f"optimizer state has {len(values)} arrays, expected {len(variables)}")
@@ -375,13 +382,15 @@ class Engine:
         (:func:`~nengo_actions.networks.constant_inputs.fold_constant_inputs`), and the
         network rebuilt with NengoDL's ``inference_only`` setting, which leaves out what
         training needs. ``built`` is changed in place; the returned engine cannot be
-        trained or load parameters.
+        trained or load parameters. A network built with its parameters
+        (``built.params_in_network``) is only folded and rebuilt.
         """
         from nengo_actions.networks.constant_inputs import fold_constant_inputs
 
         loader = cls(built, minibatch_size=minibatch_size, device=device, seed=seed)
         try:
-            loader.load_params(params_path)
+            if not built.params_in_network:
+                loader.load_params(params_path)
             loader.sim.freeze_params(built.network)
             # the seeds the objects were built with: removing objects below would
             # otherwise shift every later seed drawn from the network's seed
@@ -463,7 +472,7 @@ def evaluate_split(engine, x, y, settings_eval, loss_kind, loss_steps):
         outputs, y, engine.built.n_classes, settings_eval["clip_method"],
         settings_eval["last_k"], settings_eval["top_k"],
     )
-    return outputs, metrics, numpy_clip_loss(outputs, y, loss_kind, loss_steps)
+    return outputs, metrics, engine.numpy_loss(outputs, y, loss_kind, loss_steps)
 
 
 def _write_history(path, rows):

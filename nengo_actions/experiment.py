@@ -124,16 +124,26 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ev, ts, seed = cfg["evaluate"], train_settings(cfg, model_type), cfg["seed"]
-    build = functools.partial(
-        build_model, model_type, cfg["model"], data.n_features, data.n_classes, data.n_frames,
-        dt=ev["dt"], seed=seed, raster_neurons=ev["raster_neurons"],
-    )
-    built = build(spiking=False)
+    direct = trains_directly(model_type, cfg["model"])
+    if direct:  # trained with spikes over time; the Nengo network is built from the parameters
+        from nengo_actions.engine_direct import DirectEngine
+        from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal
+
+        built = build_temporal(
+            model_type, cfg["model"], n_features=data.n_features, n_classes=data.n_classes, dt=ev["dt"], seed=seed
+        )
+        engine = DirectEngine(built, ts["minibatch_size"], ts["device"], seed)
+    else:
+        build = functools.partial(
+            build_model, model_type, cfg["model"], data.n_features, data.n_classes, data.n_frames,
+            dt=ev["dt"], seed=seed, raster_neurons=ev["raster_neurons"],
+        )
+        built = build(spiking=False)
+        engine = Engine(built, ts["minibatch_size"], ts["device"], seed)
     log(f"[{model_type}] {built.description}")
-    engine = Engine(built, ts["minibatch_size"], ts["device"], seed)
-    metrics = {"n_neurons": count_neurons(built)}
+    metrics = {} if direct else {"n_neurons": count_neurons(built)}
     try:
-        metrics["n_parameters"] = int(sum(np.prod(v.shape) for v in engine.get_params()))
+        metrics["n_parameters"] = int(sum(np.prod(v.shape) for v in engine.trainable_variables()))
         if params is not None:
             path = params_for(params, model_type)
             engine.load_params(path)
@@ -179,10 +189,17 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
     finally:
         engine.close()
     log(
-        f"[{model_type}] test clip accuracy {metrics['test_clip_accuracy']:.2%} "
+        f"[{model_type}] {'trained model' if direct else 'rate'}: test clip accuracy {metrics['test_clip_accuracy']:.2%} "
         f"(step accuracy {metrics['test_step_accuracy']:.2%}), validation "
         f"{metrics.get('val_clip_accuracy') or float('nan'):.2%}"
     )
+    if direct:
+        build = functools.partial(
+            build_direct_network, model_type, cfg["model"], n_features=data.n_features, n_classes=data.n_classes,
+            params_path=params_path, dt=ev["dt"], seed=seed, raster_neurons=ev["raster_neurons"],
+        )
+        built = build(spiking=True, steps_per_frame=1)
+        metrics["n_neurons"] = count_neurons(built)
 
     dense_ops = operations_per_inference(built, {}, data.n_frames, 1, ev["dt"])
     non_spiking = [d for d in ev["energy_devices"] if not _device_spiking(d)]
@@ -218,6 +235,21 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
     write_json_atomic(out_dir / "result.json", _jsonable({"model": model_type, "description": built.description, "metrics": metrics}))
     np.savetxt(out_dir / "confusion_test.csv", test["confusion"], fmt="%d", delimiter=",")
     return result
+
+
+def trains_directly(model_type, model_cfg):
+    """Whether ``model_type`` is trained with spikes over time (``model.dvs_conv.method``)."""
+    return model_type in ("dvs_gesture_net", "sl_animals_net") and model_cfg["dvs_conv"]["method"] == "direct"
+
+
+def check_model_settings(cfg):
+    """Ranges of the direct-training LIF settings (types and choices are checked on load)."""
+    conv, where = cfg["model"]["dvs_conv"], cfg.get("_source", "config")
+    if conv["lif_tau"] < 1 or (conv["plif"] and conv["lif_tau"] <= 1):
+        raise ConfigError(f"{where}: key 'model.dvs_conv.lif_tau' must be >= 1 step (> 1 with plif), got {conv['lif_tau']}")
+    for key in ("threshold", "surrogate_alpha"):
+        if conv[key] <= 0:
+            raise ConfigError(f"{where}: key 'model.dvs_conv.{key}' must be > 0, got {conv[key]}")
 
 
 def _device_spiking(name):
@@ -260,6 +292,7 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print
     for t in types:
         train_settings(cfg, t)
     check_evaluate_settings(cfg)
+    check_model_settings(cfg)
     from nengo_actions.event_data import is_event_dataset, load_event_data
 
     if is_event_dataset(cfg):  # DVS recordings: framed events instead of a feature store

@@ -72,6 +72,8 @@ class BuiltNetwork:
         parameters so that a parameter file cannot be loaded into another model.
     loss_terms : list of (probe, loss_fn, weight)
         Extra training losses, e.g. firing-rate regularisation.
+    params_in_network : bool
+        The trained parameters are already the network's (nothing to load).
     """
 
     network: object
@@ -87,6 +89,7 @@ class BuiltNetwork:
     signature: dict = dataclasses.field(default_factory=dict)
     loss_terms: list = dataclasses.field(default_factory=list)
     description: str = ""
+    params_in_network: bool = False
 
 
 def frames_to_synapse(tau_frames, steps_per_frame=1, dt=0.001):

@@ -12,6 +12,8 @@ network (Nengo's reference simulator and the GUI run them as ordinary nodes):
   NengoDL runs as a sparse matrix product with transposes in and out, forward and
   backward (about a quarter of a spiking run and of a training step); here it is
   ``tf.tile``, whose gradient is a sum.
+* :class:`MaxPool2D`: 2-d max pooling of a channels-last map (of spikes), which Nengo
+  has no transform for (``nengo_dl.Converter`` can only replace it by average pooling).
 """
 
 from __future__ import annotations
@@ -57,6 +59,27 @@ class ChannelBroadcast(nengo.Node):
         return tf.tile(x, (1, self.positions))
 
 
+class MaxPool2D(nengo.Node):
+    """``(H * W * C,) -> (H // p * W // p * C,)``: the maximum of each ``p x p`` window of a
+    flattened channels-last ``(H, W, C)`` map ("valid" pooling: a last odd row or column
+    is dropped, as Keras' ``MaxPooling2D`` does)."""
+
+    def __init__(self, height, width, channels, pool=2, label=None):
+        self.shape, self.pool = (int(height), int(width), int(channels)), int(pool)
+        h, w = self.shape[0] // self.pool, self.shape[1] // self.pool
+        super().__init__(output=self._pool, size_in=int(np.prod(self.shape)), size_out=h * w * self.shape[2], label=label)
+
+    def _pool(self, t, x):
+        (H, W, C), p = self.shape, self.pool
+        x = np.reshape(x, self.shape)[: H // p * p, : W // p * p]
+        return x.reshape(H // p, p, W // p, p, C).max(axis=(1, 3)).ravel()
+
+    def tensor_func(self, tf, x):  # (minibatch, H * W * C) -> (minibatch, size_out)
+        x = tf.reshape(x, (-1,) + self.shape)
+        x = tf.nn.max_pool2d(x, self.pool, self.pool, "VALID")
+        return tf.reshape(x, (-1, self.size_out))
+
+
 def _register_nengo_dl_builders():
     from nengo.builder.operator import Reset
     from nengo.builder.signal import Signal
@@ -74,10 +97,10 @@ def _register_nengo_dl_builders():
         model.params[node] = None
         model.add_op(nengo_dl.tensor_node.SimTensorNode(lambda x: node.tensor_func(tf, x), None, sig_in, sig_out, None))
 
-    for kind in (MeanRate, ChannelBroadcast):
+    for kind in (MeanRate, ChannelBroadcast, MaxPool2D):
         nengo_dl.builder.NengoBuilder.register(kind)(build)
 
 
 _register_nengo_dl_builders()
 
-__all__ = ["MeanRate", "ChannelBroadcast"]
+__all__ = ["MeanRate", "ChannelBroadcast", "MaxPool2D"]

@@ -1,0 +1,178 @@
+"""Direct spiking training: the engine's training method for LIF networks over time.
+
+:class:`DirectEngine` is an :class:`~nengo_actions.engine.Engine` whose model is a
+multi-step Keras network (:class:`~nengo_actions.networks.dvs_direct.TemporalNet`)
+instead of a ``nengo_dl.Simulator``: each minibatch runs forward over all T frames with
+spiking LIF neurons, and the loss on the output firing rate is backpropagated through
+time with surrogate gradients (SpikingJelly's and the PLIF paper's recipe). It keeps
+the engine's interface (arrays, losses, optimizer and schedule, parameter files with a
+signature, optimizer state), so :func:`nengo_actions.engine.train` runs the epochs,
+model selection on validation, checkpoints, ``--resume``, ``history.csv`` and TensorBoard
+as for every other model. The trained parameters are then run as a Nengo network
+(:func:`~nengo_actions.networks.dvs_direct.build_direct_network`).
+
+Losses, on the outputs ``o`` of shape ``(batch, T, classes)`` (spikes of the output
+layer, averaged over each class's votes):
+
+* ``"mse"``: ``mean_c (mean_t o - onehot)^2``, SpikingJelly's loss on the firing rate;
+* ``"sparse_categorical_crossentropy"``: cross-entropy with the output spike counts
+  ``sum_t o`` as logits.
+
+``train.loss_steps = k > 0`` uses only the last ``k`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nengo_actions.compat import tf
+from nengo_actions.engine import Engine, check_signature, make_optimizer, mixed_precision, read_params, select_device
+
+
+def rate_loss(n_classes, kind="mse", last_steps=0):
+    """The training loss on ``(batch, T, classes)`` outputs and ``(batch,)`` labels."""
+
+    def loss(y, out):
+        if last_steps:
+            out = out[:, -last_steps:]
+        if kind == "mse":
+            target = tf.one_hot(tf.cast(y, tf.int32), n_classes, dtype=out.dtype)
+            return tf.reduce_mean(tf.square(tf.reduce_mean(out, axis=1) - target))
+        counts = tf.reduce_sum(out, axis=1)
+        return tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, counts, from_logits=True))
+
+    return loss
+
+
+def numpy_rate_loss(outputs, labels, kind="mse", last_steps=0):
+    """:func:`rate_loss` on ``(clips, frames, classes)`` numpy outputs."""
+    outputs = np.asarray(outputs, np.float64)
+    if last_steps:
+        outputs = outputs[:, -last_steps:]
+    labels = np.asarray(labels)
+    if kind == "mse":
+        return float(np.mean((outputs.mean(axis=1) - np.eye(outputs.shape[-1])[labels]) ** 2))
+    counts = outputs.sum(axis=1)
+    shifted = counts - counts.max(axis=-1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return float(-np.mean(logp[np.arange(len(labels)), labels]))
+
+
+def describe_weights(model):
+    return [{"name": w.name, "shape": list(w.shape)} for w in model.weights]
+
+
+def load_temporal_params(net, path):
+    """Load a :class:`DirectEngine` parameter file into ``net.keras_model``; raises
+    :class:`~nengo_actions.engine.ParamsError` naming the file if it is another model's."""
+    values, header = read_params(path)
+    check_signature(path, header, net.signature, describe_weights(net.keras_model))
+    tf.keras.backend.batch_set_value(zip(net.keras_model.weights, values))
+    return header
+
+
+class DirectEngine(Engine):
+    """The engine for a :class:`~nengo_actions.networks.dvs_direct.TemporalNet`.
+
+    Parameters are all the model's weights, batch-norm statistics included (what a
+    resumed or evaluated run needs). Outputs are per frame, ``(clips, frames,
+    classes)``: the output spikes of each step.
+    """
+
+    def __init__(self, net, minibatch_size=16, device="auto", seed=0):
+        self.built = net
+        self.model = net.keras_model
+        self.minibatch_size = int(minibatch_size)
+        self.device = select_device(device)
+        self.n_features = int(np.prod(net.frame_shape))
+        self.compiled = False
+        self.seed = seed
+        self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+
+    # -- prediction --------------------------------------------------------------------
+
+    def predict(self, x, probes=None):
+        """Output spikes per frame, ``(clips, frames, classes)``."""
+        if probes:
+            raise ValueError("the trained multi-step model has no Nengo probes; run its Nengo network")
+        self.check_arrays(x)
+        batch, outputs = self.minibatch_size, []
+        with tf.device(self.device):
+            for start in range(0, len(x), batch):
+                xb = np.asarray(x[start : start + batch], np.float32)
+                keep = len(xb)
+                if keep < batch:
+                    xb = np.concatenate([xb, np.zeros((batch - keep,) + xb.shape[1:], np.float32)])
+                outputs.append(self._forward(tf.constant(xb)).numpy()[:keep])
+        result = np.concatenate(outputs)
+        return (result, {}) if probes is not None else result
+
+    def numpy_loss(self, outputs, labels, kind, last_steps):
+        return numpy_rate_loss(outputs, labels, _kind(kind), last_steps)
+
+    # -- training ----------------------------------------------------------------------
+
+    def compile(self, settings, n_train):
+        steps_per_epoch = math.ceil(n_train / self.minibatch_size)
+        self.settings = settings
+        self.mixed_precision = mixed_precision(settings.get("mixed_precision", "off"), self.device)
+        if self.mixed_precision:
+            tf.config.optimizer.set_experimental_options({"auto_mixed_precision": True})
+        self.optimizer = make_optimizer(settings, steps_per_epoch, self.mixed_precision)
+        loss_fn = rate_loss(self.built.n_classes, _kind(settings["loss"]), settings["loss_steps"])
+        model, optimizer, mixed = self.model, self.optimizer, self.mixed_precision
+
+        @tf.function(reduce_retracing=True)
+        def train_step(x, y):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+                scaled = optimizer.get_scaled_loss(loss) if mixed else loss
+            grads = tape.gradient(scaled, model.trainable_weights)
+            if mixed:
+                grads = optimizer.get_unscaled_gradients(grads)
+            optimizer.apply_gradients(zip(grads, model.trainable_weights))
+            return loss
+
+        self._train_step = train_step
+        self.compiled = True
+
+    def fit_epoch(self, x, y, epoch, seed=0):
+        """One pass in an order fixed by ``seed`` and ``epoch`` (the last batch filled
+        up with the first clips of the order); returns the mean training loss."""
+        order = np.random.RandomState([seed, epoch]).permutation(len(x))
+        order = np.concatenate([order, order[: self._pad(len(order))]])
+        batch, losses = self.minibatch_size, []
+        tf.keras.utils.set_random_seed(int(np.random.RandomState([seed, epoch, 1]).randint(2**31)))  # dropout masks
+        with tf.device(self.device):
+            for start in range(0, len(order), batch):
+                idx = order[start : start + batch]
+                xb = tf.constant(np.asarray(x[idx], np.float32))
+                yb = tf.constant(np.asarray(y[idx], np.int32))
+                losses.append(float(self._train_step(xb, yb)))
+        return float(np.mean(losses))
+
+    # -- parameters --------------------------------------------------------------------
+
+    def get_params(self):
+        return [w.numpy() for w in self.model.weights]
+
+    def set_params(self, values):
+        tf.keras.backend.batch_set_value(zip(self.model.weights, values))
+
+    def _describe(self):
+        return describe_weights(self.model)
+
+    def trainable_variables(self):
+        return self.model.trainable_weights
+
+    def close(self):
+        pass
+
+
+def _kind(loss):
+    return "mse" if loss == "mse" else "sparse_categorical_crossentropy"
+
+
+__all__ = ["DirectEngine", "rate_loss", "numpy_rate_loss", "load_temporal_params"]

@@ -1,0 +1,327 @@
+"""DVS conv SNNs trained directly with spikes, run as Nengo networks by NengoDL.
+
+The recipe of SpikingJelly's DVS128 Gesture example and the PLIF paper: the network runs
+over the T frames of a sample with LIF neurons (:class:`~nengo_actions.networks.lif_node.LIF`)
+in the forward pass, surrogate gradients flow back through time, batch normalisation
+uses the statistics of the batch's B x T frames, and the loss is on the output firing
+rate. Training happens on a multi-step Keras model (:func:`temporal_model`, inputs
+``(batch, T, H * W * 2)``, outputs ``(batch, T, classes)``, the frames of a sample held
+for one step each), in :class:`~nengo_actions.engine_direct.DirectEngine`.
+
+What is evaluated and reported is the Nengo network (:func:`build_direct_network`):
+the same layers as a per-frame Keras model (:func:`frame_model`), batch
+normalisation folded into the convolutions, converted by ``nengo_dl.Converter`` with
+two rules registered here and in :mod:`~nengo_actions.networks.lif_node`:
+
+* each LIF layer becomes an ensemble of :class:`~nengo_actions.networks.lif_node.DiscreteLIF`
+  neurons with the layer's (trained) time constant, one spike an output of 1;
+* max pooling (:class:`SpikeMaxPool2D`) becomes a
+  :class:`~nengo_actions.networks.tensor_nodes.MaxPool2D` node: the maximum over spikes,
+  as trained (no average-pooling replacement).
+
+Connections have no synapses (the membrane is the only state), so at one simulation
+step per frame the Nengo network computes what the trained model computes, step for
+step; with ``k`` steps per frame each frame drives the neurons ``k`` times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from nengo_actions.compat import nengo_dl, tf
+from nengo_actions.networks import BuiltNetwork, add_layer_probes, unmerged_ops
+from nengo_actions.networks.dvs_conv import _frame_shape, tile_conv_biases
+from nengo_actions.networks.lif_node import LIF
+from nengo_actions.networks.tensor_nodes import MaxPool2D
+
+L = tf.keras.layers
+
+#: ``model.dvs_conv`` keys of the LIF neurons.
+LIF_KEYS = ("lif_tau", "threshold", "plif", "surrogate_alpha", "detach_reset")
+
+
+class SpikeMaxPool2D(L.MaxPooling2D):
+    """Max pooling in the per-frame model, converted to a :class:`MaxPool2D` node."""
+
+
+@nengo_dl.Converter.register(SpikeMaxPool2D)
+class ConvertSpikeMaxPool(nengo_dl.converter.LayerConverter):
+    """:class:`SpikeMaxPool2D` as a :class:`MaxPool2D` node (square, stride = size)."""
+
+    unsupported_args = [("padding", "valid"), ("data_format", "channels_last")]
+
+    def convert(self, node_id):
+        pool, strides = self.layer.pool_size, self.layer.strides
+        if pool[0] != pool[1] or tuple(strides) != tuple(pool):
+            raise ValueError(f"{self.layer.name}: only square pooling with stride = size converts")
+        h, w, c = self.input_shape(node_id)
+        node = MaxPool2D(h, w, c, pool[0], label=f"{self.layer.name}.{node_id}")
+        self.add_connection(node_id, node)
+        return node
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One layer of a network: ``kind`` is conv, lif, pool, flatten, dropout, dense or
+    vote; ``size`` channels, units, pool size, dropout rate or votes."""
+
+    kind: str
+    name: str
+    size: float = 0
+    padding: str = "same"
+    batch_norm: bool = False
+    pool: str = "max"
+
+
+def gesture_stages(cfg, n_classes):
+    """``model.dvs_gesture_net``: ``{conv3x3 - BN - LIF - pool 2} x depth - dropout -
+    dense - LIF - dropout - dense classes x votes - LIF - voting``."""
+    stages = []
+    for i in range(cfg["depth"]):
+        stages += [
+            Stage("conv", f"conv{i}", cfg["channels"], batch_norm=cfg["batch_norm"]),
+            Stage("lif", f"lif_conv{i}"),
+            Stage("pool", f"pool{i}", 2, pool=cfg["pool"]),
+        ]
+    stages.append(Stage("flatten", "flatten"))
+    if cfg["dropout"]:
+        stages.append(Stage("dropout", "dropout0", cfg["dropout"]))
+    stages += [Stage("dense", "fc0", cfg["dense"]), Stage("lif", "lif_fc0")]
+    if cfg["dropout"]:
+        stages.append(Stage("dropout", "dropout1", cfg["dropout"]))
+    stages += [Stage("dense", "fc1", n_classes * cfg["votes"]), Stage("lif", "lif_fc1")]
+    if cfg["votes"] > 1:
+        stages.append(Stage("vote", "voting", cfg["votes"]))
+    return stages
+
+
+def sl_animals_stages(cfg, n_classes):
+    """``model.sl_animals_net``: ``{conv3x3 (valid) - LIF - pool 2} x 2 - dense - LIF -
+    dense classes - LIF``."""
+    stages = []
+    for i, c in enumerate(cfg["channels"]):
+        stages += [Stage("conv", f"conv{i}", c, padding="valid"), Stage("lif", f"lif_conv{i}"), Stage("pool", f"pool{i}", 2, pool=cfg["pool"])]
+    stages.append(Stage("flatten", "flatten"))
+    if cfg["dropout"]:
+        stages.append(Stage("dropout", "dropout0", cfg["dropout"]))
+    return stages + [Stage("dense", "fc0", cfg["dense"]), Stage("lif", "lif_fc0"), Stage("dense", "fc1", n_classes), Stage("lif", "lif_fc1")]
+
+
+def _lif(stage, lif_cfg, **kwargs):
+    return LIF(
+        tau=lif_cfg["lif_tau"], threshold=lif_cfg["threshold"], trainable_tau=lif_cfg["plif"],
+        surrogate_alpha=lif_cfg["surrogate_alpha"], detach_reset=lif_cfg["detach_reset"], name=stage.name, **kwargs,
+    )
+
+
+def _pool(stage, per_frame):
+    if stage.pool == "max":
+        return SpikeMaxPool2D(int(stage.size), name=stage.name) if per_frame else L.MaxPooling2D(int(stage.size), name=stage.name)
+    return L.AveragePooling2D(int(stage.size), name=stage.name)
+
+
+def temporal_model(stages, frame_shape, lif_cfg, seed=0, name="dvs_direct"):
+    """The multi-step Keras model that is trained.
+
+    ``(batch, T, H * W * 2) -> (batch, T, classes)``: per step, the output neurons'
+    spikes (0/1, averaged over each class's votes). Convolutions, pooling and dense
+    layers run on all B x T frames at once; LIF layers step through T.
+    """
+    TD = L.TimeDistributed
+    init = lambda i: tf.keras.initializers.HeUniform(seed=seed + i)  # noqa: E731
+    inp = tf.keras.Input((None, int(np.prod(frame_shape))), name="frames")
+    x = TD(L.Reshape(tuple(frame_shape)), name="image")(inp)
+    for i, s in enumerate(stages):
+        if s.kind == "conv":
+            x = TD(L.Conv2D(int(s.size), 3, padding=s.padding, use_bias=not s.batch_norm, kernel_initializer=init(i)), name=s.name)(x)
+            if s.batch_norm:
+                x = TD(L.BatchNormalization(), name=f"bn_{s.name}")(x)
+        elif s.kind == "lif":
+            x = _lif(s, lif_cfg)(x)
+        elif s.kind == "pool":
+            x = TD(_pool(s, per_frame=False), name=s.name)(x)
+        elif s.kind == "flatten":
+            x = TD(L.Flatten(), name=s.name)(x)
+        elif s.kind == "dropout":  # one mask for all steps of a sample
+            x = L.Dropout(float(s.size), noise_shape=(None, 1, x.shape[-1]), seed=seed + i, name=s.name)(x)
+        elif s.kind == "dense":
+            x = TD(L.Dense(int(s.size), kernel_initializer=init(i)), name=s.name)(x)
+        elif s.kind == "vote":
+            votes = int(s.size)
+            x = TD(L.Reshape((x.shape[-1], 1)), name=f"{s.name}_groups")(x)
+            x = TD(L.AveragePooling1D(votes), name=s.name)(x)
+            x = TD(L.Flatten(), name=f"{s.name}_scores")(x)
+    return tf.keras.Model(inp, x, name=name)
+
+
+def frame_model(stages, frame_shape, temporal, lif_cfg, dt=0.001):
+    """The per-frame Keras model that ``nengo_dl.Converter`` reads, with the weights of
+    ``temporal`` and its batch normalisation folded into the convolutions
+    (``kernel * gamma / sqrt(var + eps)``, bias ``beta - mean * gamma / sqrt(var + eps)``).
+
+    ``(batch, H * W * 2) -> (batch, classes)``; dropout is left out (the identity at
+    inference), LIF layers carry their trained time constants.
+    """
+    inp = tf.keras.Input((int(np.prod(frame_shape)),), name="frame")
+    x = L.Reshape(tuple(frame_shape), name="image")(inp)
+    weights = []
+    for s in stages:
+        if s.kind == "conv":
+            layer = L.Conv2D(int(s.size), 3, padding=s.padding, name=s.name)
+            x = layer(x)
+            trained = temporal.get_layer(s.name).layer
+            kernel = trained.kernel.numpy()
+            bias = trained.bias.numpy() if trained.use_bias else np.zeros(kernel.shape[-1], np.float32)
+            if s.batch_norm:
+                bn = temporal.get_layer(f"bn_{s.name}").layer
+                scale = bn.gamma.numpy() / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
+                kernel, bias = kernel * scale, (bias - bn.moving_mean.numpy()) * scale + bn.beta.numpy()
+            weights.append((layer, [kernel, bias]))
+        elif s.kind == "lif":
+            trained = temporal.get_layer(s.name)
+            cfg = dict(lif_cfg, lif_tau=trained.tau(), plif=False)
+            x = _lif(s, cfg, temporal=False, dt=dt)(x)
+        elif s.kind == "pool":
+            x = _pool(s, per_frame=True)(x)
+        elif s.kind == "flatten":
+            x = L.Flatten(name=s.name)(x)
+        elif s.kind == "dense":
+            layer = L.Dense(int(s.size), name=s.name)
+            x = layer(x)
+            weights.append((layer, temporal.get_layer(s.name).layer.get_weights()))
+        elif s.kind == "vote":
+            x = L.Reshape((x.shape[-1], 1), name=f"{s.name}_groups")(x)
+            x = L.AveragePooling1D(int(s.size), name=s.name)(x)
+            x = L.Flatten(name=f"{s.name}_scores")(x)
+    model = tf.keras.Model(inp, x, name=f"{temporal.name}_frame")
+    for layer, values in weights:
+        layer.set_weights([np.asarray(v, np.float32) for v in values])
+    return model
+
+
+@dataclasses.dataclass
+class TemporalNet:
+    """What :class:`~nengo_actions.engine_direct.DirectEngine` trains: the multi-step
+    Keras model and what the engine's bookkeeping reads (the fields of
+    :class:`~nengo_actions.networks.BuiltNetwork` that apply)."""
+
+    keras_model: object
+    stages: list
+    frame_shape: tuple
+    n_classes: int
+    signature: dict
+    description: str
+    lif_cfg: dict
+    spiking: bool = True
+    steps_per_frame: int = 1
+    frames_per_input: int = 1
+    dt: float = 0.001
+    layers: list = dataclasses.field(default_factory=list)
+    loss_terms: list = dataclasses.field(default_factory=list)
+    instrumentation: set = dataclasses.field(default_factory=set)
+
+
+def _stages(kind, model_cfg, n_classes):
+    cfg = model_cfg[kind]
+    return gesture_stages(cfg, n_classes) if kind == "dvs_gesture_net" else sl_animals_stages(cfg, n_classes)
+
+
+def _describe(kind, stages, lif_cfg, n_classes):
+    parts = []
+    for s in stages:
+        if s.kind == "conv":
+            parts.append(f"conv3x3 {int(s.size)}{' - BN' if s.batch_norm else ''}")
+        elif s.kind == "lif":
+            parts.append("PLIF" if lif_cfg["plif"] else "LIF")
+        elif s.kind == "pool":
+            parts.append(f"{s.pool}pool {int(s.size)}")
+        elif s.kind == "dense":
+            parts.append(f"dense {int(s.size)}")
+        elif s.kind == "vote":
+            parts.append(f"voting over {int(s.size)}")
+    return (
+        f"{kind}: {' - '.join(parts)}; trained directly with spikes (tau {lif_cfg['lif_tau']:g} steps"
+        f"{', learned per layer' if lif_cfg['plif'] else ''}, threshold {lif_cfg['threshold']:g}, ATan surrogate), "
+        "run as a Nengo network converted by nengo_dl.Converter (BN folded), one frame per step"
+    )
+
+
+def lif_settings(model_cfg):
+    """The LIF keys of ``model.dvs_conv``."""
+    return {k: model_cfg["dvs_conv"][k] for k in LIF_KEYS}
+
+
+def build_temporal(kind, model_cfg, *, n_features, n_classes, dt=0.001, seed=0):
+    """The :class:`TemporalNet` of ``model.<kind>`` (``dvs_gesture_net`` or ``sl_animals_net``)."""
+    shape = _frame_shape(n_features, model_cfg[kind]["frame_shape"])
+    stages = _stages(kind, model_cfg, n_classes)
+    lif_cfg = lif_settings(model_cfg)
+    tf.keras.utils.set_random_seed(seed)
+    keras_model = temporal_model(stages, shape, lif_cfg, seed=seed, name=f"{kind}_direct")
+    signature = {
+        "model": kind,
+        "method": "direct",
+        "n_features": int(n_features),
+        "n_classes": int(n_classes),
+        **model_cfg[kind],
+        **lif_cfg,
+    }
+    return TemporalNet(keras_model, stages, shape, int(n_classes), signature, _describe(kind, stages, lif_cfg, n_classes), lif_cfg, dt=dt)
+
+
+def build_direct_network(kind, model_cfg, *, n_features, n_classes, params_path, steps_per_frame=1, dt=0.001, seed=0, raster_neurons=20, **_):
+    """The Nengo network of a directly trained model, with the parameters of
+    ``params_path`` (a :class:`~nengo_actions.engine_direct.DirectEngine` file) built in.
+
+    Returns a :class:`BuiltNetwork` with ``params_in_network`` set (nothing to load).
+    """
+    from nengo_actions.engine_direct import load_temporal_params
+
+    net = build_temporal(kind, model_cfg, n_features=n_features, n_classes=n_classes, dt=dt, seed=seed)
+    load_temporal_params(net, params_path)
+    return convert_temporal(net, steps_per_frame=steps_per_frame, dt=dt, raster_neurons=raster_neurons)
+
+
+def convert_temporal(net, *, steps_per_frame=1, dt=0.001, raster_neurons=20):
+    """The Nengo :class:`BuiltNetwork` of a :class:`TemporalNet` (its current weights)."""
+    import nengo
+
+    per_frame = frame_model(net.stages, net.frame_shape, net.keras_model, net.lif_cfg, dt=dt)
+    converter = nengo_dl.Converter(per_frame, inference_only=True, allow_fallback=False)
+    tile_conv_biases(converter.net)
+    unmerged_ops(converter.net)
+    built = BuiltNetwork(
+        network=converter.net,
+        input=converter.inputs[per_frame.inputs[0]],
+        output=converter.outputs[per_frame.outputs[0]],
+        n_classes=net.n_classes,
+        spiking=True,
+        steps_per_frame=int(steps_per_frame),
+        dt=dt,
+        signature=dict(net.signature),
+        description=net.description,
+        params_in_network=True,
+    )
+    for layer in per_frame.layers:
+        if isinstance(layer, LIF):
+            ensemble = converter.layers[layer].ensemble
+            if isinstance(ensemble, nengo.Ensemble):
+                add_layer_probes(built, layer.name.replace("lif_", ""), ensemble, raster_neurons)
+    return built
+
+
+__all__ = [
+    "SpikeMaxPool2D",
+    "Stage",
+    "gesture_stages",
+    "sl_animals_stages",
+    "temporal_model",
+    "frame_model",
+    "TemporalNet",
+    "build_temporal",
+    "build_direct_network",
+    "convert_temporal",
+    "lif_settings",
+]
