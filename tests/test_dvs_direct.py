@@ -1,0 +1,202 @@
+"""Direct spiking training: LIF neurons, the multi-step model, its Nengo network, the engine."""
+
+import copy
+import math
+
+import nengo
+import numpy as np
+import pytest
+
+from nengo_actions import config as C
+from nengo_actions.compat import nengo_dl, tf
+from nengo_actions.engine import Engine, ParamsError, train
+from nengo_actions.engine_direct import DirectEngine, load_temporal_params, numpy_rate_loss, rate_loss
+from nengo_actions.experiment import check_model_settings
+from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal, convert_temporal
+from nengo_actions.networks.lif_node import LIF, DiscreteLIF
+from nengo_actions.networks.tensor_nodes import MaxPool2D
+
+# A hand-computed trace, tau = 2 steps, threshold 1: v <- v + (x - v) / 2, spike at
+# v >= 1, then v = 0.
+X = [1.5, 1.5, 0.2, 3.0, 0.0, 2.2, 0.9, 0.9]
+V_BEFORE_RESET = [0.75, 1.125, 0.1, 1.55, 0.0, 1.1, 0.45, 0.675]
+SPIKES = [0, 1, 0, 1, 0, 1, 0, 0]
+
+
+def model_cfg(**conv):
+    m = copy.deepcopy(C.DEFAULTS["model"])
+    m["dvs_gesture_net"].update(channels=4, depth=2, dense=16, votes=3, frame_shape=[])
+    m["sl_animals_net"].update(channels=[3, 5], dense=12, pool="avg")
+    m["dvs_conv"].update(method="direct", **conv)
+    return m
+
+
+def test_lif_layer_follows_the_hand_computed_trace():
+    layer = LIF(tau=2.0, threshold=1.0)
+    out = layer(tf.constant(np.asarray(X, np.float32)[None, :, None])).numpy()[0, :, 0]
+    np.testing.assert_array_equal(out, SPIKES)
+
+
+@pytest.mark.parametrize("simulator", ["nengo", "nengo_dl"])
+def test_nengo_neuron_type_follows_the_same_trace(simulator):
+    dt = 0.001
+    with nengo.Network() as net:
+        stim = nengo.Node(lambda t: X[min(int(round(t / dt)) - 1, len(X) - 1)])
+        ens = nengo.Ensemble(1, 1, neuron_type=DiscreteLIF(tau=2.0, threshold=1.0, amplitude=dt), gain=[1.0], bias=[0.0])
+        nengo.Connection(stim, ens.neurons, synapse=None)
+        p = nengo.Probe(ens.neurons, synapse=None)
+    sim_cls = nengo.Simulator if simulator == "nengo" else nengo_dl.Simulator
+    kwargs = {"progress_bar": False}
+    with sim_cls(net, dt=dt, **kwargs) as sim:
+        sim.run_steps(len(X))
+    np.testing.assert_allclose(sim.data[p][:, 0], SPIKES, atol=1e-6)
+
+
+def test_surrogate_gradient_is_the_atan_derivative_and_finite():
+    alpha, tau, thr = 2.0, 2.0, 1.0
+    layer = LIF(tau=tau, threshold=thr, surrogate_alpha=alpha, temporal=False)
+    x = tf.Variable(np.linspace(-3, 5, 17, dtype=np.float32))
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(layer(x))
+    grad = tape.gradient(y, x).numpy()
+    v = x.numpy() / tau - thr
+    expected = (1 / tau) * (alpha / 2) / (1 + (math.pi / 2 * alpha * v) ** 2)
+    np.testing.assert_allclose(grad, expected, rtol=1e-5)
+    assert np.all(np.isfinite(grad)) and np.all(grad > 0)
+
+
+def test_plif_time_constant_starts_at_tau_and_receives_gradients_through_time():
+    layer = LIF(tau=3.0, trainable_tau=True)
+    x = tf.constant(np.random.default_rng(0).uniform(0, 3, (4, 10, 6)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(layer(x))
+    assert layer.tau() == pytest.approx(3.0)
+    (grad,) = tape.gradient(loss, layer.trainable_weights)
+    assert np.isfinite(grad.numpy()) and grad.numpy() != 0
+
+
+def test_a_trained_tau_of_one_step_or_less_is_refused():
+    with pytest.raises(ValueError, match="above 1 step"):
+        LIF(tau=1.0, trainable_tau=True)
+
+
+def test_max_pool_node_runs_the_same_in_numpy_and_tensorflow():
+    with nengo.Network():
+        node = MaxPool2D(5, 4, 3, 2)
+    x = np.random.default_rng(1).uniform(size=5 * 4 * 3).astype(np.float32)
+    expected = x.reshape(5, 4, 3)[:4].reshape(2, 2, 2, 2, 3).max(axis=(1, 3)).ravel()
+    np.testing.assert_allclose(node._pool(0.0, x), expected)
+    np.testing.assert_allclose(node.tensor_func(tf, tf.constant(x[None])).numpy()[0], expected)
+
+
+def _randomise_batch_norm(net, rng):
+    for layer in net.keras_model.layers:
+        if layer.name.startswith("bn_"):
+            bn = layer.layer
+            c = bn.gamma.shape[0]
+            bn.set_weights([rng.uniform(0.8, 2, c), rng.normal(0.3, 0.3, c), rng.normal(0, 0.3, c), rng.uniform(0.5, 2, c)])
+
+
+def _boost(net, names, factor=4.0):
+    for name in names:  # initial weights leave deep layers nearly silent
+        layer = net.keras_model.get_layer(name).layer
+        w = layer.get_weights()
+        layer.set_weights([w[0] * factor] + w[1:])
+
+
+@pytest.mark.parametrize("kind", ["dvs_gesture_net", "sl_animals_net"])
+def test_nengo_network_at_one_step_per_frame_equals_the_trained_model(kind):
+    rng = np.random.default_rng(2)
+    side = 16
+    net = build_temporal(kind, model_cfg(plif=True), n_features=side * side * 2, n_classes=4, seed=3)
+    _randomise_batch_norm(net, rng)
+    if kind == "dvs_gesture_net":
+        _boost(net, ["conv1", "fc0", "fc1"], 3.0)
+    else:
+        _boost(net, ["conv0", "conv1", "fc0"], 4.0)
+        fc1 = net.keras_model.get_layer("fc1").layer
+        fc1.set_weights([fc1.kernel.numpy(), np.full(4, 2.5, np.float32)])
+    net.keras_model.get_layer("lif_fc0").w.assign(0.3)  # a trained tau other than the initial one
+    x = rng.poisson(2.0, (5, 6, side * side * 2)).astype(np.float32)
+    expected = net.keras_model(x, training=False).numpy()
+    assert 0.05 < expected.mean() < 0.95  # the outputs spike, and not always
+    built = convert_temporal(net)
+    taus = {e.label: e.neuron_type.tau for e in built.network.all_ensembles}
+    assert taus["lif_fc0.0"] == pytest.approx(1 / (1 / (1 + math.exp(-0.3))))
+    pools = [n for n in built.network.all_nodes if isinstance(n, MaxPool2D)]
+    assert len(pools) == (2 if kind == "dvs_gesture_net" else 0)
+    engine = Engine.for_inference(built, None, minibatch_size=5)
+    try:
+        outputs = engine.predict(x)
+    finally:
+        engine.close()
+    np.testing.assert_array_equal(outputs, expected)
+
+
+def test_rate_losses_match_their_numpy_versions():
+    rng = np.random.default_rng(4)
+    out = (rng.uniform(size=(3, 5, 4)) < 0.4).astype(np.float32)
+    y = np.array([0, 3, 1])
+    for kind in ("mse", "sparse_categorical_crossentropy"):
+        for last in (0, 2):
+            tf_value = float(rate_loss(4, kind, last)(tf.constant(y), tf.constant(out)))
+            assert tf_value == pytest.approx(numpy_rate_loss(out, y, kind, last), rel=1e-5)
+    # SpikingJelly's loss: MSE of the mean rate against the one-hot target
+    rate = out.mean(axis=1)
+    assert numpy_rate_loss(out, y, "mse") == pytest.approx(np.mean((rate - np.eye(4)[y]) ** 2))
+
+
+def _halves(n, rng, side=8, steps=4):
+    """Two classes: events in the left or in the right half of the frame."""
+    y = np.arange(n) % 2
+    x = np.zeros((n, steps, side, side, 2), np.float32)
+    for i, label in enumerate(y):
+        cols = slice(0, side // 2) if label == 0 else slice(side // 2, side)
+        x[i, :, :, cols] = rng.poisson(1.5, (steps, side, side // 2, 2))
+    x += rng.poisson(0.2, x.shape)
+    return x.reshape(n, steps, -1), y
+
+
+def test_direct_training_learns_resumes_and_its_nengo_network_agrees(tmp_path):
+    rng = np.random.default_rng(5)
+    x_train, y_train = _halves(48, rng)
+    x_val, y_val = _halves(16, rng)
+    mc = model_cfg(plif=True)
+    settings = dict(C.TRAIN_DEFAULTS, learning_rate=0.01, epochs=3, minibatch_size=8, loss="mse", tensorboard=False, initial_accuracy=False)
+    ev = dict(C.EVALUATE_DEFAULTS, clip_method="mean", last_k=4)
+    net = build_temporal("dvs_gesture_net", mc, n_features=x_train.shape[2], n_classes=2, seed=0)
+    engine = DirectEngine(net, minibatch_size=8, device="cpu")
+    result = train(engine, x_train, y_train, x_val, y_val, dict(settings, epochs=2), ev, tmp_path, log=lambda s: None)
+    resumed = train(engine, x_train, y_train, x_val, y_val, settings, ev, tmp_path, resume=True, log=lambda s: None)
+    assert resumed.resumed_from_epoch == 2 and len(resumed.history) == 3
+    assert resumed.best_val_clip_accuracy >= 0.9
+    assert result.params_path.exists()
+
+    built = build_direct_network("dvs_gesture_net", mc, n_features=x_train.shape[2], n_classes=2, params_path=resumed.params_path)
+    trained = build_temporal("dvs_gesture_net", mc, n_features=x_train.shape[2], n_classes=2)
+    load_temporal_params(trained, resumed.params_path)
+    expected = trained.keras_model(x_val, training=False).numpy()
+    nengo_engine = Engine.for_inference(built, None, minibatch_size=8)
+    try:
+        np.testing.assert_array_equal(nengo_engine.predict(x_val), expected)
+    finally:
+        nengo_engine.close()
+
+    other = build_temporal("dvs_gesture_net", model_cfg(plif=False), n_features=x_train.shape[2], n_classes=2)
+    with pytest.raises(ParamsError, match="different model.*plif"):
+        load_temporal_params(other, resumed.params_path)
+
+
+@pytest.mark.parametrize(
+    "key, value, match",
+    [("lif_tau", 0.5, "lif_tau"), ("lif_tau", 1.0, "lif_tau"), ("threshold", 0.0, "threshold"), ("surrogate_alpha", -1.0, "surrogate_alpha")],
+)
+def test_bad_lif_settings_name_the_key(key, value, match):
+    cfg = C.load_config(overrides=[f"model.dvs_conv.{key}={value}"])
+    with pytest.raises(C.ConfigError, match=match):
+        check_model_settings(cfg)
+
+
+def test_an_unknown_training_method_is_a_config_error():
+    with pytest.raises(C.ConfigError, match="model.dvs_conv.method"):
+        C.load_config(overrides=["model.dvs_conv.method=spikes"])
