@@ -28,6 +28,7 @@ from .formats import read_aedat4, read_events, read_nmnist, read_prophesee
 from .frames import Compose, CropTime, Downsample, RandomCropTime, ToFrames, frame_bounds, to_frames
 from .gesture import dvs128_gesture
 from .sl_animals import fold_split, kfold_recordings, sl_animals
+from .synthetic_digits import SyntheticDigitSpec, ensure_synthetic_digits, generate_synthetic_digits
 from .synthetic_gestures import SyntheticGestureSpec, ensure_synthetic_gestures, generate_synthetic_gestures
 
 __all__ = [
@@ -44,14 +45,17 @@ __all__ = [
     "EventFormatError",
     "RandomCropTime",
     "SliceCache",
+    "SyntheticDigitSpec",
     "SyntheticGestureSpec",
     "ToFrames",
     "as_events",
     "dvs128_gesture",
     "empty_events",
+    "ensure_synthetic_digits",
     "ensure_synthetic_gestures",
     "fold_split",
     "frame_bounds",
+    "generate_synthetic_digits",
     "generate_synthetic_gestures",
     "kfold_recordings",
     "load_arrays",

@@ -25,6 +25,7 @@ built under a temporary name and renamed, and the JSON marker is written last.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import asdict, dataclass, replace
@@ -35,6 +36,7 @@ import numpy as np
 from .aedat import write_aedat31
 from .cache import TEMP_MARK, read_json, write_json_atomic
 from .emulator import EventEmulator
+from .events import empty_events
 
 CLASSES = (
     "swipe_right",
@@ -200,12 +202,16 @@ def _trial_name(user):
 DEFAULT_EMULATOR = EventEmulator(threshold_sigma=0.03, noise_rate_hz=0.2)
 
 
-def _emulate_side_by_side(trials, emulator, spec, progress=None):
+def _emulate_side_by_side(trials, emulator, spec, progress=None, chunk_frames=256):
     """Emulate all trials at once as one wide sensor (pixels are independent, and one
-    array step per frame costs far less than one per trial and frame); return each
-    user's events.
+    array step per frame costs far less than one per trial and frame); yield each
+    user's events, ``(user, events)`` in the order of ``trials``.
 
-    Trials that end early hold their last (still) frame.
+    ``trials`` maps user number to a trial with ``n_frames``, ``frames()`` (frames of
+    shape ``(spec.sensor_size, spec.sensor_size)``) and ``time(frame)`` (µs, the same
+    clock for every trial). Trials that end early hold their last (still) frame. The
+    events are handed out to the users every ``chunk_frames`` frames, so the whole
+    recording is never held twice.
     """
     size = spec.sensor_size
     users = list(trials)
@@ -225,53 +231,95 @@ def _emulate_side_by_side(trials, emulator, spec, progress=None):
     if progress is not None:
         progress.reset(total=n_frames)
         progress.update(1)
+    per_user = [[] for _ in users]
     parts = []
+
+    def hand_out():
+        events = np.concatenate(parts)
+        parts.clear()
+        block = events["x"] // size
+        for i, mine in enumerate(per_user):
+            mine.append(events[block == i])
+
     for frame in range(1, n_frames):
         parts.append(pixels.step(wide_frame(), trials[users[0]].time(frame)))
+        if len(parts) == chunk_frames:
+            hand_out()
         if progress is not None:
             progress.update(1)
+    if parts:
+        hand_out()
     if progress is not None:
         progress.close()
-    events = np.concatenate(parts)
-    block = events["x"] // size
     for i, user in enumerate(users):
-        mine = events[block == i]
+        mine = np.concatenate(per_user[i]) if per_user[i] else empty_events()
+        per_user[i] = None
         mine["x"] -= i * size
         yield user, mine
 
 
-def generate_synthetic_gestures(root, spec=None, emulator=None, progress=True):
-    """Write the synthetic set under ``root`` (see the module docstring).
+def write_gesture_layout(
+    root, trials, spec, emulator, classes, marker, metadata, *, desc="generating", progress=True, start_time=None
+):
+    """Emulate ``trials`` and write them under ``root`` in the DVS128 Gesture layout.
 
-    ``emulator`` sets the pixel model (its seed is combined with the user number).
-    Returns the ``DvsGesture`` folder.
+    Parameters
+    ----------
+    root : Path
+        Gets ``DvsGesture/`` (built under a temporary name and renamed into place),
+        ``gesture_mapping.csv`` and, last, the JSON marker.
+    trials : dict
+        User number -> trial (see :func:`_emulate_side_by_side`); a trial also has
+        ``labels`` (rows ``(class 1-based, start µs, end µs)``) and ``rng`` (which
+        shuffles the rows of its label file). The last ``spec.test_users`` users form
+        the test split.
+    spec
+        Has ``sensor_size``, ``seed`` and ``test_users``.
+    emulator : EventEmulator
+        The pixel model; its seed is combined with ``spec.seed``.
+    classes : sequence of str
+        Class names, label 1 first.
+    marker : str
+        File name of the JSON marker; any other ``synthetic_*.json`` marker in ``root``
+        is removed first (the folder is about to change under it).
+    metadata : dict
+        Contents of the marker.
+    desc : str
+        Label of the progress bar (frames).
+    start_time : str or None
+        The ``#Start-Time:`` of the AEDAT headers (``None``: now).
+
+    Returns
+    -------
+    Path
+        The ``DvsGesture`` folder.
     """
-    spec = spec or SyntheticGestureSpec()
-    emulator = emulator or DEFAULT_EMULATOR
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    classes = CLASSES[:spec.n_classes]
+    for stale in root.glob("synthetic_*.json"):
+        stale.unlink()
     build = root / f".DvsGesture{TEMP_MARK}{os.getpid()}"
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir()
-    users = range(1, spec.n_users + 1)
+    users = list(trials)
     iterator = None
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(desc="generating synthetic gestures", unit="frame")
+        iterator = tqdm(desc=desc, unit="frame")
     try:
-        trials = {user: _Trial(spec, classes, np.random.default_rng([spec.seed, user])) for user in users}
         for user, events in _emulate_side_by_side(trials, emulator, spec, iterator):
             name = _trial_name(user)
-            write_aedat31(build / f"{name}.aedat", events, source=f"DVS{spec.sensor_size} (emulated)")
+            write_aedat31(
+                build / f"{name}.aedat", events, source=f"DVS{spec.sensor_size} (emulated)", start_time=start_time
+            )
             labels = trials[user].labels
             order = trials[user].rng.permutation(len(labels))  # rows out of order, as in the real files
             text = "class,startTime_usec,endTime_usec\n" + "".join(
                 "{},{},{}\n".format(*labels[i]) for i in order
             )
             (build / f"{name}_labels.csv").write_text(text)
-        n_train = spec.n_users - spec.test_users
+        n_train = len(users) - spec.test_users
         for split, chosen in (("train", users[:n_train]), ("test", users[n_train:])):
             (build / f"trials_to_{split}.txt").write_text(
                 "".join(f"{_trial_name(user)}.aedat\n" for user in chosen)
@@ -285,17 +333,50 @@ def generate_synthetic_gestures(root, spec=None, emulator=None, progress=True):
     (root / "gesture_mapping.csv").write_text(
         "action,label\n" + "".join(f"{name},{i + 1}\n" for i, name in enumerate(classes))
     )
-    write_json_atomic(
-        root / MARKER,
-        {
-            "generator_version": GENERATOR_VERSION,
-            "sensor_size": [spec.sensor_size, spec.sensor_size, 2],
-            "classes": list(classes),
-            "spec": asdict(spec),
-            "emulator": asdict(emulator),
-        },
-    )
+    write_json_atomic(root / marker, metadata)
     return target
+
+
+def generate_synthetic_gestures(root, spec=None, emulator=None, progress=True):
+    """Write the synthetic set under ``root`` (see the module docstring).
+
+    ``emulator`` sets the pixel model (its seed is combined with the user number).
+    Returns the ``DvsGesture`` folder.
+    """
+    spec = spec or SyntheticGestureSpec()
+    emulator = emulator or DEFAULT_EMULATOR
+    classes = CLASSES[:spec.n_classes]
+    trials = {
+        user: _Trial(spec, classes, np.random.default_rng([spec.seed, user])) for user in range(1, spec.n_users + 1)
+    }
+    metadata = {
+        "generator_version": GENERATOR_VERSION,
+        "sensor_size": [spec.sensor_size, spec.sensor_size, 2],
+        "classes": list(classes),
+        "spec": asdict(spec),
+        "emulator": asdict(emulator),
+    }
+    return write_gesture_layout(
+        root, trials, spec, emulator, classes, MARKER, metadata, desc="generating synthetic gestures", progress=progress
+    )
+
+
+def _as_json(value):
+    """``value`` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def is_current(root, marker, version, spec, emulator):
+    """Whether ``root`` holds a complete set whose ``marker`` records ``version``,
+    ``spec`` and ``emulator`` (dataclasses)."""
+    meta = read_json(Path(root) / marker)
+    return bool(
+        meta
+        and meta.get("generator_version") == version
+        and meta.get("spec") == _as_json(asdict(spec))
+        and meta.get("emulator") == _as_json(asdict(emulator))
+        and (Path(root) / "DvsGesture" / "trials_to_train.txt").is_file()
+    )
 
 
 def ensure_synthetic_gestures(root, spec=None, emulator=None, progress=True):
@@ -305,18 +386,9 @@ def ensure_synthetic_gestures(root, spec=None, emulator=None, progress=True):
     """
     spec = spec or SyntheticGestureSpec()
     emulator = emulator or DEFAULT_EMULATOR
-    marker = read_json(Path(root) / MARKER)
-    folder = Path(root) / "DvsGesture"
-    if (
-        marker
-        and marker.get("generator_version") == GENERATOR_VERSION
-        and marker.get("spec") == asdict(spec)
-        and marker.get("emulator") == asdict(emulator)
-        and (folder / "trials_to_train.txt").is_file()
-    ):
-        return folder, False
-    if marker:
-        (Path(root) / MARKER).unlink()
+    if is_current(root, MARKER, GENERATOR_VERSION, spec, emulator):
+        return Path(root) / "DvsGesture", False
+    (Path(root) / MARKER).unlink(missing_ok=True)
     return generate_synthetic_gestures(root, spec, emulator, progress), True
 
 
