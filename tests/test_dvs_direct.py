@@ -200,3 +200,29 @@ def test_bad_lif_settings_name_the_key(key, value, match):
 def test_an_unknown_training_method_is_a_config_error():
     with pytest.raises(C.ConfigError, match="model.dvs_conv.method"):
         C.load_config(overrides=["model.dvs_conv.method=spikes"])
+
+
+@pytest.mark.parametrize("detach_reset", [True, False])
+def test_written_out_backpropagation_through_time_equals_autodiff(detach_reset):
+    layer = LIF(tau=2.5, trainable_tau=True, detach_reset=detach_reset)
+    x = tf.constant(np.random.default_rng(6).uniform(0, 2.5, (3, 7, 5)).astype(np.float32))
+    weights = tf.constant(np.random.default_rng(7).normal(size=(3, 7, 5)).astype(np.float32))
+    layer.build(x.shape)
+
+    def autodiff(x, k):  # the same steps through TensorFlow's own gradients
+        v, out = tf.zeros_like(x[:, 0]), []
+        for t in range(x.shape[1]):
+            v = v + (x[:, t] - v) * k
+            s = layer._spike(v - layer.threshold)
+            out.append(s)
+            v = v * (1 - (tf.stop_gradient(s) if detach_reset else s))
+        return tf.stack(out, axis=1)
+
+    results = []
+    for fn in (lambda x: layer(x), lambda x: autodiff(x, layer.decay())):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(fn(x) * weights)
+        results.append([tape.gradient(loss, x).numpy(), tape.gradient(loss, layer.w).numpy()])
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-4)
