@@ -155,6 +155,9 @@ MODEL_DEFAULTS = {
         "votes": 10,  # output neurons per class, averaged by the voting layer
         "pool": "max",  # "max" (converted as average pooling) or "avg"
         "batch_norm": True,  # folded into the convolutions for conversion
+        # direct training: also batch-normalise the two dense layers (folded likewise),
+        # which keeps them firing from the first step instead of silent at the start
+        "dense_batch_norm": False,
         "dropout": 0.5,  # Keras model only; left out of the converted network
         "frame_shape": [],
     },

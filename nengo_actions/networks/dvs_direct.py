@@ -88,10 +88,11 @@ def gesture_stages(cfg, n_classes):
     stages.append(Stage("flatten", "flatten"))
     if cfg["dropout"]:
         stages.append(Stage("dropout", "dropout0", cfg["dropout"]))
-    stages += [Stage("dense", "fc0", cfg["dense"]), Stage("lif", "lif_fc0")]
+    dense_bn = cfg["dense_batch_norm"]
+    stages += [Stage("dense", "fc0", cfg["dense"], batch_norm=dense_bn), Stage("lif", "lif_fc0")]
     if cfg["dropout"]:
         stages.append(Stage("dropout", "dropout1", cfg["dropout"]))
-    stages += [Stage("dense", "fc1", n_classes * cfg["votes"]), Stage("lif", "lif_fc1")]
+    stages += [Stage("dense", "fc1", n_classes * cfg["votes"], batch_norm=dense_bn), Stage("lif", "lif_fc1")]
     if cfg["votes"] > 1:
         stages.append(Stage("vote", "voting", cfg["votes"]))
     return stages
@@ -134,10 +135,15 @@ def temporal_model(stages, frame_shape, lif_cfg, seed=0, name="dvs_direct"):
     inp = tf.keras.Input((None, int(np.prod(frame_shape))), name="frames")
     x = TD(L.Reshape(tuple(frame_shape)), name="image")(inp)
     for i, s in enumerate(stages):
-        if s.kind == "conv":
-            x = TD(L.Conv2D(int(s.size), 3, padding=s.padding, use_bias=not s.batch_norm, kernel_initializer=init(i)), name=s.name)(x)
+        if s.kind in ("conv", "dense"):
+            if s.kind == "conv":
+                layer = L.Conv2D(int(s.size), 3, padding=s.padding, use_bias=not s.batch_norm, kernel_initializer=init(i))
+            else:
+                layer = L.Dense(int(s.size), use_bias=not s.batch_norm, kernel_initializer=init(i))
+            x = TD(layer, name=s.name)(x)
             if s.batch_norm:
-                x = TD(L.BatchNormalization(), name=f"bn_{s.name}")(x)
+                # PyTorch's defaults (momentum 0.1, eps 1e-5), as SpikingJelly trains
+                x = TD(L.BatchNormalization(momentum=0.9, epsilon=1e-5), name=f"bn_{s.name}")(x)
         elif s.kind == "lif":
             x = _lif(s, lif_cfg)(x)
         elif s.kind == "pool":
@@ -146,8 +152,6 @@ def temporal_model(stages, frame_shape, lif_cfg, seed=0, name="dvs_direct"):
             x = TD(L.Flatten(), name=s.name)(x)
         elif s.kind == "dropout":  # one mask for all steps of a sample
             x = L.Dropout(float(s.size), noise_shape=(None, 1, x.shape[-1]), seed=seed + i, name=s.name)(x)
-        elif s.kind == "dense":
-            x = TD(L.Dense(int(s.size), kernel_initializer=init(i)), name=s.name)(x)
         elif s.kind == "vote":
             votes = int(s.size)
             x = TD(L.Reshape((x.shape[-1], 1)), name=f"{s.name}_groups")(x)
@@ -159,7 +163,8 @@ def temporal_model(stages, frame_shape, lif_cfg, seed=0, name="dvs_direct"):
 def frame_model(stages, frame_shape, temporal, lif_cfg, dt=0.001):
     """The per-frame Keras model that ``nengo_dl.Converter`` reads, with the weights of
     ``temporal`` and its batch normalisation folded into the convolutions
-    (``kernel * gamma / sqrt(var + eps)``, bias ``beta - mean * gamma / sqrt(var + eps)``).
+    and dense layers (``kernel * gamma / sqrt(var + eps)``, bias ``(bias - mean) * gamma /
+    sqrt(var + eps) + beta``).
 
     ``(batch, H * W * 2) -> (batch, classes)``; dropout is left out (the identity at
     inference), LIF layers carry their trained time constants.
@@ -168,8 +173,11 @@ def frame_model(stages, frame_shape, temporal, lif_cfg, dt=0.001):
     x = L.Reshape(tuple(frame_shape), name="image")(inp)
     weights = []
     for s in stages:
-        if s.kind == "conv":
-            layer = L.Conv2D(int(s.size), 3, padding=s.padding, name=s.name)
+        if s.kind in ("conv", "dense"):
+            if s.kind == "conv":
+                layer = L.Conv2D(int(s.size), 3, padding=s.padding, name=s.name)
+            else:
+                layer = L.Dense(int(s.size), name=s.name)
             x = layer(x)
             trained = temporal.get_layer(s.name).layer
             kernel = trained.kernel.numpy()
@@ -187,10 +195,6 @@ def frame_model(stages, frame_shape, temporal, lif_cfg, dt=0.001):
             x = _pool(s, per_frame=True)(x)
         elif s.kind == "flatten":
             x = L.Flatten(name=s.name)(x)
-        elif s.kind == "dense":
-            layer = L.Dense(int(s.size), name=s.name)
-            x = layer(x)
-            weights.append((layer, temporal.get_layer(s.name).layer.get_weights()))
         elif s.kind == "vote":
             x = L.Reshape((x.shape[-1], 1), name=f"{s.name}_groups")(x)
             x = L.AveragePooling1D(int(s.size), name=s.name)(x)
@@ -233,12 +237,12 @@ def _describe(kind, stages, lif_cfg, n_classes):
     for s in stages:
         if s.kind == "conv":
             parts.append(f"conv3x3 {int(s.size)}{' - BN' if s.batch_norm else ''}")
+        elif s.kind == "dense":
+            parts.append(f"dense {int(s.size)}{' - BN' if s.batch_norm else ''}")
         elif s.kind == "lif":
             parts.append("PLIF" if lif_cfg["plif"] else "LIF")
         elif s.kind == "pool":
             parts.append(f"{s.pool}pool {int(s.size)}")
-        elif s.kind == "dense":
-            parts.append(f"dense {int(s.size)}")
         elif s.kind == "vote":
             parts.append(f"voting over {int(s.size)}")
     return (
