@@ -52,7 +52,7 @@ START_TIME = "2020-01-01 00:00:00 (TZ+0000)"
 
 #: The pixel model of the synthetic digits: a little threshold mismatch, more noise than
 #: the synthetic gestures have.
-DEFAULT_EMULATOR = EventEmulator(threshold_sigma=0.03, noise_rate_hz=0.5)
+DEFAULT_EMULATOR = EventEmulator(threshold_sigma=0.03, noise_rate_hz=0.2)
 
 
 def _is_number(value):
@@ -97,11 +97,11 @@ class SyntheticDigitSpec:
     sensor_size: int = 128
     n_users: int = 20
     test_users: int = 5
-    digit_px: tuple = (40, 72)
+    digit_px: tuple = (56, 96)
     sample_ms: float = 300.0
     fps: float = 200.0
-    saccade_px: float = 4.0
-    drift_px: float = 6.0
+    saccade_px: float = 10.0
+    drift_px: float = 10.0
     rotation_deg: float = 15.0
     n_samples: int | None = None
     seed: int = 0
