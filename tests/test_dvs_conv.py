@@ -238,29 +238,3 @@ def test_cross_validation_configs_and_summary():
     assert s["test_clip_accuracy"]["mean"] == pytest.approx(0.6) and s["test_clip_accuracy"]["std"] == pytest.approx(0.1)
     table = format_table({"n_folds": 4, "folds": [0, 1], "sets": {"full": {"summary": s}}})
     assert "| full | 60.00 +- 10.00% |" in table
-
-
-def test_spiking_aware_temporal_net_converts_with_one_trained_tau_per_layer():
-    from nengo_actions.networks.dvs_temporal import TAU_RANGE, convert_temporal, learned_taus, temporal_gesture_net
-
-    cfg = {"channels": 2, "depth": 1, "dense": 8, "votes": 2}
-    model = temporal_gesture_net((8, 8, 2), 20, 3, **cfg, tau=0.004)
-    model.compile(tf.keras.optimizers.Adam(0.01), "mse")
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, (4, 20, 128)).astype(np.float32)
-    model.fit(x * 1000, rng.uniform(0, 50, (4, 20, 3)), epochs=2, verbose=0)
-    taus = learned_taus(model)
-    assert set(taus) == {"conv0", "fc0", "fc1"} and any(abs(t - 0.004) > 1e-6 for t in taus.values())
-    for layer in model.layers:
-        if layer.name.startswith("lowpass_"):
-            tau = layer.get_weights()[1]
-            assert np.allclose(tau, tau.flat[0]) and TAU_RANGE[0] <= tau.flat[0] <= TAU_RANGE[1]
-    built = convert_temporal(model, (8, 8, 2), 20, 3, cfg, input_gain=1000.0)  # gain into conv0
-    assert [layer.name for layer in built.layers] == ["conv0", "fc0", "fc1"]
-    assert all(layer.ensemble.neuron_type.spiking for layer in built.layers)
-    engine = Engine(built, minibatch_size=4, device="cpu")
-    try:
-        out = engine.predict(x)
-    finally:
-        engine.close()
-    assert out.shape == (4, 20, 3) and np.all(np.isfinite(out)) and out.max() > 0
