@@ -163,7 +163,7 @@ def test_script_makes_the_set(tmp_path):
     assert result.returncode == 0, result.stderr
     assert str(tmp_path / "DvsGesture") in result.stdout and "generated" in result.stdout
     spec = json.loads((tmp_path / "synthetic_digits.json").read_text())["spec"]
-    assert spec["sensor_size"] == 32 and spec["digit_px"] == [10, 18] and spec["test_users"] == 1 and spec["seed"] == 3
+    assert spec["sensor_size"] == 32 and spec["digit_px"] == [14, 24] and spec["test_users"] == 1 and spec["seed"] == 3
     assert len(dvs128_gesture(tmp_path, "train", sensor_size=SENSOR, progress=False)) == 18
     again = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert again.returncode == 0 and "already up to date" in again.stdout
