@@ -1,7 +1,7 @@
 """DVS128 Gesture network: training and spiking inference samples/s against SpikingJelly
 and snnTorch, in one run, on the same shapes.
 
-The reduced size of the peer kit (``/work/shared/peers``): channels 32, 2x64x64 input,
+The reduced size of the peer kit (``../shared/peers``): channels 32, 2x64x64 input,
 T=8 frames, batch 16, 11 classes, five conv blocks, FC 512, FC 110, voting over 10.
 
 * **peers** (run in the peer kit's venv, timed by its own ``bench_net``): SpikingJelly's
@@ -17,7 +17,7 @@ T=8 frames, batch 16, 11 classes, five conv blocks, FC 512, FC 110, voting over 
 
 Every figure is the median of the timed repeats after one warm-up. Run::
 
-    bash /work/shared/peers/setup_peers.sh       # the peers' venv, once
+    bash ../shared/peers/setup_peers.sh       # the peers' venv, once
     .venv/bin/python benchmarks/bench_dvs.py
 
 and the table is written into this benchmark's section of ``benchmarks/README.md``.
@@ -133,7 +133,7 @@ def main(argv=None):
     from readme_section import write_section
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--peers", type=Path, default=Path("/work/shared/peers"), help="peer benchmark kit")
+    parser.add_argument("--peers", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "peers", help="peer benchmark kit")
     parser.add_argument("--peers-python", type=Path, default=Path("/tmp/peers-venv/bin/python"))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--budget-s", type=float, default=60.0)

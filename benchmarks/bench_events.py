@@ -17,7 +17,7 @@ are checked equal before timing. The table goes into the "Event data" section of
 
 It runs with the peer kit's interpreter (``nengo_actions.data`` needs only numpy)::
 
-    bash /work/shared/peers/setup_peers.sh
+    bash ../shared/peers/setup_peers.sh
     /tmp/peers-venv/bin/python benchmarks/bench_events.py
 """
 
@@ -92,7 +92,7 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aedat", type=Path, default=Path("/tmp/peers-data/synth_gesture.aedat"))
-    parser.add_argument("--peers", type=Path, default=Path("/work/shared/peers"), help="peer benchmark kit")
+    parser.add_argument("--peers", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "peers", help="peer benchmark kit")
     parser.add_argument("--repeats", type=int, default=21, help="timed rounds at most")
     parser.add_argument("--budget-s", type=float, default=20.0, help="timed seconds per contestant at most")
     parser.add_argument("--no-readme", action="store_true", help="print the table only")
@@ -200,7 +200,7 @@ def main(argv=None):
             "",
             "Run it with the peer kit's interpreter (numpy is all nengo_actions.data needs):",
             "",
-            "    bash /work/shared/peers/setup_peers.sh",
+            "    bash ../shared/peers/setup_peers.sh",
             "    /tmp/peers-venv/bin/python benchmarks/bench_events.py",
             "",
         ]

@@ -55,7 +55,7 @@ from nengo_actions.store import load_split  # noqa: E402
 
 README = ROOT / "benchmarks" / "README.md"
 HEADING = "## Feature extraction (bench_extract.py)"
-CLIP = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures")) / "ucf101" / "test.avi"
+CLIP = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", str(Path(__file__).resolve().parents[2] / "shared" / "fixtures"))) / "ucf101" / "test.avi"
 
 
 def matmul_gflops(n=4096, repeats=2):

@@ -3,7 +3,7 @@
 
 This is the peer side of a training comparison: the same frames, network size, T and
 number of epochs can be given to another toolkit and both timed on one machine. It runs
-in the peer kit's virtual environment (``bash /work/shared/peers/setup_peers.sh`` makes
+in the peer kit's virtual environment (``bash ../shared/peers/setup_peers.sh`` makes
 ``/tmp/peers-venv``) and needs only torch, numpy and spikingjelly::
 
     /tmp/peers-venv/bin/python benchmarks/peer_train_dvs.py --data frames.npz --epochs 10 --json out.json

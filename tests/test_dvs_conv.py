@@ -15,7 +15,7 @@ from nengo_actions.event_data import load_event_data
 from nengo_actions.networks import build_model, model_is_spiking
 from nengo_actions.networks.dvs_conv import convert, fold_batch_norm, gesture_net, sl_animals_net, tile_conv_biases, voting
 
-SHARED = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures"))
+SHARED = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", str(Path(__file__).resolve().parents[2] / "shared" / "fixtures")))
 DEFINITIONS = SHARED / "sl_animals" / "SL-Animals-DVS_gestures_definitions.csv"
 
 

@@ -18,8 +18,8 @@ from nengo_actions.data import (
     write_aedat31,
 )
 
-# The real recordings of /work/shared/fixtures (see its SOURCES.md).
-FIXTURES = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures")) / "event_formats"
+# The real recordings of ../shared/fixtures (see its SOURCES.md).
+FIXTURES = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", str(Path(__file__).resolve().parents[2] / "shared" / "fixtures"))) / "event_formats"
 HEADER31 = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"
 
 

@@ -21,7 +21,7 @@ from nengo_actions.data.gesture import CLASSES as GESTURE_CLASSES
 from nengo_actions.data.gesture import read_labels_csv
 from nengo_actions.data.sl_animals import read_definitions, recording_group
 
-SHARED = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures"))
+SHARED = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", str(Path(__file__).resolve().parents[2] / "shared" / "fixtures")))
 REAL_LABELS = SHARED / "dvs128_gesture" / "user01_natural_labels.csv"
 DEFINITIONS = SHARED / "sl_animals" / "SL-Animals-DVS_gestures_definitions.csv"
 FILELIST = SHARED / "sl_animals" / "filelist.txt"

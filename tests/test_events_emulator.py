@@ -8,7 +8,7 @@ import pytest
 
 from nengo_actions.data import EventEmulator, read_aedat, video_to_aedat, video_to_events
 
-UCF_CLIP = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures")) / "ucf101" / "test.avi"
+UCF_CLIP = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", str(Path(__file__).resolve().parents[2] / "shared" / "fixtures"))) / "ucf101" / "test.avi"
 DARK, BRIGHT = 0.1, 0.8
 
 

@@ -22,7 +22,7 @@ from nengo_actions.data.gesture import read_labels_csv, read_trial_list
 from nengo_actions.data.prepare import format_summary, frame_transforms, open_event_splits, prepare_events
 
 REPO = Path(__file__).resolve().parents[1]
-FORMATS = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures")) / "event_formats"
+FORMATS = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", str(Path(__file__).resolve().parents[2] / "shared" / "fixtures"))) / "event_formats"
 TINY = SyntheticGestureSpec(sensor_size=16, n_classes=4, n_users=3, test_users=1, repeats=2, gesture_ms=300.0, fps=60.0)
 
 

@@ -20,7 +20,7 @@ from nengo_actions.config import IMAGENET_MEAN, IMAGENET_STD, PROJECT_ROOT, Conf
 from nengo_actions.splits import check_group_leak
 from nengo_actions.store import load_split
 
-FIXTURES = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures")) / "ucf101"
+FIXTURES = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", str(Path(__file__).resolve().parents[2] / "shared" / "fixtures"))) / "ucf101"
 SCRIPT = PROJECT_ROOT / "scripts" / "extract_features.py"
 
 TINY = {

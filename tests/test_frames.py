@@ -17,7 +17,7 @@ from feature_extraction.frames import (
     read_frame_folder,
 )
 
-FIXTURES = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures")) / "ucf101"
+FIXTURES = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", str(Path(__file__).resolve().parents[2] / "shared" / "fixtures"))) / "ucf101"
 EYE_MAKEUP = FIXTURES / "test.avi"  # v_ApplyEyeMakeup_g01_c01
 BASKETBALL = FIXTURES / "v_Basketball_g01_c01.avi"
 needs_clips = pytest.mark.skipif(not EYE_MAKEUP.exists(), reason="no UCF101 clips in the fixtures")

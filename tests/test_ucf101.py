@@ -12,7 +12,7 @@ from feature_extraction.ucf101 import DatasetError, GroupLeakError
 from nengo_actions.config import ConfigError
 from nengo_actions.splits import SplitLeakError
 
-FIXTURES = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", "/work/shared/fixtures")) / "ucf101"
+FIXTURES = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", str(Path(__file__).resolve().parents[2] / "shared" / "fixtures"))) / "ucf101"
 needs_fixtures = pytest.mark.skipif(not (FIXTURES / "classInd.txt").exists(), reason="no UCF101 fixtures")
 
 
