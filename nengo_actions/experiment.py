@@ -124,6 +124,10 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ev, ts, seed = cfg["evaluate"], train_settings(cfg, model_type), cfg["seed"]
+    if params is None and 0 < len(data.y_train) < ts["minibatch_size"]:
+        log(f"[{model_type}] train.minibatch_size {ts['minibatch_size']} is more than the {len(data.y_train)} "
+            f"training clips; using minibatches of {len(data.y_train)}")
+        ts = dict(ts, minibatch_size=len(data.y_train))
     direct = trains_directly(model_type, cfg["model"])
     if direct:  # trained with spikes over time; the Nengo network is built from the parameters
         from nengo_actions.engine_direct import DirectEngine

@@ -226,3 +226,27 @@ def test_written_out_backpropagation_through_time_equals_autodiff(detach_reset):
         results.append([tape.gradient(loss, x).numpy(), tape.gradient(loss, layer.w).numpy()])
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-4)
+
+
+def test_run_model_trains_directly_on_fewer_clips_than_a_minibatch(tmp_path):
+    from nengo_actions.experiment import run_model
+    from nengo_actions.feature_data import ClipData
+
+    rng = np.random.default_rng(8)
+    x_train, y_train = _halves(6, rng)
+    x_val, y_val = _halves(4, rng)
+    x_test, y_test = _halves(4, rng)
+    g = lambda n: np.array(["u"] * n)  # noqa: E731
+    data = ClipData(x_train, y_train, x_val, y_val, x_test, y_test, g(6), g(4), g(4), ["left", "right"], tmp_path, {"frame_shape": [8, 8, 2]})
+    cfg = C.load_config(C.PROJECT_ROOT / "configs" / "dvs128_gesture.json", [
+        "model.dvs_gesture_net.channels=4", "model.dvs_gesture_net.depth=2", "model.dvs_gesture_net.dense=8",
+        "train.epochs=1", "train.minibatch_size=16", "train.tensorboard=false", "evaluate.steps_per_frame=[1,2]",
+        "evaluate.energy_devices=[\"loihi\"]",
+    ])
+    lines = []
+    result = run_model("dvs_gesture_net", cfg, data, tmp_path / "run", log=lines.append)
+    assert any("using minibatches of 6" in line for line in lines)
+    m = result.metrics
+    assert m["spiking_test_clip_accuracy_k1"] == pytest.approx(m["test_clip_accuracy"])
+    assert {"spiking_test_clip_accuracy_k2", "n_neurons", "firing_rate_hz_conv0"} <= set(m)
+    assert (tmp_path / "run" / "params_best.npz").exists()
