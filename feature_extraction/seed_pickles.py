@@ -50,10 +50,12 @@ def export_seed_pickles(store_dir, out_dir):
     return written
 
 
-def _load_pickle(path, key):
+def _load_pickle(path, key, allow_pickle):
+    if allow_pickle is not True:  # unpickling runs code the file names
+        raise ConfigError(f"key 'features.seed_pickles.{key}': {path} is a pickle; set allow_pickle: true to read it")
     with open(path, "rb") as f:
         try:
-            return pickle.load(f)  # allowed by the config's allow_pickle
+            return pickle.load(f)
         except Exception as e:
             raise ConfigError(f"key 'features.seed_pickles.{key}': cannot unpickle {path}: {e}") from None
 
@@ -101,10 +103,10 @@ def import_seed_pickles(cfg):
     store = paths.store_dir(cfg)
     arrays = {}
     for side in ("train", "test"):
-        data = np.asarray(_load_pickle(files[f"{side}_data"], f"{side}_data"))
+        data = np.asarray(_load_pickle(files[f"{side}_data"], f"{side}_data", cfg.get("allow_pickle")))
         if data.ndim != 3:
             raise ConfigError(f"{files[f'{side}_data']}: expected (clips, steps, dim), got shape {data.shape}")
-        labels = _labels_per_clip(_load_pickle(files[f"{side}_labels"], f"{side}_labels"), files[f"{side}_labels"], len(data))
+        labels = _labels_per_clip(_load_pickle(files[f"{side}_labels"], f"{side}_labels", cfg.get("allow_pickle")), files[f"{side}_labels"], len(data))
         arrays[side] = (data, labels)
     n_classes = int(max(labels.max() for _, labels in arrays.values())) + 1
     class_file = split_files(paths.splits_dir(cfg), cfg["data"]["split"])[0]

@@ -22,6 +22,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 #: The repository root, where ``configs/`` and ``results/`` live.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "config.json"
@@ -597,6 +599,21 @@ def check_paths(cfg, keys=EXISTING_PATHS):
 def settings(cfg):
     """The config without its bookkeeping keys, as written into a run folder."""
     return {k: v for k, v in cfg.items() if not k.startswith("_")}
+
+
+def jsonable(obj):
+    """``obj`` with numpy values as Python ones and non-finite floats as ``None`` (JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    return obj
 
 
 def write_json_atomic(path, obj):

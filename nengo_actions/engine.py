@@ -243,8 +243,22 @@ class Engine:
         out = out.reshape(len(out), n_frames * self.built.steps_per_frame, self.built.n_classes)
         return frame_outputs(out, self.built.steps_per_frame)
 
-    def _pad(self, n):
-        return (-n) % self.minibatch_size
+    def epoch_order(self, n, epoch, seed=0):
+        """The clips of one epoch: a permutation fixed by ``seed`` and ``epoch``, filled
+        up to whole minibatches with its first clips."""
+        order = np.random.RandomState([seed, epoch]).permutation(n)
+        return np.concatenate([order, order[: (-n) % self.minibatch_size]])
+
+    def minibatches(self, x):
+        """``(batch, keep)`` for each minibatch of ``x``: a full minibatch (float32, the
+        last one padded with zeros) and how many of its clips are real."""
+        batch = self.minibatch_size
+        for start in range(0, len(x), batch):
+            xb = np.asarray(x[start : start + batch], np.float32)
+            keep = len(xb)
+            if keep < batch:
+                xb = np.concatenate([xb, np.zeros((batch - keep,) + xb.shape[1:], np.float32)])
+            yield xb, keep
 
     def numpy_loss(self, outputs, labels, kind, last_steps):
         """The training loss on predicted ``(clips, frames, classes)`` outputs."""
@@ -260,16 +274,12 @@ class Engine:
         with probe data per step, ``(clips, steps, size)``.
         """
         self.check_arrays(x)
-        n, n_frames, batch = len(x), x.shape[1], self.minibatch_size
+        n_frames = x.shape[1]
         outputs, extra = [], {p: [] for p in probes or ()}
         # one minibatch per call: Keras' predict sets up a dataset pipeline on every
         # call, which took a quarter of a DVS net's spiking batch
-        for start in range(0, n, batch):
-            xb = self._pack(x[start : start + batch])
-            keep = len(xb)
-            if keep < batch:
-                xb = np.concatenate([xb, np.zeros((batch - keep,) + xb.shape[1:], xb.dtype)])
-            data = self.sim.predict_on_batch({self.built.input: xb})
+        for xb, keep in self.minibatches(x):
+            data = self.sim.predict_on_batch({self.built.input: self._pack(xb)})
             outputs.append(self._unpack(data[self.built.output][:keep], n_frames))
             for p in extra:
                 extra[p].append(data[p][:keep])
@@ -303,9 +313,7 @@ class Engine:
         The last batch is filled up with the first clips of the order, so every clip
         is seen once per epoch. Returns the mean training loss.
         """
-        order = np.random.RandomState([seed, epoch]).permutation(len(x))
-        pad = self._pad(len(order))
-        order = np.concatenate([order, order[:pad]])
+        order = self.epoch_order(len(x), epoch, seed)
         n_frames = x.shape[1]
         xb = self._pack(x[order])
         targets = {self.built.output: self._targets(y[order], n_frames)}

@@ -88,7 +88,6 @@ class DirectEngine(Engine):
         self.device = select_device(device)
         self.n_features = int(np.prod(net.frame_shape))
         self.compiled = False
-        self.seed = seed
         self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
     # -- prediction --------------------------------------------------------------------
@@ -98,19 +97,13 @@ class DirectEngine(Engine):
         if probes:
             raise ValueError("the trained multi-step model has no Nengo probes; run its Nengo network")
         self.check_arrays(x)
-        batch, outputs = self.minibatch_size, []
         with tf.device(self.device):
-            for start in range(0, len(x), batch):
-                xb = np.asarray(x[start : start + batch], np.float32)
-                keep = len(xb)
-                if keep < batch:
-                    xb = np.concatenate([xb, np.zeros((batch - keep,) + xb.shape[1:], np.float32)])
-                outputs.append(self._forward(tf.constant(xb)).numpy()[:keep])
+            outputs = [self._forward(tf.constant(xb)).numpy()[:keep] for xb, keep in self.minibatches(x)]
         result = np.concatenate(outputs)
         return (result, {}) if probes is not None else result
 
     def numpy_loss(self, outputs, labels, kind, last_steps):
-        return numpy_rate_loss(outputs, labels, _kind(kind), last_steps)
+        return numpy_rate_loss(outputs, labels, kind, last_steps)
 
     # -- training ----------------------------------------------------------------------
 
@@ -121,7 +114,7 @@ class DirectEngine(Engine):
         if self.mixed_precision:
             tf.config.optimizer.set_experimental_options({"auto_mixed_precision": True})
         self.optimizer = make_optimizer(settings, steps_per_epoch, self.mixed_precision)
-        loss_fn = rate_loss(self.built.n_classes, _kind(settings["loss"]), settings["loss_steps"])
+        loss_fn = rate_loss(self.built.n_classes, settings["loss"], settings["loss_steps"])
         model, optimizer, mixed = self.model, self.optimizer, self.mixed_precision
 
         @tf.function(reduce_retracing=True)
@@ -141,10 +134,10 @@ class DirectEngine(Engine):
     def fit_epoch(self, x, y, epoch, seed=0):
         """One pass in an order fixed by ``seed`` and ``epoch`` (the last batch filled
         up with the first clips of the order); returns the mean training loss."""
-        order = np.random.RandomState([seed, epoch]).permutation(len(x))
-        order = np.concatenate([order, order[: self._pad(len(order))]])
-        batch, losses = self.minibatch_size, []
-        tf.keras.utils.set_random_seed(int(np.random.RandomState([seed, epoch, 1]).randint(2**31)))  # dropout masks
+        order, batch, losses = self.epoch_order(len(x), epoch, seed), self.minibatch_size, []
+        # dropout masks from a seed of their own per epoch, so that a resumed run draws
+        # what an uninterrupted one would
+        tf.random.set_seed(int(np.random.RandomState([seed, epoch, 1]).randint(2**31)))
         with tf.device(self.device):
             for start in range(0, len(order), batch):
                 idx = order[start : start + batch]
@@ -169,10 +162,6 @@ class DirectEngine(Engine):
 
     def close(self):
         pass
-
-
-def _kind(loss):
-    return "mse" if loss == "mse" else "sparse_categorical_crossentropy"
 
 
 __all__ = ["DirectEngine", "rate_loss", "numpy_rate_loss", "load_temporal_params"]

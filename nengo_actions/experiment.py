@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from nengo_actions import config as config_mod
-from nengo_actions.config import ConfigError, write_json_atomic
+from nengo_actions.config import ConfigError, jsonable, write_json_atomic
 from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
 
 SPIKING_DEVICES_NOTE = "spiking devices use the firing rates measured in the spiking run"
@@ -236,7 +236,7 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
         result.spiking_test, result.raster = head.metrics, head.raster
     else:
         metrics.update(spiking_test_clip_accuracy=None, spiking_test_step_accuracy=None)
-    write_json_atomic(out_dir / "result.json", _jsonable({"model": model_type, "description": built.description, "metrics": metrics}))
+    write_json_atomic(out_dir / "result.json", jsonable({"model": model_type, "description": built.description, "metrics": metrics}))
     np.savetxt(out_dir / "confusion_test.csv", test["confusion"], fmt="%d", delimiter=",")
     return result
 
@@ -260,20 +260,6 @@ def _device_spiking(name):
     from nengo_actions.energy import device_table
 
     return bool(device_table()[str(name).lower()]["spiking"])
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    return obj
 
 
 def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nengo_actions.config import write_json_atomic
+from nengo_actions.config import jsonable, write_json_atomic
 
 # the seed's anchors are UCF101 figures: shown beside the clip classifiers only
 VIDEO_MODELS = ("ensemble_array", "lmu", "lmu_spiking", "keras_lmu")
@@ -61,7 +61,6 @@ def _num(x, fmt=".3g"):
 
 def flat_metrics(cfg, data, results, total_seconds):
     """The dict written to ``metrics.json``."""
-    from nengo_actions.experiment import _jsonable
 
     primary = results[0]
     flat = dict(primary.metrics)
@@ -84,7 +83,7 @@ def flat_metrics(cfg, data, results, total_seconds):
     for r in results:
         for key, value in r.metrics.items():
             flat[f"{r.model_type}.{key}"] = value
-    return _jsonable(flat)
+    return jsonable(flat)
 
 
 # ---------------------------------------------------------------------------------------

@@ -15,223 +15,23 @@ in **frames** and converted here (:func:`frames_to_synapse`).
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 from typing import Callable
 
-import numpy as np
+from nengo_actions.networks.base import (  # noqa: F401  (the package's public names)
+    BuiltNetwork,
+    Layer,
+    frames_to_synapse,
+    frame_delay,
+    neuron_type_from_config,
+    neuron_amplitude,
+    rate_counterpart,
+    add_layer_probes,
+    unmerged_ops,
+    rate_regularizer,
+)
 
 #: The model types a config may name (``model.type``).
 MODEL_TYPES = ("ensemble_array", "lmu", "lmu_spiking", "keras_lmu", "dvs_gesture_net", "sl_animals_net")
-
-
-@dataclasses.dataclass
-class Layer:
-    """A neuron population of a network, for firing rates, rasters and energy.
-
-    ``rate_probe`` records the population's mean firing rate (Hz, one value per step);
-    ``raster_probe`` the output of its first few neurons.
-    """
-
-    name: str
-    ensemble: object  # nengo.Ensemble
-    rate_probe: object = None  # nengo.Probe on a 1-d node
-    raster_probe: object = None  # nengo.Probe on ensemble.neurons[:n]
-    amplitude: float = 1.0
-
-    @property
-    def n_neurons(self):
-        return self.ensemble.n_neurons
-
-
-@dataclasses.dataclass
-class BuiltNetwork:
-    """A network ready for the engine.
-
-    Attributes
-    ----------
-    network : nengo.Network
-    input : nengo.Node
-        Receives one feature vector per step, shape ``(n_features,)``.
-    output : nengo.Probe
-        Class scores (logits) per step, shape ``(n_classes,)``.
-    layers : list of Layer
-        Neuron populations (empty for networks without neurons).
-    spiking : bool
-        Whether the network's neurons emit spikes.
-    steps_per_frame : int
-        Simulation steps each frame is held for.
-    frames_per_input : int
-        Frames packed into one simulation step (1, except for models that see the
-        whole clip at once, such as the keras-lmu baseline).
-    instrumentation : set
-        Probes' helper nodes and connections that are not part of the model (left out
-        of synapse counts).
-    signature : dict
-        What the parameters depend on (model type, sizes); stored beside saved
-        parameters so that a parameter file cannot be loaded into another model.
-    loss_terms : list of (probe, loss_fn, weight)
-        Extra training losses, e.g. firing-rate regularisation.
-    params_in_network : bool
-        The trained parameters are already the network's (nothing to load).
-    """
-
-    network: object
-    input: object
-    output: object
-    n_classes: int
-    layers: list = dataclasses.field(default_factory=list)
-    spiking: bool = False
-    steps_per_frame: int = 1
-    frames_per_input: int = 1
-    dt: float = 0.001
-    instrumentation: set = dataclasses.field(default_factory=set)
-    signature: dict = dataclasses.field(default_factory=dict)
-    loss_terms: list = dataclasses.field(default_factory=list)
-    description: str = ""
-    params_in_network: bool = False
-
-
-def frames_to_synapse(tau_frames, steps_per_frame=1, dt=0.001):
-    """A lowpass synapse with a time constant given in frames, or ``None``.
-
-    ``tau_frames`` frames last ``tau_frames * steps_per_frame * dt`` seconds.
-    """
-    if tau_frames is None or tau_frames <= 0:
-        return None
-    import nengo
-
-    return nengo.Lowpass(float(tau_frames) * steps_per_frame * dt)
-
-
-def frame_delay(steps_per_frame=1):
-    """A synapse that delays its input by one frame (``steps_per_frame`` steps)."""
-    import nengo
-
-    if steps_per_frame == 1:
-        return 0  # Nengo's synapse=0: a one-step delay
-    return nengo.LinearFilter([1.0], [1.0] + [0.0] * steps_per_frame, analog=False)
-
-
-def neuron_type_from_config(text, amplitude=None):
-    """Parse a config neuron type and set its amplitude unless the string sets one.
-
-    ``amplitude`` scales the neurons' output (spikes count ``amplitude / dt``); choosing
-    ``1 / rate`` keeps a layer's output near 1 while its neurons fire at ``rate`` Hz.
-    """
-    from nengo_actions.neuron_types import parse_neuron_type
-
-    neuron_type = parse_neuron_type(text)
-    if amplitude is None or (isinstance(text, str) and "amplitude" in text):
-        return neuron_type
-    params = inspect.signature(type(neuron_type).__init__).parameters
-    if "amplitude" not in params:
-        return neuron_type
-    kwargs = {
-        name: getattr(neuron_type, name)
-        for name in params
-        if name != "self" and hasattr(neuron_type, name)
-    }
-    kwargs["amplitude"] = float(amplitude)
-    return type(neuron_type)(**kwargs)
-
-
-def neuron_amplitude(neuron_type):
-    """The neurons' output scale (1 for types without an amplitude)."""
-    return float(getattr(neuron_type, "amplitude", 1.0))
-
-
-def rate_counterpart(neuron_type):
-    """The rate neuron type a spiking type trains through (same amplitude)."""
-    import nengo
-
-    amplitude = neuron_amplitude(neuron_type)
-    if isinstance(neuron_type, nengo.AdaptiveLIF):
-        return nengo.AdaptiveLIFRate(
-            tau_n=neuron_type.tau_n,
-            inc_n=neuron_type.inc_n,
-            tau_rc=neuron_type.tau_rc,
-            tau_ref=neuron_type.tau_ref,
-            amplitude=amplitude,
-        )
-    if isinstance(neuron_type, nengo.SpikingRectifiedLinear):
-        return nengo.RectifiedLinear(amplitude=amplitude)
-    if isinstance(neuron_type, nengo.LIF):
-        return nengo.LIFRate(
-            tau_rc=neuron_type.tau_rc, tau_ref=neuron_type.tau_ref, amplitude=amplitude
-        )
-    base = getattr(neuron_type, "base_type", None)  # RegularSpiking(...) and friends
-    if base is not None:
-        return base
-    return neuron_type
-
-
-def add_layer_probes(built, name, ensemble, raster_neurons=20):
-    """Add a mean-rate probe and a raster probe for ``ensemble`` (inside its network)."""
-    import nengo
-
-    from nengo_actions.networks.tensor_nodes import MeanRate
-
-    amplitude = neuron_amplitude(ensemble.neuron_type)
-    with built.network:
-        rate_node = MeanRate(ensemble.n_neurons, 1.0 / amplitude, label=f"{name}_mean_rate")
-        rate_conn = nengo.Connection(ensemble.neurons, rate_node, transform=None, synapse=None)
-        rate_probe = nengo.Probe(rate_node, synapse=None)
-        raster_probe = None
-        if raster_neurons:
-            raster_probe = nengo.Probe(
-                ensemble.neurons[: min(raster_neurons, ensemble.n_neurons)], synapse=None
-            )
-    try:
-        import nengo_dl  # noqa: F401  (already imported through compat by the caller)
-
-        built.network.config[rate_conn].trainable = False
-    except (AttributeError, ImportError, nengo.exceptions.ConfigError):
-        pass
-    built.instrumentation.update({rate_node, rate_conn})
-    layer = Layer(name, ensemble, rate_probe, raster_probe, amplitude)
-    built.layers.append(layer)
-    return layer
-
-
-def unmerged_ops(network):
-    """Have NengoDL build every operator of ``network`` on its own.
-
-    NengoDL's default planner merges operators of the same kind into one TensorFlow op,
-    and its signal sorter lays signals out for those merges; each step then gathers the
-    operators' inputs from and scatters their outputs into merged arrays. On this
-    project's networks, whose operators are few and large, that costs more than it
-    saves: unmerged, with signals in build order, the converted DVS128 Gesture network
-    trains and runs spiking 3-4x faster, the seed-size EnsembleArray runs spiking 2x
-    faster (benchmarks/README.md), and the main job ran in 2 min 11 s instead of 2 min
-    54 s. The computation is the same, but the trainable parameters are laid out
-    differently, so every simulator that saves or loads a network's parameters must be
-    built with the same setting: :func:`build_model` applies it to every network it
-    returns.
-    """
-    from nengo_actions.compat import nengo_dl
-
-    optimizer = nengo_dl.graph_optimizer
-    with network:
-        nengo_dl.configure_settings(planner=optimizer.noop_planner, sorter=optimizer.noop_order_signals)
-
-
-def rate_regularizer(target_hz):
-    """A loss on a mean-rate probe: ``((mean rate / target) - 1)^2``.
-
-    It keeps a layer's mean firing rate near ``target_hz``: high enough that spikes
-    carry the signal, low enough to bound synaptic operations.
-    """
-    from nengo_actions.compat import tf
-
-    target = float(target_hz)
-
-    def loss(y_true, y_pred):
-        del y_true
-        mean_rate = tf.reduce_mean(y_pred, axis=[1, 2])
-        return tf.square(mean_rate / target - 1.0)
-
-    return loss
 
 
 def build_model(

@@ -42,7 +42,7 @@ import math
 
 import numpy as np
 
-from nengo_actions.networks import BuiltNetwork, add_layer_probes, frames_to_synapse, rate_regularizer, unmerged_ops
+from nengo_actions.networks.base import BuiltNetwork, add_layer_probes, frames_to_synapse, rate_regularizer, unmerged_ops
 
 POOLS = ("max", "avg")
 
@@ -164,6 +164,20 @@ def sl_animals_net(frame_shape, n_classes, channels=(20, 50), dense=200, pool="a
     return tf.keras.Model(inp, x, name="sl_animals_net")
 
 
+def folded_weights(layer, bn=None):
+    """``[kernel, bias]`` of a Conv2D or Dense ``layer`` followed by the
+    BatchNormalization ``bn`` (at inference): ``kernel * gamma / sqrt(var + eps)``, bias
+    ``(bias - mean) * gamma / sqrt(var + eps) + beta``; the layer's own without ``bn``."""
+    kernel = layer.kernel.numpy()
+    bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[-1], np.float32)
+    if bn is None:
+        return [kernel, bias]
+    gamma = bn.gamma.numpy() if bn.scale else 1.0
+    beta = bn.beta.numpy() if bn.center else 0.0
+    scale = gamma / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
+    return [kernel * scale, (bias - bn.moving_mean.numpy()) * scale + beta]
+
+
 def fold_batch_norm(model):
     """A copy of a chain-shaped Keras ``model`` with every ``Conv2D -> BatchNormalization``
     pair folded into one ``Conv2D`` and ``Dropout`` layers removed.
@@ -191,12 +205,7 @@ def fold_batch_norm(model):
             config["use_bias"] = True
             folded = tf.keras.layers.Conv2D.from_config(config)
             x = folded(x)
-            kernel = layer.kernel.numpy()
-            bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[-1], np.float32)
-            gamma = nxt.gamma.numpy() if nxt.scale else 1.0
-            beta = nxt.beta.numpy() if nxt.center else 0.0
-            scale = gamma / np.sqrt(nxt.moving_variance.numpy() + nxt.epsilon)
-            pending.append((folded, [kernel * scale, (bias - nxt.moving_mean.numpy()) * scale + beta]))
+            pending.append((folded, folded_weights(layer, nxt)))
             i += 2
             continue
         clone = layer.__class__.from_config(layer.get_config())
@@ -271,7 +280,7 @@ def convert(
         Filter on every connection leaving neurons (seconds).
     """
     from nengo_actions.compat import nengo_dl, tf
-    from nengo_actions.networks import rate_counterpart
+    from nengo_actions.networks.base import rate_counterpart
     from nengo_actions.neuron_types import parse_neuron_type
 
     # the rate build trains through the spiking type's rate function (ReLU for
@@ -456,6 +465,7 @@ __all__ = [
     "sl_animals_net",
     "voting",
     "fold_batch_norm",
+    "folded_weights",
     "convert",
     "build_gesture_net",
     "build_sl_animals_net",

@@ -31,8 +31,8 @@ import dataclasses
 import numpy as np
 
 from nengo_actions.compat import nengo_dl, tf
-from nengo_actions.networks import BuiltNetwork, add_layer_probes, unmerged_ops
-from nengo_actions.networks.dvs_conv import _frame_shape, tile_conv_biases
+from nengo_actions.networks.base import BuiltNetwork, add_layer_probes, unmerged_ops
+from nengo_actions.networks.dvs_conv import _frame_shape, folded_weights, tile_conv_biases, voting
 from nengo_actions.networks.lif_node import LIF
 from nengo_actions.networks.tensor_nodes import MaxPool2D
 
@@ -117,6 +117,12 @@ def _lif(stage, lif_cfg, **kwargs):
     )
 
 
+def _weight_layer(stage, **kwargs):
+    if stage.kind == "conv":
+        return L.Conv2D(int(stage.size), 3, padding=stage.padding, **kwargs)
+    return L.Dense(int(stage.size), **kwargs)
+
+
 def _pool(stage, per_frame):
     if stage.pool == "max":
         return SpikeMaxPool2D(int(stage.size), name=stage.name) if per_frame else L.MaxPooling2D(int(stage.size), name=stage.name)
@@ -136,11 +142,7 @@ def temporal_model(stages, frame_shape, lif_cfg, seed=0, name="dvs_direct"):
     x = TD(L.Reshape(tuple(frame_shape)), name="image")(inp)
     for i, s in enumerate(stages):
         if s.kind in ("conv", "dense"):
-            if s.kind == "conv":
-                layer = L.Conv2D(int(s.size), 3, padding=s.padding, use_bias=not s.batch_norm, kernel_initializer=init(i))
-            else:
-                layer = L.Dense(int(s.size), use_bias=not s.batch_norm, kernel_initializer=init(i))
-            x = TD(layer, name=s.name)(x)
+            x = TD(_weight_layer(s, use_bias=not s.batch_norm, kernel_initializer=init(i)), name=s.name)(x)
             if s.batch_norm:
                 # PyTorch's defaults (momentum 0.1, eps 1e-5), as SpikingJelly trains
                 x = TD(L.BatchNormalization(momentum=0.9, epsilon=1e-5), name=f"bn_{s.name}")(x)
@@ -174,19 +176,10 @@ def frame_model(stages, frame_shape, temporal, lif_cfg, dt=0.001):
     weights = []
     for s in stages:
         if s.kind in ("conv", "dense"):
-            if s.kind == "conv":
-                layer = L.Conv2D(int(s.size), 3, padding=s.padding, name=s.name)
-            else:
-                layer = L.Dense(int(s.size), name=s.name)
+            layer = _weight_layer(s, name=s.name)
             x = layer(x)
-            trained = temporal.get_layer(s.name).layer
-            kernel = trained.kernel.numpy()
-            bias = trained.bias.numpy() if trained.use_bias else np.zeros(kernel.shape[-1], np.float32)
-            if s.batch_norm:
-                bn = temporal.get_layer(f"bn_{s.name}").layer
-                scale = bn.gamma.numpy() / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
-                kernel, bias = kernel * scale, (bias - bn.moving_mean.numpy()) * scale + bn.beta.numpy()
-            weights.append((layer, [kernel, bias]))
+            bn = temporal.get_layer(f"bn_{s.name}").layer if s.batch_norm else None
+            weights.append((layer, folded_weights(temporal.get_layer(s.name).layer, bn)))
         elif s.kind == "lif":
             trained = temporal.get_layer(s.name)
             cfg = dict(lif_cfg, lif_tau=trained.tau(), plif=False)
@@ -196,9 +189,7 @@ def frame_model(stages, frame_shape, temporal, lif_cfg, dt=0.001):
         elif s.kind == "flatten":
             x = L.Flatten(name=s.name)(x)
         elif s.kind == "vote":
-            x = L.Reshape((x.shape[-1], 1), name=f"{s.name}_groups")(x)
-            x = L.AveragePooling1D(int(s.size), name=s.name)(x)
-            x = L.Flatten(name=f"{s.name}_scores")(x)
+            x = voting(tf, x.shape[-1] // int(s.size), int(s.size), name=s.name)(x)
     model = tf.keras.Model(inp, x, name=f"{temporal.name}_frame")
     for layer, values in weights:
         layer.set_weights([np.asarray(v, np.float32) for v in values])

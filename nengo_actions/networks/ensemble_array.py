@@ -21,7 +21,7 @@ from __future__ import annotations
 import nengo
 import numpy as np
 
-from nengo_actions.networks import (
+from nengo_actions.networks.base import (
     BuiltNetwork,
     add_layer_probes,
     frames_to_synapse,

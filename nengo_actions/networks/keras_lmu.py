@@ -13,7 +13,7 @@ from __future__ import annotations
 import nengo
 import numpy as np
 
-from nengo_actions.networks import BuiltNetwork
+from nengo_actions.networks.base import BuiltNetwork
 
 
 def keras_lmu_layer(n_frames, n_features, n_classes, order=2, units=800, theta=28, memory_d=1, hidden="rnn", seed=0):

@@ -33,7 +33,7 @@ import math
 import nengo
 import numpy as np
 from nengo.dists import Choice
-from nengo.params import BoolParam, NumberParam
+from nengo.params import NumberParam
 
 from nengo_actions.compat import nengo_dl, tf
 
@@ -67,16 +67,6 @@ class DiscreteLIF(nengo.neurons.NeuronType):
         self.tau = tau
         self.threshold = threshold
         self.amplitude = amplitude
-
-    def gain_bias(self, max_rates, intercepts):
-        # the input that starts to make spikes (J -> threshold) and the input at which
-        # neurons fire at max_rates steps^-1 (as if dt = 1 ms); used only by
-        # ensembles built without explicit gains and biases
-        max_rates, intercepts = np.asarray(max_rates, float), np.asarray(intercepts, float)
-        steps = np.maximum(1000.0 / max_rates, 1.0)
-        j_max = self.threshold / (1 - (1 - 1 / self.tau) ** steps)
-        gain = (j_max - self.threshold) / (1 - intercepts)
-        return gain, self.threshold - gain * intercepts
 
     def rates(self, x, gain, bias):
         """Steady firing rate (spikes per step / 0.001 s) of constant inputs."""

@@ -38,7 +38,7 @@ import scipy.linalg
 
 import nengo
 
-from nengo_actions.networks import (
+from nengo_actions.networks.base import (
     BuiltNetwork,
     add_layer_probes,
     frame_delay,
