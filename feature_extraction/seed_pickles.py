@@ -20,6 +20,7 @@ from nengo_actions.store import load_split, save_split, split_path
 
 from . import paths
 from .ucf101 import read_class_index, split_files
+from .summary import Summary
 
 
 def _dump(obj, path):
@@ -82,7 +83,6 @@ def import_seed_pickles(cfg):
 
     Returns an extraction :class:`~feature_extraction.extract.Summary`.
     """
-    from .extract import Summary
 
     locations = cfg["features"]["seed_pickles"]
     if not cfg.get("allow_pickle"):
