@@ -152,7 +152,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     load_start = os.getloadavg()[0]
 
-    frames, _ = load_clip(CLIP, FrameSampler("first", max(args.frames, args.naive_frames)), Resize(224, 224))
+    frames, _, _ = load_clip(CLIP, FrameSampler("first", max(args.frames, args.naive_frames)), Resize(224, 224))
     naive = NaiveLoop()
     extractors = {b: Extractor(b) for b in args.batch}
     # same function: the extractor (folded BN, uint8 input) against the naive loop

@@ -172,6 +172,7 @@ def prepare(cfg, progress=True):
         **{
             "features.weights_sha256": encoder.weights_sha256,
             "features.chunk_size": features_cfg["chunk_size"],
+            "frames.allow_short_reads": frames_cfg["allow_short_reads"],
             "clips": _clip_list_hash(clips),
             "seed": cfg.get("seed", 0) if encoder.random_init else None,
         },
@@ -213,8 +214,10 @@ def _decode(job, clip):
             source, from_folder = frame_folder(frames_dir, clip), True
         else:
             source, from_folder = job.locate(clip), False
-        frames, available = load_clip(source, job.sampler, job.resize, from_folder)
-        return frames, available, ""
+        frames, available, damage = load_clip(
+            source, job.sampler, job.resize, from_folder, job.cfg["frames"]["allow_short_reads"]
+        )
+        return frames, available, damage
     except ShortClipError as e:
         return None, 0, f"skipped: {e}"
     except VideoReadError as e:
@@ -361,12 +364,19 @@ def _read_chunk(job, k, keys=None):
     return chunk
 
 
+def usable(status):
+    """Whether a clip of this chunk status has features (done, or damaged but allowed)."""
+    return not status or status.startswith("damaged: ")
+
+
 def _record(summary, clip_id, status, available, sampler):
     if status.startswith("failed: "):
         summary.clips_failed[clip_id] = status[len("failed: "):]
     elif status.startswith("skipped: "):
         summary.clips_skipped[clip_id] = status[len("skipped: "):]
     else:
+        if status.startswith("damaged: "):
+            summary.clips_damaged[clip_id] = status[len("damaged: "):]
         summary.clips_done += 1
         if sampler.policy != "all" and available < sampler.n_frames:
             summary.clips_padded[clip_id] = int(available)
@@ -390,7 +400,7 @@ def assemble(job, summary):
         for j, (side, clip) in enumerate(job.chunk_clips(k)):
             status = str(chunk["status"][j])
             _record(summary, clip.clip_id, status, chunk["available"][j], job.sampler)
-            if not status:
+            if usable(status):
                 per_side[side].append((clip, chunk["features"][offsets[j]:offsets[j + 1]]))
     lengths_all = [len(f) for items in per_side.values() for _, f in items]
     steps = max(lengths_all) if lengths_all else (job.sampler.n_frames if job.sampler.policy != "all" else 0)
@@ -445,6 +455,7 @@ def _metadata(job, side, steps, dim, summary, side_ids):
         "clips_skipped": {k: v for k, v in summary.clips_skipped.items() if k in side_ids},
         "clips_failed": {k: v for k, v in summary.clips_failed.items() if k in side_ids},
         "clips_padded": {k: v for k, v in summary.clips_padded.items() if k in side_ids},
+        "clips_damaged": {k: v for k, v in summary.clips_damaged.items() if k in side_ids},
         "fingerprint": job.fingerprint,
         "torch": torch.__version__,
     }
@@ -458,6 +469,7 @@ def _summarize_store(job, summary):
         summary.clips_failed.update(split.metadata.get("clips_failed", {}))
         summary.clips_skipped.update(split.metadata.get("clips_skipped", {}))
         summary.clips_padded.update(split.metadata.get("clips_padded", {}))
+        summary.clips_damaged.update(split.metadata.get("clips_damaged", {}))
         summary.shape, summary.dtype = split.features.shape[1:], str(split.features.dtype)
     summary.complete = True
     summary.chunks_done = summary.chunks_total

@@ -107,19 +107,59 @@ class Resize:
         return out
 
 
+class DamagedVideoError(VideoReadError):
+    """The container announces more frames than can be decoded (a cut download, a bad sector).
+
+    ``frames`` holds what could be decoded, ``decoded`` and ``announced`` the two counts.
+    """
+
+    def __init__(self, path, decoded, announced, frames):
+        super().__init__(
+            f"damaged: decoded {decoded} of the {announced} frames the container of {path} announces"
+        )
+        self.decoded, self.announced, self.frames = decoded, announced, frames
+
+
+def _count_frames(path):
+    """Frames that can be decoded from ``path`` (``grab`` skips the colour conversion)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        n = 0
+        while capture.grab():
+            n += 1
+        return n
+    finally:
+        capture.release()
+
+
+def _last_frame_decodes(capture, announced):
+    """Whether the last announced frame can be read: one seek instead of decoding the rest."""
+    capture.set(cv2.CAP_PROP_POS_FRAMES, announced - 1)
+    ok, _ = capture.read()
+    return ok
+
+
 def decode_video(path, max_frames=None):
-    """Decode a video with OpenCV.
+    """Decode a video with OpenCV and check it against the frame count its container announces.
 
     Parameters
     ----------
     path : str or Path
     max_frames : int or None
-        Stop after this many frames.
+        Stop after this many frames. The file is still checked to the end: its last
+        announced frame must decode.
 
     Returns
     -------
     numpy.ndarray
         ``(frames, height, width, 3)`` ``uint8`` RGB.
+
+    Raises
+    ------
+    VideoReadError
+        The file is missing or nothing can be decoded.
+    DamagedVideoError
+        Fewer frames decode than the container announces; the error holds the frames read.
     """
     path = Path(path)
     if not path.is_file():
@@ -128,12 +168,20 @@ def decode_video(path, max_frames=None):
     try:
         if not capture.isOpened():
             raise VideoReadError(f"undecodable: OpenCV cannot open {path}")
+        announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         frames = []
+        ended = False
         while max_frames is None or len(frames) < max_frames:
             ok, frame = capture.read()
             if not ok:
+                ended = True
                 break
             frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        # a container that announces no count (announced <= 0) cannot be checked
+        short = announced > 0 and (
+            len(frames) < announced if ended
+            else len(frames) < announced and not _last_frame_decodes(capture, announced)
+        )
     finally:
         capture.release()
     if not frames:
@@ -141,6 +189,9 @@ def decode_video(path, max_frames=None):
     shapes = {f.shape for f in frames}
     if len(shapes) != 1:
         raise VideoReadError(f"undecodable: frame sizes change within {path}: {sorted(shapes)}")
+    if short:
+        decoded = len(frames) if ended else _count_frames(path)
+        raise DamagedVideoError(path, decoded, announced, np.stack(frames))
     return np.stack(frames)
 
 
@@ -172,7 +223,7 @@ def read_frame_folder(folder, max_frames=None):
     return np.stack(frames)
 
 
-def load_clip(source, sampler, resize=None, from_folder=False):
+def load_clip(source, sampler, resize=None, from_folder=False, allow_short_reads=False):
     """Decode, sample and resize one clip.
 
     Parameters
@@ -181,6 +232,8 @@ def load_clip(source, sampler, resize=None, from_folder=False):
         A video file, or a JPEG frame folder when ``from_folder``.
     sampler : FrameSampler
     resize : Resize or None
+    allow_short_reads : bool
+        Use the frames of a damaged video (:class:`DamagedVideoError`) instead of raising.
 
     Returns
     -------
@@ -188,11 +241,19 @@ def load_clip(source, sampler, resize=None, from_folder=False):
         ``(steps, height, width, 3)`` ``uint8`` RGB.
     n_available : int
         Frames read from the source (for ``"first"``, at most ``n_frames``).
+    damage : str
+        ``""``, or the message of the damage that ``allow_short_reads`` let through.
     """
     read = read_frame_folder if from_folder else decode_video
-    decoded = read(source, max_frames=sampler.frames_needed)
+    damage = ""
+    try:
+        decoded = read(source, max_frames=sampler.frames_needed)
+    except DamagedVideoError as e:
+        if not allow_short_reads:
+            raise
+        decoded, damage = e.frames, str(e)
     indices = sampler(len(decoded))
     frames = decoded[indices]
     if resize is not None:
         frames = resize(frames)
-    return np.ascontiguousarray(frames), len(decoded)
+    return np.ascontiguousarray(frames), len(decoded), damage

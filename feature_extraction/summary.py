@@ -18,6 +18,9 @@ class Summary:
     clips_skipped: dict = dataclasses.field(default_factory=dict)
     clips_failed: dict = dataclasses.field(default_factory=dict)
     clips_padded: dict = dataclasses.field(default_factory=dict)
+    # damaged videos whose decodable frames were used (frames.allow_short_reads); a
+    # damaged video without that setting is in clips_failed
+    clips_damaged: dict = dataclasses.field(default_factory=dict)
     chunks_done: int = 0
     chunks_total: int = 0
     complete: bool = False
@@ -44,6 +47,7 @@ class Summary:
             f"  clips: {self.clips_total} listed, {self.clips_done} done "
             f"({self.clips_this_run} in this run), {len(self.clips_skipped)} skipped, "
             f"{len(self.clips_failed)} failed, {len(self.clips_padded)} padded"
+            + (f", {len(self.clips_damaged)} damaged (used as far as they decode)" if self.clips_damaged else "")
         )
         if self.frames_this_run:
             out.append(
@@ -54,6 +58,8 @@ class Summary:
             out.append(f"  failed: {clip_id}: {reason}")
         if len(self.clips_failed) > 20:
             out.append(f"  ... and {len(self.clips_failed) - 20} more failed clips")
+        for clip_id, reason in list(self.clips_damaged.items())[:20]:
+            out.append(f"  damaged, used: {clip_id}: {reason}")
         for clip_id, reason in list(self.clips_skipped.items())[:5]:
             out.append(f"  skipped: {clip_id}: {reason}")
         if self.complete:
@@ -81,6 +87,7 @@ class Summary:
             "clips_skipped": self.clips_skipped,
             "clips_failed": self.clips_failed,
             "clips_padded": self.clips_padded,
+            "clips_damaged": self.clips_damaged,
             "complete": self.complete,
             "warnings": self.warnings,
         }

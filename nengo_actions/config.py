@@ -63,6 +63,9 @@ FRAMES_DEFAULTS = {
     "policy": "first",  # "first" N frames (the seed: frames 1..28), "uniform" or "all"
     "n_frames": 28,
     "short_clips": "pad",  # "pad" (repeat the last frame) or "skip"
+    # A video that decodes fewer frames than its container announces (a cut download)
+    # counts as failed; true uses the frames that decode and lists the clip as damaged.
+    "allow_short_reads": False,
     "resize": [224, 224],  # (height, width); aspect ratio is not kept, as the seed
     "mean": list(IMAGENET_MEAN),
     "std": list(IMAGENET_STD),

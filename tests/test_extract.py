@@ -16,6 +16,7 @@ import torchvision
 
 from feature_extraction import extract, paths
 from feature_extraction.cli import main
+from feature_extraction.synthetic import write_video
 from nengo_actions.config import IMAGENET_MEAN, IMAGENET_STD, PROJECT_ROOT, ConfigError, load_config
 from nengo_actions.splits import check_group_leak
 from nengo_actions.store import load_split
@@ -227,6 +228,37 @@ def test_bad_videos_are_recorded_and_the_run_goes_on(tmp_path, damaged_data, cap
     path = write_config(tmp_path, data__root=str(damaged_data), features__store_dir=str(tmp_path / "t"),
                         features__allow_failures=True)
     assert main(["-c", str(path), "--no-progress"]) == 0
+
+
+def test_a_cut_download_counts_as_failed_unless_short_reads_are_allowed(tmp_path, data_root, capsys):
+    root = tmp_path / "cut"
+    shutil.copytree(data_root, root, ignore=shutil.ignore_patterns("features"))
+    video = root / "UCF-101/MoveUp/v_MoveUp_g02_c01.avi"
+    # a longer, noisier clip than the set's, so that half of its bytes still holds the
+    # 4.6 kB header and some frames
+    noise = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    write_video(video, noise, 25)
+    whole = video.read_bytes()
+    video.write_bytes(whole[: len(whole) // 2])
+    for policy in ("uniform", "first"):  # "first" reads 6 of 8 frames, then checks the last
+        store = tmp_path / f"s-{policy}"
+        path = write_config(tmp_path, data__root=str(root), features__store_dir=str(store),
+                            frames__policy=policy)
+        assert main(["-c", str(path), "--no-progress"]) == 1
+        out = capsys.readouterr().out
+        assert "31 done" in out and "1 failed" in out
+        line = next(x for x in out.splitlines() if "v_MoveUp_g02_c01" in x)
+        decoded = int(line.split("decoded ")[1].split()[0])
+        assert 0 < decoded < 40 and "of the 40 frames the container" in line, line
+        assert "v_MoveUp_g02_c01" not in load_split(store / "train.npz").clip_ids
+    path = write_config(tmp_path, data__root=str(root), features__store_dir=str(tmp_path / "allowed"),
+                        frames__allow_short_reads=True)
+    assert main(["-c", str(path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "32 done" in out and "0 failed" in out and "1 damaged" in out
+    train = load_split(tmp_path / "allowed" / "train.npz")
+    assert "MoveUp/v_MoveUp_g02_c01" in train.clip_ids
+    assert f"decoded {decoded} of the 40" in train.metadata["clips_damaged"]["MoveUp/v_MoveUp_g02_c01"]
 
 
 @pytest.mark.parametrize(

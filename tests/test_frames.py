@@ -42,14 +42,14 @@ def test_decode_real_clips_frame_counts_and_first_frame():
 def test_decode_stops_early_for_the_first_policy():
     frames = decode_video(EYE_MAKEUP, max_frames=28)
     assert frames.shape[0] == 28
-    clip, available = load_clip(EYE_MAKEUP, FrameSampler("first", 28), Resize(224, 224))
+    clip, available, _ = load_clip(EYE_MAKEUP, FrameSampler("first", 28), Resize(224, 224))
     assert clip.shape == (28, 224, 224, 3) and available == 28
 
 
 @needs_clips
 def test_uniform_sampling_of_a_real_clip_picks_segment_centres():
     full = decode_video(BASKETBALL)
-    clip, available = load_clip(BASKETBALL, FrameSampler("uniform", 10))
+    clip, available, _ = load_clip(BASKETBALL, FrameSampler("uniform", 10))
     assert available == 141
     expected = [int((i + 0.5) * 141 / 10) for i in range(10)]
     assert expected[0] == 7 and expected[-1] == 133
@@ -87,7 +87,7 @@ def test_padding_through_load_clip(tmp_path):
     frames = np.repeat(np.linspace(20, 230, 5).astype(np.uint8)[:, None, None, None], 32, 1)
     frames = np.repeat(np.repeat(frames, 32, 2), 3, 3)
     write_video(tmp_path / "short.avi", frames)
-    clip, available = load_clip(tmp_path / "short.avi", FrameSampler("first", 8, "pad"))
+    clip, available, _ = load_clip(tmp_path / "short.avi", FrameSampler("first", 8, "pad"))
     assert available == 5 and clip.shape == (8, 32, 32, 3)
     # padded steps repeat the last decoded frame
     assert all(np.array_equal(clip[i], clip[4]) for i in range(5, 8))
