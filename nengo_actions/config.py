@@ -45,6 +45,10 @@ DATA_DEFAULTS = {
     "split": 1,
     "val_fraction": 0.2,  # share of training *groups* held out for model selection
     "generate": True,  # generate the synthetic set when it is missing
+    # Keep the clips on disk and read them a minibatch at a time (nengo_actions.streaming):
+    # "on", "off", or "auto" (when the inputs as float32 exceed stream_above_mb MiB).
+    "stream": "auto",
+    "stream_above_mb": 256,
     # The embedded set (feature_extraction.synthetic): classes that differ only by motion.
     "synthetic": {
         "n_classes": 8,  # the first N of MoveLeft/Right/Up/Down, Rotate(Counter)Clockwise, Grow, Shrink, Move*Slow
@@ -318,6 +322,7 @@ CHOICES = {
         "sl_animals",
         "synthetic_gestures",
     ),
+    "data.stream": ("auto", "on", "off"),
     "frames.policy": ("first", "uniform", "all"),
     "frames.short_clips": ("pad", "skip"),
     "features.backbone": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),

@@ -313,15 +313,9 @@ class Engine:
         The last batch is filled up with the first clips of the order, so every clip
         is seen once per epoch. Returns the mean training loss.
         """
-        order = self.epoch_order(len(x), epoch, seed)
-        n_frames = x.shape[1]
-        xb = self._pack(x[order])
-        targets = {self.built.output: self._targets(y[order], n_frames)}
-        steps = xb.shape[1]
-        for probe, _, _ in self.built.loss_terms:
-            targets[probe] = np.zeros((len(order), steps, 1), np.float32)
-        history = self.sim.fit({self.built.input: xb}, targets, epochs=1, shuffle=False, verbose=0)
-        return float(history.history["loss"][-1])
+        from nengo_actions.streaming import fit_epoch  # clips on disk: in chunks
+
+        return fit_epoch(self, x, y, epoch, seed)
 
     def learning_rate(self):
         lr = self.optimizer.learning_rate

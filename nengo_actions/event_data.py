@@ -21,6 +21,11 @@ random crop in time when ``random_crop``: one crop per sample, drawn once with t
 config's seed); validation and test samples with the test transform
 (``test_n_frames``, ``test_crop_us``).
 
+Streamed (``data.stream``, see :mod:`nengo_actions.streaming`), each side is framed once
+into an integer count cache beside the sample cache (``<cache>/<dataset>-frames/``) and
+``x`` is a :class:`~nengo_actions.rows.LazyClips` over it: the same values, read a
+minibatch at a time. A killed cache build continues where it stopped.
+
 NumPy only: importing this module does not import TensorFlow.
 """
 
@@ -31,6 +36,7 @@ import numpy as np
 from nengo_actions.data.prepare import DATASETS, frame_transforms, open_event_splits
 from nengo_actions.feature_data import ClipData, DataError
 from nengo_actions.splits import check_group_leak, split_by_group
+from nengo_actions.streaming import stream_wanted
 
 #: ``data.dataset`` values read through this module.
 EVENT_DATASETS = DATASETS
@@ -67,8 +73,40 @@ def _load(dataset, transform, channels, desc, progress):
     return frames_to_features(x), y
 
 
-def load_event_data(cfg, progress=True, log=print) -> ClipData:
+def input_bytes(sides):
+    """Bytes of float32 frames of ``{side: (dataset, transform)}``."""
+    total = 0
+    for dataset, transform in sides.values():
+        shape = transform.transforms[-1].output_shape()
+        total += len(dataset) * int(np.prod([v or 0 for v in shape])) * 4
+    return total
+
+
+def frames_cache_dir(cfg, dataset):
+    """Where the frame caches of streamed event data go: beside the sample cache,
+    ``<sample cache>-frames``."""
+    directory = dataset.cache.directory
+    return directory.with_name(directory.name + "-frames")
+
+
+def _cached(cfg, dataset, transform, channels, cache_dir, desc, progress):
+    from nengo_actions.data.frame_cache import cached_frames
+    from nengo_actions.streaming import event_clips
+
+    if len(dataset) == 0:
+        raise DataError(f"{dataset.name}: the split holds no samples")
+    role = desc.split()[1]  # "training", "validation", "test"
+    extra = {"seed": cfg["seed"], "random_crop": bool(cfg["events"]["frames"]["random_crop"]), "role": role}
+    frames = cached_frames(dataset, transform, cache_dir, role, extra, progress=progress, desc=desc)
+    return event_clips(frames, channels_first=channels == "first"), dataset.labels
+
+
+def load_event_data(cfg, progress=True, log=print, stream=None) -> ClipData:
     """Open, frame and split the configured event dataset; see the module docstring.
+
+    ``stream``: keep the frames on disk as integer counts
+    (:mod:`nengo_actions.data.frame_cache`), read a minibatch at a time, instead of
+    in memory; ``None`` decides by ``data.stream`` (:func:`~nengo_actions.streaming.stream_wanted`).
 
     Returns
     -------
@@ -94,14 +132,25 @@ def load_event_data(cfg, progress=True, log=print) -> ClipData:
     train_tf, test_tf = frame_transforms(cfg, sensor, rng=np.random.default_rng(cfg["seed"]))
     channels = cfg["events"]["frames"]["channels"]
     fit_set = train_set.subset(np.flatnonzero(train_mask))
-    x_train, y_train = _load(fit_set, train_tf, channels, "framing training samples", progress)
+    val_set = train_set.subset(np.flatnonzero(val_mask))
+    sides = {"train": (fit_set, train_tf), "val": (val_set, test_tf), "test": (test_set, test_tf)}
+    if stream is None:
+        stream = stream_wanted(cfg, input_bytes(sides))
+    load = _load
+    if stream:  # integer count caches on disk, read a minibatch at a time
+        cache_dir = frames_cache_dir(cfg, train_set)
+        log(f"streaming event frames from {cache_dir}")
+
+        def load(dataset, transform, channels, desc, progress):
+            return _cached(cfg, dataset, transform, channels, cache_dir, desc, progress)
+
+    x_train, y_train = load(fit_set, train_tf, channels, "framing training samples", progress)
     if val_mask.any():
-        val_set = train_set.subset(np.flatnonzero(val_mask))
-        x_val, y_val = _load(val_set, test_tf, channels, "framing validation samples", progress)
+        x_val, y_val = load(val_set, test_tf, channels, "framing validation samples", progress)
     else:
         x_val = np.zeros((0,) + x_train.shape[1:], np.float32)
         y_val = np.zeros(0, np.int64)
-    x_test, y_test = _load(test_set, test_tf, channels, "framing test samples", progress)
+    x_test, y_test = load(test_set, test_tf, channels, "framing test samples", progress)
     if x_test.shape[2] != x_train.shape[2]:
         raise DataError(f"{where}: test frames have {x_test.shape[2]} values, training frames {x_train.shape[2]}")
     shape = list(test_tf.transforms[-1].output_shape()[1:])

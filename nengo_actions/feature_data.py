@@ -112,6 +112,10 @@ class ClipData:
     def standardized(self):
         """A copy with every feature scaled to zero mean and unit variance over the
         training clips' frames (validation and test use the training statistics)."""
+        if not isinstance(self.x_train, np.ndarray):  # clips on disk
+            from nengo_actions.streaming import standardized
+
+            return standardized(self)
         x = np.asarray(self.x_train, dtype=np.float64).reshape(-1, self.n_features)
         mean = x.mean(axis=0)
         std = x.std(axis=0)
@@ -131,14 +135,21 @@ class ClipData:
         )
 
 
-def load_clip_data(cfg, mmap=False, folder=None) -> ClipData:
+def load_clip_data(cfg, mmap=None, folder=None) -> ClipData:
     """Load the store of ``cfg``, carve validation from training by group, check it all.
+
+    ``mmap``: keep the features in the store files and read them a minibatch at a time
+    (:func:`nengo_actions.streaming.store_clips`); ``None`` decides by ``data.stream``.
 
     Raises :class:`DataError` (naming the file) for an empty split, clips of different
     shapes on the two sides, labels outside the class list, or a group on both sides.
     """
     folder = Path(folder) if folder is not None else store_dir(cfg)
     splits = {}
+    if mmap is None:
+        from nengo_actions.streaming import store_input_bytes, stream_wanted
+
+        mmap = stream_wanted(cfg, sum(store_input_bytes(split_path(folder, name)) for name in ("train", "test")))
     for name in ("train", "test"):
         path = split_path(folder, name)
         try:
@@ -175,13 +186,19 @@ def load_clip_data(cfg, mmap=False, folder=None) -> ClipData:
             raise DataError(f"{split_path(folder, 'train')}: {e}") from None
     else:
         train_mask, val_mask = np.ones(len(train), bool), np.zeros(len(train), bool)
-    x = train.features
+    x, x_test = train.features, test.features
+    if mmap:  # rows read when the engine asks for them
+        from nengo_actions.streaming import store_clips
+
+        lazy, lazy_test = store_clips(split_path(folder, "train")), store_clips(split_path(folder, "test"))
+        if lazy is not None and lazy_test is not None:
+            x, x_test = lazy, lazy_test
     return ClipData(
-        x_train=x[train_mask] if not mmap else x[np.flatnonzero(train_mask)],
+        x_train=x[train_mask] if isinstance(x, np.ndarray) else x.subset(train_mask),
         y_train=train.labels[train_mask],
-        x_val=x[val_mask] if not mmap else x[np.flatnonzero(val_mask)],
+        x_val=x[val_mask] if isinstance(x, np.ndarray) else x.subset(val_mask),
         y_val=train.labels[val_mask],
-        x_test=test.features,
+        x_test=x_test,
         y_test=test.labels,
         groups_train=train.groups[train_mask],
         groups_val=train.groups[val_mask],
