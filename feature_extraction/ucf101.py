@@ -192,6 +192,9 @@ def read_split(splits_dir, split=1):
     class_names = read_class_index(class_file)
     train = read_split_list(train_file, class_names, labelled=True)
     test = read_split_list(test_file, class_names, labelled=False)
+    for path, clips in ((train_file, train), (test_file, test)):
+        if not clips:
+            raise DatasetError(f"{path}: lists no clips")
     both = sorted({c.clip_id for c in train} & {c.clip_id for c in test})
     if both:
         raise DatasetError(f"{train_file} and {test_file} share clips, e.g. {both[0]}")

@@ -19,10 +19,13 @@ import datetime
 import difflib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from .errors import ConfigError, UserError
 
 #: The repository root, where ``configs/`` and ``results/`` live.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -313,6 +316,37 @@ TYPES = {
     "train.models": dict,
 }
 
+#: Keys with a lower bound: ``(minimum, inclusive)``; ``train.models.<type>.<key>``
+#: overrides are held to the bound of ``train.<key>``.
+BOUNDS = {
+    "frames.n_frames": (1, True),
+    "features.batch_size": (1, True),
+    "features.chunk_size": (1, True),
+    "features.decode_workers": (1, True),
+    "features.pool_grid": (1, True),
+    "train.learning_rate": (0, False),
+    "train.weight_decay": (0, True),
+    "train.step_epochs": (1, True),
+    "train.step_factor": (0, False),
+    "train.loss_steps": (0, True),
+    "train.minibatch_size": (1, True),
+    "train.epochs": (1, True),
+    "train.early_stopping": (0, True),
+    "evaluate.last_k": (1, True),
+    "evaluate.top_k": (1, True),
+    "evaluate.spiking_steps_per_frame": (1, True),
+    "evaluate.dt": (0, False),
+    "evaluate.raster_neurons": (0, True),
+    "events.frames.n_frames": (1, True),
+    "events.frames.time_window_us": (0, False),
+    "events.frames.downsample": (1, True),
+    "events.frames.crop_us": (0, True),
+    "events.frames.test_n_frames": (0, True),
+    "events.frames.test_crop_us": (0, True),
+    "events.sl_animals.n_folds": (2, True),
+    "events.sl_animals.fold": (0, True),
+}
+
 #: Keys whose value must be one of a few strings.
 CHOICES = {
     "data.dataset": (
@@ -351,10 +385,6 @@ CHOICES = {
 
 #: Keys naming paths that must exist when set (others are created or generated).
 EXISTING_PATHS = ("features.weights", "data.frames_dir")
-
-
-class ConfigError(ValueError):
-    """A config file or override is invalid; the message names the file and the key."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -485,7 +515,7 @@ def _check_value(where, path, value, default):
     if value is None or kind is None:
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     if (kind is not bool and isinstance(value, bool)) or not isinstance(value, kind):
         raise ConfigError(
             f"{where}: key '{path}' must be {_type_name(kind)}, got {value!r}"
@@ -495,6 +525,9 @@ def _check_value(where, path, value, default):
             f"{where}: key '{path}' must be one of {', '.join(CHOICES[path])}; "
             f"got {value!r}{_closest(str(value), CHOICES[path])}"
         )
+    low, inclusive = BOUNDS.get(re.sub(r"^train\.models\.\w+\.", "train.", path), (None, True))
+    if low is not None and isinstance(value, (int, float)) and (value < low if inclusive else value <= low):
+        raise ConfigError(f"{where}: key '{path}' must be {'at least' if inclusive else 'more than'} {low}, got {value!r}")
     return value
 
 
@@ -675,9 +708,15 @@ def config_from_args(args, defaults=None):
 
 
 def run_command(main):
-    """Run a command's ``main``; a :class:`ConfigError` or other user error exits 2."""
+    """Run a command's ``main``; bad input ends it with one line and exit status 2.
+
+    Bad input is a :class:`~nengo_actions.errors.UserError`, or an ``OSError`` (a file
+    that cannot be read or written; its message names the file). Anything else is a bug
+    and keeps its traceback.
+    """
     try:
         return main()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (UserError, OSError) as e:
+        message = " ".join(str(e).split("\n"))
+        print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -66,6 +66,9 @@ def cross_validate(cfg, sets=("full", "reduced"), folds=None, log=print):
             raise ConfigError(f"sets: {name!r} is not one of {', '.join(SETS)}")
     n_folds = cfg["events"]["sl_animals"]["n_folds"]
     folds = list(range(n_folds)) if folds is None else [int(f) for f in folds]
+    outside = [f for f in folds if not 0 <= f < n_folds]
+    if outside:
+        raise ConfigError(f"folds: {outside} outside 0..{n_folds - 1} (events.sl_animals.n_folds = {n_folds})")
     parent = config_mod.make_run_dir(dict(cfg, name=f"{cfg['name']}-cv"))
     results = {"n_folds": n_folds, "folds": folds, "sets": {}}
     for name in sets:

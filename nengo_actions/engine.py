@@ -32,8 +32,8 @@ import numpy as np
 
 from nengo_actions.compat import nengo_dl, tf
 import nengo_actions.neurons  # noqa: F401,E402  (native builders: AdaptiveLIF, AdaptiveLIFRate, Izhikevich)
-from nengo_actions.feature_data import DataError
 from nengo_actions.metrics import evaluate_outputs, frame_outputs
+from nengo_actions.errors import DataError, ParamsError
 
 #: Version 2: parameters in the order of networks built with ``unmerged_ops``; version 1
 #: files hold the same values in another order and cannot be loaded.
@@ -47,10 +47,6 @@ HISTORY_FIELDS = (
     "learning_rate",
     "seconds",
 )
-
-
-class ParamsError(ValueError):
-    """A parameter or checkpoint file is missing, unreadable or from another model."""
 
 
 def select_device(name="auto"):
@@ -413,6 +409,8 @@ def read_params(path):
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"parameter file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ParamsError(f"{path}: not a parameter file (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as data:
             if "header" not in data.files:

@@ -26,6 +26,7 @@ import numpy as np
 
 from nengo_actions import config as config_mod
 from nengo_actions.config import ConfigError, jsonable, write_json_atomic
+from nengo_actions.errors import ParamsError, UserError
 from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
 
 SPIKING_DEVICES_NOTE = "spiking devices use the firing rates measured in the spiking run"
@@ -112,6 +113,21 @@ def params_for(params, model_type):
     if path.is_dir():
         return path / model_type / "params_best.npz"
     return path
+
+
+def check_params_files(params, types, data):
+    """Check ``--params`` before anything is written: one readable parameter file per
+    model type, saved from that model type for data of this shape."""
+    from nengo_actions.engine import read_params
+
+    for model_type in types:
+        path = params_for(params, model_type)
+        _, header = read_params(path)
+        saved = header.get("signature", {})
+        expected = {"model": model_type, "n_features": data.n_features, "n_classes": data.n_classes}
+        wrong = [f"{k}: file {saved.get(k)!r} vs {v!r}" for k, v in expected.items() if k in saved and saved[k] != v]
+        if wrong:
+            raise ParamsError(f"{path}: parameters of a different model ({', '.join(wrong)})")
 
 
 def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=None, log=print):
@@ -293,6 +309,8 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print
     log(f"features: {data.store_dir} ({data.summary()})")
     if cfg["train"]["standardize"]:
         data = data.standardized()
+    if params is not None:
+        check_params_files(params, types, data)
     created = run_dir is None
     if created:
         run_dir = config_mod.make_run_dir(cfg)
@@ -304,7 +322,7 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print
             results.append(
                 run_model(t, cfg, data, run_dir / t, resume=resume, params=params, log=log)
             )
-    except user_errors():
+    except UserError:
         if created:  # a run that failed on bad input leaves nothing behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
@@ -312,23 +330,6 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print
 
     write_report(run_dir, cfg, data, results, total_seconds=time.perf_counter() - start)
     return run_dir
-
-
-def user_errors():
-    """Errors caused by input (config, data, parameter files) rather than by a bug."""
-    from nengo_actions.feature_data import DataError, ExtractionError
-    from nengo_actions.neuron_types import NeuronTypeError
-    from nengo_actions.splits import SplitLeakError
-    from nengo_actions.store import StoreError
-
-    errors = (DataError, ExtractionError, NeuronTypeError, SplitLeakError, StoreError)
-    try:
-        from nengo_actions.engine import ParamsError
-
-        errors += (ParamsError,)
-    except ImportError:
-        pass
-    return errors
 
 
 def load_run_config(run_dir, overrides=()):

@@ -21,16 +21,9 @@ import numpy as np
 from nengo_actions.config import PROJECT_ROOT
 from nengo_actions.splits import check_group_leak, split_by_group
 from nengo_actions.store import StoreError, load_split, split_path
+from nengo_actions.errors import DataError, ExtractionError
 
 EXTRACT_SCRIPT = PROJECT_ROOT / "scripts" / "extract_features.py"
-
-
-class DataError(ValueError):
-    """Clip data that cannot be used: empty, inconsistent or not fitting the model."""
-
-
-class ExtractionError(RuntimeError):
-    """The feature extraction process failed or left no store behind."""
 
 
 def store_dir(cfg) -> Path:
@@ -68,13 +61,22 @@ def ensure_features(cfg, overrides=(), log=print):
             "is not there to make it"
         )
     argv = extraction_command(cfg, overrides)
-    log(f"feature store {folder} is missing; extracting: {' '.join(argv[1:])}")
+    missing = [name for name in ("train", "test") if not split_path(folder, name).exists()]
+    log(f"feature store {folder} has no {' and no '.join(f'{n}.npz' for n in missing)}; "
+        f"extracting: {' '.join(argv[1:])}")
+    errors = []
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         for line in proc.stdout:
             log(line.rstrip("\n"))
+            if line.startswith("error: "):
+                errors.append(line[len("error: "):].strip())
         rc = proc.wait()
     if rc != 0:
-        raise ExtractionError(f"feature extraction failed (exit status {rc}): {' '.join(argv)}")
+        reason = errors[-1] if errors else f"see its output above ({' '.join(argv)})"
+        raise ExtractionError(
+            f"feature store {folder} has no {' and no '.join(f'{n}.npz' for n in missing)}, and the "
+            f"extraction that makes it failed (exit status {rc}): {reason}"
+        )
     if not store_complete(folder):
         raise ExtractionError(f"feature extraction finished but {folder} has no train.npz and test.npz")
     return folder

@@ -22,6 +22,8 @@ from __future__ import annotations
 import ast
 import difflib
 
+from .errors import NeuronTypeError
+
 #: The neuron types a config may name; each is ``nengo.<name>``.
 NEURON_TYPES = (
     "SpikingRectifiedLinear",
@@ -39,10 +41,6 @@ WRAPPERS = ("RegularSpiking", "PoissonSpiking", "StochasticSpiking")
 
 #: Examples shown in error messages.
 EXAMPLES = ("LIF", "LIF(tau_rc=0.05)", "RegularSpiking(LIFRate)", "PoissonSpiking(RectifiedLinear)")
-
-
-class NeuronTypeError(ValueError):
-    """A neuron type string cannot be parsed; the message lists the valid names."""
 
 
 def valid_names():

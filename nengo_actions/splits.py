@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-class SplitLeakError(ValueError):
-    """A group appears on both sides of a split."""
+from .errors import SplitLeakError
 
 
 def check_group_leak(groups_a, groups_b, names=("train", "test"), where=""):

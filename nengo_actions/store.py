@@ -30,11 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import StoreError
+
 ARRAY_KEYS = ("features", "labels", "clip_ids", "groups")
-
-
-class StoreError(ValueError):
-    """A feature store file is missing, corrupt or inconsistent; the message names it."""
 
 
 @dataclasses.dataclass

@@ -35,20 +35,16 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
 
     def job():
-        from nengo_actions.experiment import load_run_config, run, user_errors
+        from nengo_actions.experiment import load_run_config, run
 
-        try:
-            if args.resume:
-                cfg = load_run_config(args.resume, args.overrides)
-            else:
-                cfg = config_from_args(args)
-            run_dir = run(
-                cfg, overrides=args.overrides, run_dir=args.resume, resume=bool(args.resume),
-                params=args.params,
-            )
-        except user_errors() as e:
-            print(f"error: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
+        if args.resume:
+            cfg = load_run_config(args.resume, args.overrides)
+        else:
+            cfg = config_from_args(args)
+        run_dir = run(
+            cfg, overrides=args.overrides, run_dir=args.resume, resume=bool(args.resume),
+            params=args.params,
+        )
         print(f"run directory: {run_dir}", flush=True)
         return 0
 

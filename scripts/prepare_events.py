@@ -13,7 +13,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nengo_actions.config import PROJECT_ROOT, add_config_arguments, config_from_args, run_command  # noqa: E402
-from nengo_actions.data import EventDataError  # noqa: E402
 from nengo_actions.data.prepare import format_summary, prepare_events  # noqa: E402
 
 
@@ -22,11 +21,7 @@ def main(argv=None):
     add_config_arguments(parser, default=PROJECT_ROOT / "configs" / "dvs_synthetic_events.json")
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
-    try:
-        summary = prepare_events(cfg)
-    except EventDataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    summary = prepare_events(cfg)
     print(format_summary(summary))
     return summary
 

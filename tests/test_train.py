@@ -172,4 +172,4 @@ def test_a_missing_store_is_extracted_by_a_separate_process(tmp_path, store, mon
     with pytest.raises(SystemExit) as e:
         main(["-c", str(config)])
     assert e.value.code == 2
-    assert "feature extraction failed (exit status 3)" in capsys.readouterr().err
+    assert "extraction that makes it failed (exit status 3)" in capsys.readouterr().err

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DatasetError, EventDataError, EventFormatError  # noqa: F401 (re-exported)
+
 #: The event record: x, y int16; p int8 (0 OFF, 1 ON); t int64 microseconds; 16 bytes.
 EVENT_DTYPE = np.dtype(
     [("x", "<i2"), ("y", "<i2"), ("p", "i1"), ("t", "<i8")], align=True
@@ -24,18 +26,6 @@ EVENT_FIELDS = ("x", "y", "p", "t")
 
 #: (width, height, polarities) of the DVS128 sensor, tonic's ``sensor_size`` order.
 DVS128_SENSOR = (128, 128, 2)
-
-
-class EventDataError(ValueError):
-    """Bad event data or dataset layout; the message names the file (and offset/row)."""
-
-
-class EventFormatError(EventDataError):
-    """A recording's bytes do not follow its format; the message names file and offset."""
-
-
-class DatasetError(EventDataError):
-    """A dataset folder is incomplete or inconsistent (missing lists, bad label rows)."""
 
 
 def empty_events(n=0):

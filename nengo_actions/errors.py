@@ -1,0 +1,59 @@
+"""The errors that bad input causes, in one place.
+
+Every error a user can cause (a config, a data folder, a parameter file) derives from
+:class:`UserError`; the commands print its message on one line and exit 2
+(:func:`nengo_actions.config.run_command`). Any other exception is a bug and keeps its
+traceback. Each message names the file or config key it is about.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Caused by input rather than by the software; the message names the file or key."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config file or override is invalid; the message names the file and the key."""
+
+
+class DataError(UserError, ValueError):
+    """Clip data that cannot be used: empty, inconsistent or not fitting the model."""
+
+
+class ExtractionError(UserError, RuntimeError):
+    """The feature extraction process failed or left no store behind."""
+
+
+class ParamsError(UserError, ValueError):
+    """A parameter or checkpoint file is missing, unreadable or from another model."""
+
+
+class StoreError(UserError, ValueError):
+    """A feature store file is missing, corrupt or inconsistent; the message names it."""
+
+
+class SplitLeakError(UserError, ValueError):
+    """A group appears on both sides of a split."""
+
+
+class NeuronTypeError(UserError, ValueError):
+    """A neuron type string cannot be parsed; the message lists the valid names."""
+
+
+class EventDataError(UserError, ValueError):
+    """Bad event data or dataset layout; the message names the file (and offset/row)."""
+
+
+class EventFormatError(EventDataError):
+    """A recording's bytes do not follow its format; the message names file and offset."""
+
+
+class DatasetError(EventDataError):
+    """A dataset folder is incomplete or inconsistent (missing lists, bad label rows)."""
+
+
+__all__ = [
+    "UserError", "ConfigError", "DataError", "ExtractionError", "ParamsError", "StoreError",
+    "SplitLeakError", "NeuronTypeError", "EventDataError", "EventFormatError", "DatasetError",
+]
