@@ -175,7 +175,10 @@ def test_a_streamed_run_trains_and_scores_as_the_in_memory_run(tiny_root, tmp_pa
     runs = {}
     for stream in ("off", "on"):
         cfg = load_config(REPO / "configs" / "dvs_synthetic.json", overrides + [f"data.stream={stream}", f"save_dir={tmp_path / stream}"])
-        run_dir = run(cfg, log=quiet)
+        if stream == "on" and method == "direct":  # killed in its second epoch, then resumed
+            run_dir = _interrupted_then_resumed(run, cfg, tmp_path / stream, monkeypatch)
+        else:
+            run_dir = run(cfg, log=quiet)
         runs[stream] = (json.loads((run_dir / "metrics.json").read_text()), run_dir / "dvs_gesture_net" / "params_best.npz")
     (m_off, p_off), (m_on, p_on) = runs["off"], runs["on"]
     keys = [k for k in m_off if k.endswith("clip_accuracy") or k in ("n_parameters", "best_epoch")]
@@ -186,3 +189,22 @@ def test_a_streamed_run_trains_and_scores_as_the_in_memory_run(tiny_root, tmp_pa
         assert names and names == [n for n in b.files if n.startswith("param_")]
         for name in names:
             np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def _interrupted_then_resumed(run, cfg, save_dir, monkeypatch):
+    from nengo_actions.engine_direct import DirectEngine
+
+    fit_epoch = DirectEngine.fit_epoch
+
+    def dies_in_epoch_two(self, x, y, epoch, seed=0):
+        if epoch == 1:
+            raise SystemExit("killed")
+        return fit_epoch(self, x, y, epoch, seed)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DirectEngine, "fit_epoch", dies_in_epoch_two)
+        with pytest.raises(SystemExit):
+            run(cfg, log=quiet)
+    (run_dir,) = save_dir.iterdir()
+    assert not (run_dir / "metrics.json").exists()
+    return run(cfg, run_dir=run_dir, resume=True, log=quiet)
