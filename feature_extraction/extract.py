@@ -25,7 +25,6 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from nengo_actions.config import ConfigError, settings, write_json_atomic
+from nengo_actions.io import atomic_path, remove_stale_temp_files, save_npz_atomic
 from nengo_actions.store import load_split, save_split, split_path
 
 from . import paths
@@ -257,11 +257,7 @@ def _write_chunk(job, k, decoded):
         status=np.array([s for _, _, s in decoded], dtype=str),
         clip_ids=np.array([c.clip_id for _, c in clips], dtype=str),
     )
-    path = job.chunk_path(k)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    save_npz_atomic(job.chunk_path(k), **arrays)
     return len(frames)
 
 
@@ -315,6 +311,8 @@ def run(job, shard=(1, 1), progress=True, on_chunk=None, force=False):
             "rerun with --force, or set features.store_dir"
         )
     job.chunk_dir.mkdir(parents=True, exist_ok=True)
+    if n == 1:  # shards may share the folder from other machines, whose writers are unknown here
+        remove_stale_temp_files(job.store_dir)
     _check_manifest(job)
     mine = [k for k in range(job.n_chunks) if k % n == i - 1]
     pending = [k for k in mine if not _chunk_done(job, k)]
@@ -519,9 +517,8 @@ def merge(cfg, sources=(), progress=True):
         for path in sorted(chunk_dir.glob("chunk_*.npz")):
             target = job.chunk_dir / path.name
             if not target.exists():
-                tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-                shutil.copyfile(path, tmp)
-                os.replace(tmp, target)
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(path, tmp)
     missing = [k for k in range(job.n_chunks) if not _chunk_done(job, k)]
     if missing:
         shown = ", ".join(str(k) for k in missing[:10])

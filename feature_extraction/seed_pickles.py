@@ -9,13 +9,13 @@ config sets ``allow_pickle: true``.
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 
 from nengo_actions.config import SEED_PICKLES, ConfigError, resolve_path, settings
+from nengo_actions.io import write_bytes_atomic
 from nengo_actions.store import load_split, save_split, split_path
 
 from . import paths
@@ -24,11 +24,7 @@ from .summary import Summary
 
 
 def _dump(obj, path):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        pickle.dump(obj, f, protocol=4)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, lambda f: pickle.dump(obj, f, protocol=4))
 
 
 def export_seed_pickles(store_dir, out_dir):

@@ -33,6 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from nengo_actions.io import atomic_path
+
 from .ucf101 import DatasetError
 
 MARKER = "synthetic_actions.json"
@@ -268,16 +270,15 @@ def write_video(path, frames, fps):
     """Write RGB ``uint8`` frames as an XVID ``.avi`` (through a temporary file)."""
     path = Path(path)
     h, w = frames.shape[1:3]
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.avi")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"XVID"), fps, (w, h))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write XVID video {tmp}")
-    try:
-        for frame in frames:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".avi") as tmp:  # OpenCV picks the container from the name
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"XVID"), fps, (w, h))
+        if not writer.isOpened():
+            raise RuntimeError(f"OpenCV cannot write XVID video {tmp}")
+        try:
+            for frame in frames:
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
 
 
 def clip_frames(spec, class_index, group, number, appearance=None):

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, UserError
+from .io import write_json_atomic  # noqa: F401 (re-exported)
 
 #: The repository root, where ``configs/`` and ``results/`` live.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -655,17 +656,6 @@ def jsonable(obj):
     if isinstance(obj, np.ndarray):
         return jsonable(obj.tolist())
     return obj
-
-
-def write_json_atomic(path, obj):
-    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def make_run_dir(cfg, now=None):

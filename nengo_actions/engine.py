@@ -22,7 +22,6 @@ import dataclasses
 import io
 import json
 import math
-import os
 import time
 import warnings
 import zipfile
@@ -34,6 +33,7 @@ from nengo_actions.compat import nengo_dl, tf
 import nengo_actions.neurons  # noqa: F401,E402  (native builders: AdaptiveLIF, AdaptiveLIFRate, Izhikevich)
 from nengo_actions.metrics import evaluate_outputs, frame_outputs
 from nengo_actions.errors import DataError, ParamsError
+from nengo_actions.io import remove_stale_temp_files, write_bytes_atomic
 
 #: Version 2: parameters in the order of networks built with ``unmerged_ops``; version 1
 #: files hold the same values in another order and cannot be loaded.
@@ -57,15 +57,6 @@ def select_device(name="auto"):
     if name == "cpu" or (name == "auto" and not gpus):
         return "/cpu:0"
     return "/gpu:0"
-
-
-def _write_atomic(path, write):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------
@@ -338,7 +329,7 @@ class Engine:
         header = {"format": PARAMS_FORMAT, "signature": self.built.signature, "params": self._describe()}
         header.update(extra or {})
         arrays["header"] = np.asarray(json.dumps(header))
-        _write_atomic(path, lambda f: np.savez(f, **arrays))
+        write_bytes_atomic(path, lambda f: np.savez(f, **arrays))
         return Path(path)
 
     def load_params(self, path):
@@ -481,7 +472,7 @@ def _write_history(path, rows):
     writer.writeheader()
     for row in rows:
         writer.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
-    _write_atomic(path, lambda f: f.write(buf.getvalue().encode()))
+    write_bytes_atomic(path, lambda f: f.write(buf.getvalue().encode()))
 
 
 def _save_checkpoint(path, engine, state):
@@ -490,7 +481,7 @@ def _save_checkpoint(path, engine, state):
     header = dict(state, format=PARAMS_FORMAT, signature=engine.built.signature, params=engine._describe())
     header["n_optimizer"] = sum(1 for k in arrays if k.startswith("opt_"))
     arrays["header"] = np.asarray(json.dumps(header))
-    _write_atomic(path, lambda f: np.savez(f, **arrays))
+    write_bytes_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 def _load_checkpoint(path, engine):
@@ -550,6 +541,7 @@ def train(
     engine.compile(settings, len(x_train))
     loss_kind, loss_steps = settings["loss"], settings["loss_steps"]
     checkpoint = out_dir / "checkpoint.npz"
+    remove_stale_temp_files(out_dir)  # half-written files of a killed run
     best_path = out_dir / "params_best.npz"
 
     history, start_epoch, best, best_epoch, since_best = [], 0, (-1.0, math.inf), 0, 0

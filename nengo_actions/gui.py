@@ -40,6 +40,7 @@ import numpy as np
 
 from nengo_actions import config as config_mod
 from nengo_actions.config import PROJECT_ROOT, ConfigError, resolve_path, settings, write_json_atomic
+from nengo_actions.io import save_npz_atomic, write_text_atomic
 
 #: Above this many ensembles (or neurons) the GUI shows a reduced copy.
 MAX_ENSEMBLES = 200
@@ -632,12 +633,6 @@ def _cfg_file(gui, raster_names, network_names):
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path, text):
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ensembles=REDUCED_ENSEMBLES,
             n_clips=GUI_CLIPS, build=None, info=None, spiking=None, steps_per_frame=1):
     """Check everything and write the model script, its layout and the frozen values.
@@ -662,11 +657,9 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
             values = restrict_params(values, _unpack(_build(build, small, info, **variant)).network)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(out_dir / ".frozen_params.tmp.npz", **{k.replace("/", "|"): v for k, v in values.items()})
-    os.replace(out_dir / ".frozen_params.tmp.npz", out_dir / "frozen_params.npz")
-    np.savez(out_dir / ".clips.tmp.npz", clips=info.clips, labels=info.labels, clip_ids=np.asarray(info.clip_ids, dtype=str),
-             class_names=np.asarray(info.class_names, dtype=str))
-    os.replace(out_dir / ".clips.tmp.npz", out_dir / "clips.npz")
+    save_npz_atomic(out_dir / "frozen_params.npz", **{k.replace("/", "|"): v for k, v in values.items()})
+    save_npz_atomic(out_dir / "clips.npz", clips=info.clips, labels=info.labels,
+                    clip_ids=np.asarray(info.clip_ids, dtype=str), class_names=np.asarray(info.class_names, dtype=str))
     meta = {
         "config": settings(small),
         "note": note,
@@ -695,7 +688,7 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
             name += "_"
         network_names.append(name)
     title = f"{cfg['name']}: {cfg['model']['type']} model" + (f" -- {note}" if note else "")
-    _write_atomic(
+    write_text_atomic(
         script,
         SCRIPT.format(
             title=title,
@@ -707,7 +700,7 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
             expand="\n".join(f"{n} = _gui.expand[{i}]" for i, n in enumerate(network_names)),
         ),
     )
-    _write_atomic(Path(str(script) + ".cfg"), _cfg_file(gui, raster_names, network_names))
+    write_text_atomic(Path(str(script) + ".cfg"), _cfg_file(gui, raster_names, network_names))
     return script, gui
 
 
@@ -808,7 +801,10 @@ def build_parser():
     )
     config_mod.add_config_arguments(parser)
     parser.add_argument("--params", help="trained parameters: a NengoDL .npz file or a run folder")
-    parser.add_argument("--port", type=int, help="port on 127.0.0.1 (default: the first free of 8080-8089; 0: any free port)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 serves every "
+                        "network interface, to anyone who also has the token)")
+    parser.add_argument("--port", type=int, help="port (default: the first free of 8080-8089; 0: any free port)")
     parser.add_argument("--no-browser", dest="browser", action="store_false", help="only print the URL")
     parser.add_argument("--out", help="folder for the model script (default: <save_dir>/gui-<name>)")
     parser.add_argument("--max-ensembles", type=int, default=MAX_ENSEMBLES, help="draw a reduced copy above this many ensembles")
@@ -836,7 +832,7 @@ def main(argv=None):
         print(f"trained parameters: {gui.n_params} ensembles and connections set from {args.params}")
     if args.prepare_only:
         return 0
-    serve(script, port=args.port, browser=args.browser)
+    serve(script, port=args.port, browser=args.browser, host=args.host)
     return 0
 
 

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import StoreError
+from .io import save_npz_atomic
 
 ARRAY_KEYS = ("features", "labels", "clip_ids", "groups")
 
@@ -81,12 +81,7 @@ def save_split(path, features, labels, clip_ids, groups, metadata):
     }
     if features.ndim != 3:
         raise StoreError(f"{path}: features must be (clips, steps, dim), got {features.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
-    return path
+    return save_npz_atomic(path, **arrays)
 
 
 def _mmap_member(path, name):

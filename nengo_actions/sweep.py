@@ -64,6 +64,7 @@ import time
 from pathlib import Path
 
 from nengo_actions import config as config_mod
+from nengo_actions.io import write_text_atomic
 from nengo_actions.config import (
     DEFAULTS,
     PROJECT_ROOT,
@@ -635,13 +636,6 @@ def _grid_keys(trials):
     return keys
 
 
-def _write_text_atomic(path, text):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_csv(path, rows, columns):
     grid_keys = _grid_keys([r["trial"] for r in rows])
     buf = io.StringIO()
@@ -657,7 +651,7 @@ def write_csv(path, rows, columns):
             + [format(row["metrics"][c], ".10g") if c in row["metrics"] else "" for c in columns]
             + [row["run_dir"], row["error"].splitlines()[0] if row["error"] else ""]
         )
-    _write_text_atomic(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
 
 
 def summarize(rows, columns):
@@ -765,7 +759,7 @@ def write_markdown(path, sweep_cfg, trials, rows, summary, columns, plots):
         lines += [f"![{p.stem}]({p.name})" for p in plots]
     lines += ["", "Every metric of every trial is in `results.csv`; each trial's run folder "
               "(under `trials/`) holds its config, report and plots.", ""]
-    _write_text_atomic(path, "\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
 
 
 def _energy_column(columns):

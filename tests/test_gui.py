@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -292,3 +293,56 @@ def test_page_shows_an_lmu(tmp_path):
     assert objects.get("memory") == "ensemble" and objects.get("hidden") == "ensemble", objects
     assert objects.get("lmu") == "network"
     assert objects.get("clip and class") == "node"
+
+
+def listening_addresses(port):
+    """Local IPv4 addresses with a socket listening on ``port`` (from /proc/net/tcp)."""
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.append(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc/net/tcp")
+def test_the_server_listens_on_localhost_only_and_wants_its_token(tmp_path):
+    import http.client
+
+    path = write_config(tmp_path, {"type": "lmu", "lmu": {"units": 6, "order": 2}})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nengo_actions.gui", "-c", str(path), "--port", "0", "--no-browser",
+         "--out", str(tmp_path / "gui")],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        lines, url = [], None
+        for line in proc.stdout:
+            lines.append(line)
+            match = URL.search(line)
+            if match:
+                url = match.group(1)
+                break
+        assert url, "".join(lines)
+        port, token = int(url.split(":")[2].split("/")[0]), url.split("token=")[1]
+        assert listening_addresses(port) == ["127.0.0.1"]
+
+        def get(resource):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", resource)
+            response = conn.getresponse()
+            body = response.read().decode("utf-8", "replace")
+            conn.close()
+            return response.status, body
+
+        assert get("/")[0] != 200  # no token
+        assert get("/?token=" + "0" * len(token))[0] != 200  # a wrong one
+        status, body = get(f"/?token={token}")
+        assert status == 200 and "nengo" in body.lower()
+        status, _ = get("/")  # a new client without the token's session
+        assert status in (302, 303, 307)  # sent to the login page
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

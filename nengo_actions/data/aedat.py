@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import atomic_path
+from ..io import atomic_path
 from .events import EVENT_DTYPE, EventFormatError, as_events, empty_events
 
 AEDAT31_MAGIC = "#!AER-DAT3.1"
@@ -216,7 +216,7 @@ class _PolarityDecoder:
     def __init__(self, capacity, keep_invalid):
         # Pages of the array that are never written are never allocated, so sizing it
         # for the whole file (every byte an event) costs address space only.
-        self.events = np.empty(capacity, dtype=EVENT_DTYPE)
+        self.events = np.zeros(capacity, dtype=EVENT_DTYPE)  # padding bytes zero, as events.py says
         self.out = self.events.view(np.uint64).reshape(capacity, 2)
         self.keep_invalid = keep_invalid
         self.scratch = np.empty((2, _BLOCK_EVENTS), dtype=np.uint64)

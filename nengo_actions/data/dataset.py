@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import load_npz, read_json, remove_stale_temp_files, save_npz_atomic, write_json_atomic
+from ..io import read_json, remove_stale_temp_files, save_npz_atomic, write_json_atomic
+from .cache import load_npz
 from .events import EventDataError
 
 #: Bumped when the cached sample format or slicing rules change.

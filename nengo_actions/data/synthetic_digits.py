@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import read_json
+from ..io import read_json
 from .emulator import EventEmulator
 from .synthetic_gestures import is_current, write_gesture_layout
 

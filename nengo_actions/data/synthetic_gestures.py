@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .aedat import write_aedat31
-from .cache import TEMP_MARK, read_json, write_json_atomic
+from ..io import TEMP_MARK, read_json, write_json_atomic
 from .emulator import EventEmulator
 from .events import empty_events
 

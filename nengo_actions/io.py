@@ -1,0 +1,112 @@
+"""Atomic files: a killed run leaves either the old file or the new one, never half of one.
+
+Everything is written to a hidden temporary name in the target folder and renamed into
+place (``os.replace`` is atomic on one file system). Temporary files orphaned by a killed
+process carry :data:`TEMP_MARK` and the writer's process id in their name;
+:func:`remove_stale_temp_files` deletes those whose writer is gone before a job that
+writes into the folder starts again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+TEMP_MARK = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yield a temporary path beside ``path``; rename it to ``path`` on success.
+
+    ``suffix`` ends the temporary name (writers such as OpenCV's pick the format from
+    it). On an exception the temporary file is deleted and the exception propagates, so
+    ``path`` keeps its previous content (or stays absent).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(path, write):
+    """Call ``write(file)`` on a binary file that becomes ``path`` once it returns."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            write(f)
+    return Path(path)
+
+
+def save_npz_atomic(path, **arrays):
+    """``np.savez`` (uncompressed, so members can be memory-mapped) to ``path`` atomically."""
+    return write_bytes_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def write_text_atomic(path, text):
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return write_bytes_atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_json_atomic(path, obj):
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    return write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def read_json(path):
+    """The JSON object in ``path``, or ``None`` when the file is missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def remove_stale_temp_files(directory):
+    """Delete temporary files left in ``directory`` (recursively) by killed runs.
+
+    Returns the number of files removed.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    for path in directory.rglob(f".*{TEMP_MARK}*"):
+        if path.is_file() and not _writer_alive(path.name):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def _writer_alive(name):
+    """Whether the process that created temporary file ``name`` is still running."""
+    try:
+        pid = int(name.rsplit(TEMP_MARK, 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+__all__ = [
+    "TEMP_MARK", "atomic_path", "write_bytes_atomic", "save_npz_atomic", "write_text_atomic",
+    "write_json_atomic", "read_json", "remove_stale_temp_files",
+]
