@@ -31,7 +31,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +38,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 HEADING = "## DVS128 Gesture network: training and spiking inference (bench_dvs.py)"
 SIZE = dict(channels=32, hw=64, T=8, B=16, classes=11)
 HOW = (
@@ -64,7 +62,6 @@ BATCHES = 4
 
 PEER_SCRIPT = """
 import json, sys, types
-sys.path.insert(0, {kit!r})
 import bench_peers as bp
 args = types.SimpleNamespace(repeats={repeats}, budget_s={budget})
 bp.run("spikingjelly reduced", bp.bench_net, "spikingjelly", "reduced", args)

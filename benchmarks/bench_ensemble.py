@@ -23,7 +23,6 @@ import argparse
 import datetime
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 HEADING = "## EnsembleArray at the seed's size: NengoDL vs Nengo (bench_ensemble.py)"
 

@@ -28,6 +28,7 @@ import datetime
 import os
 import platform
 import statistics
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -35,7 +36,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from nengo_actions.data import read_aedat, to_frames  # noqa: E402
 
@@ -87,6 +87,15 @@ def table(job, times, n_events, ours):
     return rows
 
 
+def peer_module(kit, name):
+    """A module of the peer kit, loaded from its file (the kit is a folder, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(kit) / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv=None):
     from readme_section import write_section
 
@@ -98,10 +107,11 @@ def main(argv=None):
     parser.add_argument("--no-readme", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(args.peers))
-    import make_aedat31  # noqa: E402 (the peer kit's file writer)
-    import tonic.transforms as tonic_transforms  # noqa: E402
-    from peer_compat import import_sj_datasets, versions  # noqa: E402
+    make_aedat31 = peer_module(args.peers, "make_aedat31")  # the peer kit's file writer
+    import tonic.transforms as tonic_transforms
+
+    peer_compat = peer_module(args.peers, "peer_compat")
+    import_sj_datasets, versions = peer_compat.import_sj_datasets, peer_compat.versions
 
     if not args.aedat.exists():
         print(f"writing {args.aedat} (2,000,000 events) with the peer kit's make_aedat31.py")

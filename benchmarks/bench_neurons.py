@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -21,7 +20,6 @@ import nengo
 import numpy as np
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nengo_actions import neurons  # noqa: E402
 from nengo_actions.compat import nengo_dl, tf  # noqa: E402

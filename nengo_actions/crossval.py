@@ -7,13 +7,15 @@ for the full set and for the reduced set without the S3 (indoor) recordings.
 once per fold and set, each fold in its own run folder under one parent, and writes
 ``crossval.json`` and ``crossval.md`` there::
 
-    python scripts/cross_validate.py -c configs/sl_animals.json --sets full,reduced
+    python -m nengo_actions.crossval -c configs/sl_animals.json --sets full,reduced
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,4 +103,30 @@ def format_table(results):
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["cross_validate", "fold_config", "summarize_folds", "format_table"]
+def main(argv=None):
+    """``python -m nengo_actions.crossval -c CONFIG [--sets full,reduced] [--folds 0,1]``."""
+
+    def command():
+        parser = argparse.ArgumentParser(prog="python -m nengo_actions.crossval", description=__doc__.split("\n\n")[0])
+        config_mod.add_config_arguments(parser, default=config_mod.PROJECT_ROOT / "configs" / "sl_animals.json")
+        parser.add_argument("--sets", default="full,reduced", help="comma-separated: full, reduced (default: both)")
+        parser.add_argument("--folds", default=None, help="comma-separated fold numbers (default: all)")
+        args = parser.parse_args(argv)
+        cfg = config_mod.config_from_args(args)
+        try:
+            folds = [int(f) for f in args.folds.split(",")] if args.folds else None
+        except ValueError:
+            raise ConfigError(f"--folds {args.folds}: expected comma-separated fold numbers") from None
+        parent = cross_validate(cfg, [s.strip() for s in args.sets.split(",") if s.strip()], folds)
+        print((parent / "crossval.md").read_text())
+        print(f"run directory: {parent}", flush=True)
+        return 0
+
+    return config_mod.run_command(command)
+
+
+__all__ = ["cross_validate", "fold_config", "summarize_folds", "format_table", "main"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,7 +23,8 @@ from nengo_actions.splits import check_group_leak, split_by_group
 from nengo_actions.store import StoreError, load_split, split_path
 from nengo_actions.errors import DataError, ExtractionError
 
-EXTRACT_SCRIPT = PROJECT_ROOT / "scripts" / "extract_features.py"
+#: The extraction command (run as its own process: PyTorch never shares one with TensorFlow).
+EXTRACT_COMMAND = (sys.executable, "-m", "feature_extraction")
 
 
 def store_dir(cfg) -> Path:
@@ -40,7 +41,7 @@ def store_complete(folder) -> bool:
 
 def extraction_command(cfg, overrides=()):
     """The argv that extracts the features of ``cfg`` (as a user would type it)."""
-    argv = [sys.executable, str(EXTRACT_SCRIPT), "-c", str(cfg["_source"])]
+    argv = [*EXTRACT_COMMAND, "-c", str(cfg["_source"])]
     for text in overrides:
         argv += ["--set", text]
     return argv
@@ -55,11 +56,6 @@ def ensure_features(cfg, overrides=(), log=print):
     folder = store_dir(cfg)
     if store_complete(folder):
         return folder
-    if not EXTRACT_SCRIPT.exists():
-        raise ExtractionError(
-            f"feature store {folder} is missing and the extraction script {EXTRACT_SCRIPT} "
-            "is not there to make it"
-        )
     argv = extraction_command(cfg, overrides)
     missing = [name for name in ("train", "test") if not split_path(folder, name).exists()]
     log(f"feature store {folder} has no {' and no '.join(f'{n}.npz' for n in missing)}; "

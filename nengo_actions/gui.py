@@ -817,7 +817,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def _command(argv):
     args = build_parser().parse_args(argv)
     cfg = config_mod.config_from_args(args)
     evaluate = cfg["evaluate"]
@@ -836,5 +836,10 @@ def main(argv=None):
     return 0
 
 
+def main(argv=None):
+    """The command; bad input exits 2 with one line (see :func:`~nengo_actions.config.run_command`)."""
+    return config_mod.run_command(lambda: _command(argv))
+
+
 if __name__ == "__main__":
-    sys.exit(config_mod.run_command(main))
+    sys.exit(main())

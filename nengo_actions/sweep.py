@@ -916,7 +916,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def _command(argv):
     args = build_parser().parse_args(argv)
     overrides = list(args.overrides)
     for flag, key in (("jobs", "jobs"), ("backend", "backend"), ("ray_address", "ray_address"), ("output", "output_dir")):
@@ -952,5 +952,10 @@ def main(argv=None):
     return 0
 
 
+def main(argv=None):
+    """The command; bad input exits 2 with one line (see :func:`~nengo_actions.config.run_command`)."""
+    return config_mod.run_command(lambda: _command(argv))
+
+
 if __name__ == "__main__":
-    sys.exit(config_mod.run_command(main))
+    sys.exit(main())

@@ -8,12 +8,9 @@ spiking); writes ``pool_swap.json`` and ``pool_swap.md`` into ``--out``.
 """
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from nengo_actions.config import PROJECT_ROOT, add_config_arguments, config_from_args, resolve_path, run_command, write_json_atomic  # noqa: E402
+from nengo_actions.config import PROJECT_ROOT, add_config_arguments, config_from_args, resolve_path, run_command
+from nengo_actions.io import write_json_atomic, write_text_atomic
 
 
 def main(argv=None):
@@ -41,9 +38,7 @@ def main(argv=None):
         "them by NengoDL (rate neurons; spiking neurons at k steps per frame).\n\n"
         f"| model | test accuracy |\n|---|---:|\n{rows}\n"
     )
-    tmp = out / ".pool_swap.md.tmp"
-    tmp.write_text(text)
-    tmp.replace(out / "pool_swap.md")
+    write_text_atomic(out / "pool_swap.md", text)
     print(text)
 
 

@@ -9,14 +9,8 @@ input error (named file or key) found before any work.
 """
 
 import sys
-from pathlib import Path
 
-try:
-    import feature_extraction  # noqa: F401
-except ImportError:  # not installed: run from a checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from feature_extraction.cli import main  # noqa: E402
+from feature_extraction.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

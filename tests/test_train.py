@@ -148,7 +148,7 @@ def test_bad_stores_are_clear_errors(tmp_path, store, capsys, problem):
 
 
 def test_a_missing_store_is_extracted_by_a_separate_process(tmp_path, store, monkeypatch, capsys):
-    """The command runs the extraction script with the same -c and --set, streams its
+    """The command runs the extraction command with the same -c and --set, streams its
     output, and trains on what it wrote."""
     from nengo_actions import feature_data
 
@@ -158,7 +158,7 @@ def test_a_missing_store_is_extracted_by_a_separate_process(tmp_path, store, mon
         "print('extracting with', sys.argv[1:], flush=True)\n"
         f"shutil.copytree({str(store)!r}, {str(tmp_path / 'made')!r})\n"
     )
-    monkeypatch.setattr(feature_data, "EXTRACT_SCRIPT", script)
+    monkeypatch.setattr(feature_data, "EXTRACT_COMMAND", (sys.executable, str(script)))
     config = write_config(tmp_path, tmp_path / "made", **{"model.compare": [], "evaluate.spiking": False})
     from nengo_actions.train import main
 
