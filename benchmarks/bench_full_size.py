@@ -37,7 +37,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 HEADING = "## Full-size data sets: memory and time (bench_full_size.py)"
 RESULTS = ROOT / "benchmarks" / "results" / "full_size.json"
