@@ -18,14 +18,14 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from nengo_actions import config as config_mod
+from nengo_actions import run_metrics
 from nengo_actions.config import ConfigError, write_json_atomic
 
 SETS = {"full": False, "reduced": True}
 #: metrics.json keys summarised over folds (rate and spiking test accuracy).
-KEYS = ("test_clip_accuracy", "spiking_test_clip_accuracy", "val_clip_accuracy")
+KEYS = (run_metrics.TEST_CLIP_ACCURACY, run_metrics.SPIKING_TEST_CLIP_ACCURACY, run_metrics.VAL_CLIP_ACCURACY)
 
 
 def fold_config(cfg, fold, reduced, save_dir):
@@ -38,13 +38,14 @@ def fold_config(cfg, fold, reduced, save_dir):
 
 
 def summarize_folds(per_fold):
-    """``{key: {"mean", "std", "values"}}`` over the folds' metrics (population std)."""
+    """``{key: {"mean", "std", "values"}}`` over the folds' metrics (sample std,
+    :func:`~nengo_actions.run_metrics.mean_std`)."""
     summary = {}
     for key in KEYS:
-        values = [m.get(key) for m in per_fold]
-        values = [float(v) for v in values if v is not None]
+        values = [float(m[key]) for m in per_fold if run_metrics.is_number(m.get(key))]
         if values:
-            summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
+            mean, std, _ = run_metrics.mean_std(values)
+            summary[key] = {"mean": mean, "std": std, "values": values}
     return summary
 
 

@@ -6,7 +6,7 @@ instead of a ``nengo_dl.Simulator``: each minibatch runs forward over all T fram
 spiking LIF neurons, and the loss on the output firing rate is backpropagated through
 time with surrogate gradients (SpikingJelly's and the PLIF paper's recipe). It keeps
 the engine's interface (arrays, losses, optimizer and schedule, parameter files with a
-signature, optimizer state), so :func:`nengo_actions.engine.train` runs the epochs,
+signature, optimizer state), so :func:`nengo_actions.training.train` runs the epochs,
 model selection on validation, checkpoints, ``--resume``, ``history.csv`` and TensorBoard
 as for every other model. The trained parameters are then run as a Nengo network
 (:func:`~nengo_actions.networks.dvs_direct.build_direct_network`).

@@ -4,7 +4,7 @@
 type in ``model.compare``:
 
 1. build the network with rate neurons (spiking types train through their rate
-   function, with identical parameters) and train it (:func:`nengo_actions.engine.train`),
+   function, with identical parameters) and train it (:func:`nengo_actions.training.train`),
    or load given parameters;
 2. evaluate the selected epoch on the validation and test clips with rate neurons;
 3. for spiking models, evaluate with spiking neurons at each number of steps per frame
@@ -118,7 +118,7 @@ def params_for(params, model_type):
 def check_params_files(params, types, data):
     """Check ``--params`` before anything is written: one readable parameter file per
     model type, saved from that model type for data of this shape."""
-    from nengo_actions.engine import read_params
+    from nengo_actions.params import read_params
 
     for model_type in types:
         path = params_for(params, model_type)
@@ -133,7 +133,8 @@ def check_params_files(params, types, data):
 def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=None, log=print):
     """Train (or load) and evaluate one model type; see the module docstring."""
     from nengo_actions.energy import count_neurons, energy_per_inference, operations_per_inference
-    from nengo_actions.engine import Engine, evaluate_split, train
+    from nengo_actions.engine import Engine
+    from nengo_actions.training import evaluate_split, train
     from nengo_actions.networks import build_model, model_is_spiking
     from nengo_actions.spiking import evaluate_spiking, layer_probes, layer_readings
 

@@ -9,7 +9,8 @@ import pytest
 
 from nengo_actions import config as C
 from nengo_actions.compat import nengo_dl, tf
-from nengo_actions.engine import Engine, ParamsError, train
+from nengo_actions.engine import Engine, ParamsError
+from nengo_actions.training import train
 from nengo_actions.engine_direct import DirectEngine, load_temporal_params, numpy_rate_loss, rate_loss
 from nengo_actions.experiment import check_model_settings
 from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal, convert_temporal

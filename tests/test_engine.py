@@ -9,7 +9,8 @@ import pytest
 
 from nengo_actions import config as C
 from nengo_actions.compat import nengo_dl, tf
-from nengo_actions.engine import Engine, ParamsError, clip_loss, numpy_clip_loss, read_params, train
+from nengo_actions.engine import Engine, ParamsError, clip_loss, numpy_clip_loss, read_params
+from nengo_actions.training import train
 from nengo_actions.feature_data import DataError
 from nengo_actions.networks import build_model
 

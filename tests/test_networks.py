@@ -150,7 +150,8 @@ def ring_data(tmp_path_factory):
 
 
 def train_and_test(model_type, m, data, tmp_path, epochs=15, lr=0.01, loss_steps=3, spiking_k=None):
-    from nengo_actions.engine import Engine, train
+    from nengo_actions.engine import Engine
+    from nengo_actions.training import train
     from nengo_actions.metrics import evaluate_outputs
 
     build = functools.partial(build_model, model_type, m, data.n_features, data.n_classes, data.n_frames)

@@ -1,0 +1,71 @@
+"""Parameter files: the trained values of a network and the signature of the network.
+
+An ``.npz`` (never pickled) with ``param_0 .. param_{n-1}`` (the trainable tensors in the
+order of the NengoDL build) and ``header``, a JSON string: ``format``
+(:data:`PARAMS_FORMAT`), ``signature`` (the model type and the settings that shape the
+network) and ``params`` (name and shape of each tensor). Checkpoints add the optimizer
+state (``opt_*``) and the training state to the same layout. Reading a file checks
+it without TensorFlow, so a bad ``--params`` is refused before any work.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from nengo_actions.errors import ParamsError
+
+#: Version 2: parameters in the order of networks built with ``unmerged_ops``; version 1
+#: files hold the same values in another order and cannot be loaded.
+PARAMS_FORMAT = "nengo_actions.params/2"
+
+
+def read_params(path):
+    """``(values, header)`` of a parameter file, or :class:`ParamsError` naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"parameter file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ParamsError(f"{path}: not a parameter file (not an .npz archive)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "header" not in data.files:
+                raise ParamsError(f"{path}: not a parameter file written by nengo_actions")
+            header = json.loads(str(data["header"]))
+            n = len(header.get("params", []))
+            values = [data[f"param_{i}"] for i in range(n)]
+    except ParamsError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
+        raise ParamsError(f"{path}: cannot read parameter file: {e}") from None
+    if header.get("format") == "nengo_actions.params/1":
+        raise ParamsError(
+            f"{path}: written by an earlier nengo_actions, whose NengoDL build ordered the "
+            "parameters differently; train the model again"
+        )
+    if header.get("format") != PARAMS_FORMAT:
+        raise ParamsError(f"{path}: unknown parameter file format {header.get('format')!r}")
+    return values, header
+
+
+def check_signature(path, header, signature, described):
+    """Raise :class:`ParamsError` unless ``header`` was saved from this network."""
+    saved = header.get("signature", {})
+    if saved != json.loads(json.dumps(signature)):
+        diff = sorted(
+            k for k in set(saved) | set(signature) if saved.get(k) != json.loads(json.dumps(signature)).get(k)
+        )
+        detail = ", ".join(f"{k}: file {saved.get(k)!r} vs model {signature.get(k)!r}" for k in diff)
+        raise ParamsError(f"{path}: parameters of a different model ({detail})")
+    shapes = [p["shape"] for p in header["params"]]
+    expected = [p["shape"] for p in described]
+    if shapes != expected:
+        raise ParamsError(
+            f"{path}: parameter shapes {shapes} do not match the model's {expected}"
+        )
+
+
+__all__ = ["PARAMS_FORMAT", "read_params", "check_signature"]
