@@ -45,10 +45,16 @@ from .defaults import (  # noqa: F401 (re-exported: the schema is part of the co
     TYPES,
 )
 from .io import write_json_atomic  # noqa: F401 (re-exported)
+from .registry import dataset_names, model_names
 from .seed_config import SEED_MARKERS, SEED_PICKLES, flatten, map_seed_config, set_path  # noqa: F401 (re-exported)
 
 # ---------------------------------------------------------------------------------------
 # Loading and validation
+
+
+#: Keys whose choices are the registered names (read when a config is checked, so a
+#: type registered after import counts).
+REGISTERED = {"model.type": model_names, "data.dataset": dataset_names}
 
 
 def _closest(key, candidates, prefix=""):
@@ -72,10 +78,11 @@ def _check_value(where, path, value, default):
         raise ConfigError(
             f"{where}: key '{path}' must be {_type_name(kind)}, got {value!r}"
         )
-    if path in CHOICES and value not in CHOICES[path]:
+    choices = REGISTERED.get(path, lambda: CHOICES.get(path))()
+    if choices is not None and value not in choices:
         raise ConfigError(
-            f"{where}: key '{path}' must be one of {', '.join(CHOICES[path])}; "
-            f"got {value!r}{_closest(str(value), CHOICES[path])}"
+            f"{where}: key '{path}' must be one of {', '.join(choices)}; "
+            f"got {value!r}{_closest(str(value), choices)}"
         )
     low, inclusive = BOUNDS.get(re.sub(r"^train\.models\.\w+\.", "train.", path), (None, True))
     if low is not None and isinstance(value, (int, float)) and (value < low if inclusive else value <= low):

@@ -330,29 +330,15 @@ BOUNDS = {
     "events.sl_animals.fold": (0, True),
 }
 
-#: Keys whose value must be one of a few strings.
+#: Keys whose value must be one of a few strings (``model.type`` and ``data.dataset``:
+#: the names in :mod:`nengo_actions.registry`).
 CHOICES = {
-    "data.dataset": (
-        "ucf101",
-        "synthetic_actions",
-        "dvs128_gesture",
-        "sl_animals",
-        "synthetic_gestures",
-    ),
     "data.stream": ("auto", "on", "off"),
     "frames.policy": ("first", "uniform", "all"),
     "frames.short_clips": ("pad", "skip"),
     "features.backbone": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
     "features.output": ("pool", "seed_head"),
     "features.dtype": ("float16", "float32"),
-    "model.type": (
-        "ensemble_array",
-        "lmu",
-        "lmu_spiking",
-        "keras_lmu",
-        "dvs_gesture_net",
-        "sl_animals_net",
-    ),
     "model.dvs_gesture_net.pool": ("max", "avg"),
     "model.sl_animals_net.pool": ("max", "avg"),
     "model.dvs_conv.method": ("direct", "rate"),

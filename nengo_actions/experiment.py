@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from nengo_actions import config as config_mod
+from nengo_actions import registry
 from nengo_actions.config import ConfigError, jsonable, write_json_atomic
 from nengo_actions.errors import ParamsError, UserError
 from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
@@ -47,14 +48,12 @@ class ModelResult:
 
 def model_types(cfg):
     """``model.type`` followed by ``model.compare`` (without repeats), validated."""
-    from nengo_actions.networks import MODEL_TYPES
-
     types = [cfg["model"]["type"]]
     for t in cfg["model"]["compare"]:
-        if t not in MODEL_TYPES:
+        if t not in registry.MODELS:
             raise ConfigError(
                 f"{cfg.get('_source', 'config')}: key 'model.compare' holds {t!r}; model "
-                f"types are {', '.join(MODEL_TYPES)}"
+                f"types are {', '.join(registry.model_names())}"
             )
         if t not in types:
             types.append(t)
@@ -66,12 +65,10 @@ def train_settings(cfg, model_type):
     base = {k: v for k, v in cfg["train"].items() if k != "models"}
     models = cfg["train"]["models"]
     for name in models:
-        from nengo_actions.networks import MODEL_TYPES
-
-        if name not in MODEL_TYPES:
+        if name not in registry.MODELS:
             raise ConfigError(
                 f"{cfg.get('_source', 'config')}: key 'train.models' names {name!r}; model "
-                f"types are {', '.join(MODEL_TYPES)}"
+                f"types are {', '.join(registry.model_names())}"
             )
     override = models.get(model_type, {})
     return config_mod.merge(base, override, cfg.get("_source", "config"), f"train.models.{model_type}.")
@@ -145,7 +142,7 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
         log(f"[{model_type}] train.minibatch_size {ts['minibatch_size']} is more than the {len(data.y_train)} "
             f"training clips; using minibatches of {len(data.y_train)}")
         ts = dict(ts, minibatch_size=len(data.y_train))
-    direct = trains_directly(model_type, cfg["model"])
+    direct = registry.trains_directly(model_type, cfg["model"])
     if direct:  # trained with spikes over time; the Nengo network is built from the parameters
         from nengo_actions.engine_direct import DirectEngine
         from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal
@@ -256,11 +253,6 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
     write_json_atomic(out_dir / "result.json", jsonable({"model": model_type, "description": built.description, "metrics": metrics}))
     np.savetxt(out_dir / "confusion_test.csv", test["confusion"], fmt="%d", delimiter=",")
     return result
-
-
-def trains_directly(model_type, model_cfg):
-    """Whether ``model_type`` is trained with spikes over time (``model.dvs_conv.method``)."""
-    return model_type in ("dvs_gesture_net", "sl_animals_net") and model_cfg["dvs_conv"]["method"] == "direct"
 
 
 def check_model_settings(cfg):

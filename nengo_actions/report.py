@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from nengo_actions import registry
 from nengo_actions.config import jsonable, write_json_atomic
 
 # the seed's anchors are UCF101 figures: shown beside the clip classifiers only
-VIDEO_MODELS = ("ensemble_array", "lmu", "lmu_spiking", "keras_lmu")
+VIDEO_MODELS = tuple(name for name, m in registry.MODELS.items() if m.inputs == "features")
 SEED_ANCHORS = (
     ("EnsembleArray 10,000 x 50 SpikingRectifiedLinear", "87.98%"),
     ("LMU order 2, 800 units, non-spiking", "90.61%"),

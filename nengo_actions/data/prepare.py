@@ -11,6 +11,7 @@ from dataclasses import fields
 
 import numpy as np
 
+from .. import registry
 from ..config import ConfigError, resolve_path
 from .emulator import EventEmulator
 from .events import DVS128_SENSOR
@@ -19,7 +20,8 @@ from .gesture import dvs128_gesture
 from .sl_animals import fold_split, sl_animals
 from .synthetic_gestures import SyntheticGestureSpec, ensure_synthetic_gestures, synthetic_metadata
 
-DATASETS = ("dvs128_gesture", "sl_animals", "synthetic_gestures")
+#: The event datasets (registered with ``inputs="events"``).
+DATASETS = tuple(name for name, d in registry.DATASETS.items() if d.inputs == "events")
 
 _FRAME_CHOICES = {
     "split_by": SPLITS,

@@ -15,8 +15,10 @@ in **frames** and converted here (:func:`frames_to_synapse`).
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
 
+from nengo_actions import registry
+from nengo_actions.neuron_types import is_spiking
 from nengo_actions.networks.base import (  # noqa: F401  (the package's public names)
     BuiltNetwork,
     Layer,
@@ -30,8 +32,6 @@ from nengo_actions.networks.base import (  # noqa: F401  (the package's public n
     rate_regularizer,
 )
 
-#: The model types a config may name (``model.type``).
-MODEL_TYPES = ("ensemble_array", "lmu", "lmu_spiking", "keras_lmu", "dvs_gesture_net", "sl_animals_net")
 
 
 def build_model(
@@ -52,7 +52,7 @@ def build_model(
     Parameters
     ----------
     model_type : str
-        One of :data:`MODEL_TYPES`.
+        A registered model type (:mod:`nengo_actions.registry`).
     model_cfg : dict
         The config's ``model`` section.
     n_features, n_classes, n_frames : int
@@ -62,11 +62,13 @@ def build_model(
     steps_per_frame : int
         Simulation steps per frame.
     """
-    if model_type not in MODEL_TYPES:
+    if model_type not in registry.MODELS:
         raise ValueError(
-            f"unknown model type {model_type!r}; expected one of {', '.join(MODEL_TYPES)}"
+            f"unknown model type {model_type!r}; expected one of {', '.join(registry.model_names())}"
         )
-    builder = _builders()[model_type]
+    entry = registry.MODELS[model_type]
+    module, function = entry.builder.split(":")
+    builder = getattr(importlib.import_module(module), function)  # builders import NengoDL
     built = builder(
         model_cfg,
         n_features=n_features,
@@ -77,42 +79,22 @@ def build_model(
         dt=dt,
         seed=seed,
         raster_neurons=raster_neurons,
+        **entry.options,
     )
     unmerged_ops(built.network)
     return built
 
 
 def model_is_spiking(model_type, model_cfg):
-    """Whether ``model_type`` as configured has spiking neurons to evaluate."""
-    from nengo_actions.neuron_types import is_spiking
-
-    if model_type == "ensemble_array":
-        return is_spiking(model_cfg["ensemble_array"]["neuron_type"])
-    if model_type == "lmu_spiking":
-        return True
-    if model_type in ("dvs_gesture_net", "sl_animals_net"):
-        return is_spiking(model_cfg["dvs_conv"]["spiking_neuron_type"])
-    return False
-
-
-def _builders() -> dict[str, Callable]:
-    from nengo_actions.networks.ensemble_array import build_ensemble_array
-    from nengo_actions.networks.dvs_conv import build_gesture_net, build_sl_animals_net
-    from nengo_actions.networks.keras_lmu import build_keras_lmu
-    from nengo_actions.networks.lmu import build_lmu
-
-    return {
-        "ensemble_array": build_ensemble_array,
-        "lmu": lambda cfg, **kw: build_lmu(cfg, variant="lmu", **kw),
-        "lmu_spiking": lambda cfg, **kw: build_lmu(cfg, variant="lmu_spiking", **kw),
-        "keras_lmu": build_keras_lmu,
-        "dvs_gesture_net": build_gesture_net,
-        "sl_animals_net": build_sl_animals_net,
-    }
+    """Whether ``model_type`` as configured (``model_cfg``: the ``model`` section) has
+    spiking neurons to evaluate."""
+    entry = registry.MODELS[model_type]
+    if entry.always_spiking or entry.spiking_key is None:
+        return entry.always_spiking
+    return is_spiking(registry.lookup(model_cfg, entry.spiking_key))
 
 
 __all__ = [
-    "MODEL_TYPES",
     "BuiltNetwork",
     "Layer",
     "build_model",

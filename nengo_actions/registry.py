@@ -1,0 +1,133 @@
+"""The model and dataset types a config may name, each registered once.
+
+As nengo's ``Builder.register`` and NengoDL's ``Converter.register``: every model type
+(``model.type``) and dataset (``data.dataset``) is an entry here, and every list of
+types, every "is it spiking" and every "which data does it read" is derived from these
+entries. A new model is one new module with its builder and one
+:func:`register_model` call. Standard library only (configs are checked with it before
+TensorFlow loads); builders are named as ``"module:function"`` and imported when built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+INPUTS = ("features", "events")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelType:
+    """A model type.
+
+    Parameters
+    ----------
+    name : str
+        The ``model.type`` value.
+    builder : str
+        ``"module:function"`` returning a :class:`~nengo_actions.networks.BuiltNetwork`
+        from ``(model_cfg, n_features=, n_classes=, n_frames=, spiking=, steps_per_frame=,
+        dt=, seed=, raster_neurons=, **options)``.
+    inputs : str
+        ``"features"`` (clip features of a store) or ``"events"`` (DVS event frames).
+    options : dict
+        Keyword arguments the builder gets for this type (one builder, several types).
+    spiking_key : str or None
+        The ``model.*`` key naming the neuron type that decides whether the model spikes;
+        ``None`` with ``always_spiking`` False: a rate model.
+    always_spiking : bool
+    direct_key : (str, value) or None
+        The model is trained with spikes over time (not converted) when the ``model.*``
+        key holds the value.
+    """
+
+    name: str
+    builder: str
+    inputs: str = "features"
+    options: dict = dataclasses.field(default_factory=dict)
+    spiking_key: str = None
+    always_spiking: bool = False
+    direct_key: tuple = None
+
+    def __post_init__(self):
+        if self.inputs not in INPUTS:
+            raise ValueError(f"model type {self.name!r}: inputs must be one of {INPUTS}, got {self.inputs!r}")
+        if ":" not in self.builder:
+            raise ValueError(f"model type {self.name!r}: builder must be 'module:function', got {self.builder!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetType:
+    """A dataset: ``name`` is the ``data.dataset`` value; ``inputs`` what it gives the
+    models (``"features"``: clips through the feature extraction; ``"events"``: DVS
+    recordings framed)."""
+
+    name: str
+    inputs: str
+
+    def __post_init__(self):
+        if self.inputs not in INPUTS:
+            raise ValueError(f"dataset {self.name!r}: inputs must be one of {INPUTS}, got {self.inputs!r}")
+
+
+MODELS: dict = {}
+DATASETS: dict = {}
+
+
+def register_model(model_type: ModelType):
+    """Add a model type; a second registration of a name replaces the first."""
+    MODELS[model_type.name] = model_type
+    return model_type
+
+
+def register_dataset(dataset: DatasetType):
+    DATASETS[dataset.name] = dataset
+    return dataset
+
+
+def model_names():
+    return tuple(MODELS)
+
+
+def dataset_names():
+    return tuple(DATASETS)
+
+
+def lookup(value, dotted):
+    """``value[a][b]`` for ``dotted = "a.b"``."""
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def trains_directly(name, model_cfg):
+    """Whether ``name`` as configured (``model_cfg``: the ``model`` section) is trained
+    with spikes over time."""
+    entry = MODELS[name]
+    return entry.direct_key is not None and lookup(model_cfg, entry.direct_key[0]) == entry.direct_key[1]
+
+
+_NETWORKS = "nengo_actions.networks"
+for _entry in (
+    ModelType("ensemble_array", f"{_NETWORKS}.ensemble_array:build_ensemble_array",
+              spiking_key="ensemble_array.neuron_type"),
+    ModelType("lmu", f"{_NETWORKS}.lmu:build_lmu", options={"variant": "lmu"}),
+    ModelType("lmu_spiking", f"{_NETWORKS}.lmu:build_lmu", options={"variant": "lmu_spiking"}, always_spiking=True),
+    ModelType("keras_lmu", f"{_NETWORKS}.keras_lmu:build_keras_lmu"),
+    ModelType("dvs_gesture_net", f"{_NETWORKS}.dvs_conv:build_gesture_net", inputs="events",
+              spiking_key="dvs_conv.spiking_neuron_type", direct_key=("dvs_conv.method", "direct")),
+    ModelType("sl_animals_net", f"{_NETWORKS}.dvs_conv:build_sl_animals_net", inputs="events",
+              spiking_key="dvs_conv.spiking_neuron_type", direct_key=("dvs_conv.method", "direct")),
+):
+    register_model(_entry)
+for _entry in (
+    DatasetType("ucf101", "features"),
+    DatasetType("synthetic_actions", "features"),
+    DatasetType("dvs128_gesture", "events"),
+    DatasetType("sl_animals", "events"),
+    DatasetType("synthetic_gestures", "events"),
+):
+    register_dataset(_entry)
+
+
+__all__ = ["ModelType", "DatasetType", "MODELS", "DATASETS", "register_model", "register_dataset",
+           "model_names", "dataset_names", "trains_directly", "lookup"]
