@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nengo_actions.config import add_config_arguments, config_from_args, run_command
+from nengo_actions.config import ConfigError, add_config_arguments, config_from_args, run_command
+
+from .seed_pickles import export_seed_pickles
 
 
 def build_parser():
@@ -36,13 +38,15 @@ def main(argv=None):
 
     def command():
         cfg = config_from_args(args)
+        # torch loads only once the config has been checked
         from . import extract
+        from .merge import merge
 
         progress = not args.no_progress
         if args.merge is not None:
             if args.shard:
-                raise extract.ConfigError("--merge and --shard do not go together")
-            summary = extract.merge(cfg, args.merge, progress)
+                raise ConfigError("--merge and --shard do not go together")
+            summary = merge(cfg, args.merge, progress)
         else:
             shard = extract.parse_shard(args.shard) if args.shard else (1, 1)
             summary = extract.extract(cfg, shard, progress, force=args.force)
@@ -50,8 +54,7 @@ def main(argv=None):
             print(line, flush=True)
         if args.export_seed_pickles:
             if not summary.complete:
-                raise extract.ConfigError("--export-seed-pickles needs a complete store; merge the shards first")
-            from .seed_pickles import export_seed_pickles
+                raise ConfigError("--export-seed-pickles needs a complete store; merge the shards first")
 
             written = export_seed_pickles(summary.store_dir, args.export_seed_pickles)
             print(f"  seed pickles: {', '.join(str(p) for p in written.values())}", flush=True)

@@ -7,7 +7,7 @@ frames under :func:`torch.inference_mode`, and written atomically to
 ``<store_dir>/chunks/chunk_NNNNNN.npz``. A rerun skips the chunks that exist, and since a
 chunk's batches never mix with another chunk's, the assembled store is identical to an
 uninterrupted run. ``shard=(i, n)`` processes chunks ``k`` with ``k % n == i - 1`` only,
-for several machines; :func:`merge` gathers their chunks and assembles the store.
+for several machines; :func:`feature_extraction.merge.merge` gathers their chunks and assembles the store.
 
 Once every chunk exists, ``<store_dir>/train.npz`` and ``<store_dir>/test.npz`` are
 written with :func:`nengo_actions.store.save_split` (see there for the format) and the
@@ -33,12 +33,13 @@ import numpy as np
 import torch
 
 from nengo_actions.config import ConfigError, settings, write_json_atomic
-from nengo_actions.io import atomic_path, remove_stale_temp_files, save_npz_atomic
+from nengo_actions.io import remove_stale_temp_files, save_npz_atomic
 from nengo_actions.store import load_split, save_split, split_path
 
 from . import paths
 from .backbones import build_encoder, fold_batch_norm, resolve_device
 from .progress import Progress
+from .seed_pickles import import_seed_pickles
 from .frames import FrameSampler, Resize, ShortClipError, VideoReadError, load_clip
 from .synthetic import SyntheticSpec, ensure_synthetic
 from .ucf101 import DatasetError, VideoLocator, frame_folder, read_split
@@ -484,51 +485,6 @@ def extract(cfg, shard=(1, 1), progress=True, on_chunk=None, force=False):
     Returns a :class:`Summary`; its ``exit_code`` is what the command exits with.
     """
     if cfg["features"].get("seed_pickles"):
-        from .seed_pickles import import_seed_pickles
-
         return import_seed_pickles(cfg)
     job = prepare(cfg, progress)
     return run(job, shard, progress, on_chunk, force)
-
-
-def merge(cfg, sources=(), progress=True):
-    """Gather the chunks of sharded runs and assemble the store.
-
-    Parameters
-    ----------
-    sources : iterable of path
-        Store folders of other shards (on other machines, copied here); their chunks are
-        copied into this config's store folder when their manifest matches.
-    """
-    job = prepare(cfg, progress)
-    job.chunk_dir.mkdir(parents=True, exist_ok=True)
-    _check_manifest(job)
-    for source in sources:
-        source = Path(source)
-        chunk_dir = source / CHUNK_DIR if (source / CHUNK_DIR).is_dir() else source
-        manifest = chunk_dir / MANIFEST
-        if not manifest.is_file():
-            raise ConfigError(f"--merge {source}: no chunk manifest at {manifest}")
-        found = json.loads(manifest.read_text())
-        if found.get("fingerprint") != job.fingerprint:
-            raise ConfigError(f"--merge {source}: its chunks were made with other settings than this config")
-        if chunk_dir.resolve() == job.chunk_dir.resolve():
-            continue
-        for path in sorted(chunk_dir.glob("chunk_*.npz")):
-            target = job.chunk_dir / path.name
-            if not target.exists():
-                with atomic_path(target) as tmp:
-                    shutil.copyfile(path, tmp)
-    missing = [k for k in range(job.n_chunks) if not _chunk_done(job, k)]
-    if missing:
-        shown = ", ".join(str(k) for k in missing[:10])
-        raise ConfigError(
-            f"{job.chunk_dir}: {len(missing)} of {job.n_chunks} chunks are missing "
-            f"(e.g. {shown}); run the shards that make them, or name their folders after --merge"
-        )
-    summary = Summary(job.store_dir, clips_total=len(job.clips), chunks_total=job.n_chunks,
-                      allow_failures=cfg["features"]["allow_failures"], warnings=list(job.encoder.warnings))
-    summary.note = "merged the chunks of all shards"
-    assemble(job, summary)
-    write_json_atomic(job.store_dir / SUMMARY, summary.to_json())
-    return summary

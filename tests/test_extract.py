@@ -16,6 +16,7 @@ import torchvision
 
 from feature_extraction import extract, paths
 from feature_extraction.cli import main
+from feature_extraction.merge import merge
 from feature_extraction.synthetic import write_video
 from nengo_actions.config import IMAGENET_MEAN, IMAGENET_STD, PROJECT_ROOT, ConfigError, load_config
 from nengo_actions.splits import check_group_leak
@@ -180,9 +181,9 @@ def test_two_shards_and_merge_equal_a_single_run(tmp_path, data_root, reference_
     assert not s1.complete and s1.chunks_done == 4 and s1.chunks_total == 7
     assert "incomplete: 4 of 7 chunks" in "\n".join(s1.lines())
     with pytest.raises(ConfigError, match="3 of 7 chunks are missing"):
-        extract.merge(first, progress=False)
+        merge(first, progress=False)
     extract.extract(second, shard=(2, 2), progress=False)
-    merged = extract.merge(first, [tmp_path / "other"], progress=False)
+    merged = merge(first, [tmp_path / "other"], progress=False)
     assert merged.complete and merged.sides == {"train": 24, "test": 8}
     assert_same_store(tmp_path / "store", reference_store)
 

@@ -47,7 +47,7 @@ def wrapped(*args, **kwargs):
         die()
     if how == "inside-write":  # the temporary file of an atomic write, half written
         path = args[0]
-        from nengo_actions.data.cache import TEMP_MARK
+        from nengo_actions.io import TEMP_MARK
 
         partial = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + TEMP_MARK + "killed")
         with open(partial, "wb") as f:

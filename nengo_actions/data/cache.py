@@ -1,7 +1,6 @@
 """Cached event samples on disk: reading them back, and when a cache is stale.
 
-Writing goes through :mod:`nengo_actions.io` (atomic files); its names are re-exported
-here for the event-data modules.
+They are written through :mod:`nengo_actions.io` (atomic files).
 """
 
 from __future__ import annotations
@@ -12,14 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import (  # noqa: F401 (re-exported)
-    TEMP_MARK,
-    atomic_path,
-    read_json,
-    remove_stale_temp_files,
-    save_npz_atomic,
-    write_json_atomic,
-)
 from .events import EventDataError
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .aedat_write import write_aedat31
 from .events import EventDataError, empty_events, make_events
 
 
@@ -282,8 +283,6 @@ def video_to_aedat(video_path, aedat_path, emulator=None, **kwargs):
 
     Keyword arguments go to :func:`video_to_events`. Returns ``(events, sensor_size)``.
     """
-    from .aedat import write_aedat31
-
     events, sensor = video_to_events(video_path, emulator, **kwargs)
     write_aedat31(
         Path(aedat_path), events, source=f"emulated {sensor[0]}x{sensor[1]} from {Path(video_path).name}"

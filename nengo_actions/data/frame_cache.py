@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import read_json, write_json_atomic
+from ..io import read_json, write_json_atomic
 from .events import EventDataError
 from .frames import Compose, ToFrames
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .aedat import write_aedat2, write_aedat31
-from .cache import read_json, write_json_atomic
+from .aedat_write import write_aedat2, write_aedat31
+from ..io import read_json, write_json_atomic
 from .events import make_events
 from .gesture import CLASSES as GESTURE_CLASSES
 from .sl_animals import CLASSES as ANIMAL_CLASSES

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .aedat import write_aedat31
+from .aedat_write import write_aedat31
 from ..io import TEMP_MARK, read_json, write_json_atomic
 from .emulator import EventEmulator
 from .events import empty_events
