@@ -73,7 +73,7 @@ def save_random_params(cfg, path, seed=0, build=standin_build):
     from nengo_actions.compat import nengo_dl, tf
 
     info = gui.data_info(cfg)
-    parts = gui._unpack(build(cfg, N_FEATURES, N_CLASSES, N_STEPS))
+    parts = gui.unpack(build(cfg, N_FEATURES, N_CLASSES, N_STEPS))
     net, inp, probe = parts.network, parts.input, parts.output
     rng = np.random.default_rng(seed)
     with nengo_dl.Simulator(net, minibatch_size=1, progress_bar=False) as sim:
@@ -136,8 +136,8 @@ def test_trained_project_models_match_the_engine(tmp_path, model):
     import nengo
 
     cfg = load_config(write_config(tmp_path, model))
-    (tmp_path / "run").mkdir()
-    reference = train_like_params(cfg, tmp_path / "run" / "params_best.npz")
+    (tmp_path / "run" / cfg["model"]["type"]).mkdir(parents=True)
+    reference = train_like_params(cfg, tmp_path / "run" / cfg["model"]["type"] / "params_best.npz")
     script, model = gui.prepare(cfg, tmp_path / "gui", params=tmp_path / "run")  # a run folder
     with nengo.Simulator(model.model, progress_bar=False) as sim:
         sim.run_steps(N_STEPS)
@@ -161,9 +161,8 @@ def test_reduced_copy_takes_the_leading_block_of_trained_values(tmp_path):
     cfg = load_config(path)
     save_random_params(cfg, tmp_path / "trained")
     info = gui.data_info(cfg)
-    net, _, _ = standin_build(cfg, N_FEATURES, N_CLASSES, N_STEPS)
-    full = gui.frozen_params(net, tmp_path / "trained.npz")
-    script, model = gui.prepare(cfg, tmp_path / "gui", params=tmp_path / "trained", build=standin_build,
+    full = gui.frozen_params(standin_build(cfg, N_FEATURES, N_CLASSES, N_STEPS), tmp_path / "trained.npz")
+    script, model = gui.prepare(cfg, tmp_path / "gui", params=tmp_path / "trained.npz", build=standin_build,
                                 max_ensembles=20, reduced_ensembles=4, info=info)
     assert script.name == "model_reduced.py"
     assert model.note.startswith("reduced copy: 4 of 40 ensembles")

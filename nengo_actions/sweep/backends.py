@@ -1,0 +1,254 @@
+"""Running trials: the train command as a subprocess, a local pool or Ray, timeouts.
+
+Each trial runs as its own ``python -m nengo_actions.train`` process, so no TensorFlow
+state leaks from one trial into the next. A trial whose folder holds a run folder with
+a readable ``metrics.json`` is finished and is not run again (:func:`finished_run`), so a
+sweep that was stopped resumes where it was.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from nengo_actions.config import PROJECT_ROOT
+from nengo_actions.errors import ConfigError
+from nengo_actions.sweep.spec import BACKENDS
+
+#: The train command prints its run folder on a line starting with this.
+RUN_DIR_PREFIX = "run directory: "
+
+
+class TrialError(RuntimeError):
+    """A trial's train command failed; the message holds the end of its log."""
+
+
+
+def _pythonpath(existing):
+    """``PYTHONPATH`` for a trial's process: this checkout first, then ``existing``."""
+    return os.pathsep.join(p for p in (str(PROJECT_ROOT), existing) if p)
+
+
+def read_metrics(run_dir):
+    """``metrics.json`` of a run folder as a dict, or ``None`` if missing or unreadable."""
+    try:
+        metrics = json.loads((Path(run_dir) / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return metrics if isinstance(metrics, dict) else None
+
+
+def finished_run(trial):
+    """The newest run folder of a trial holding a readable ``metrics.json``, or ``None``."""
+    trial_dir = Path(trial.trial_dir)
+    if not trial_dir.is_dir():
+        return None
+    runs = sorted(
+        (p for p in trial_dir.iterdir() if p.is_dir() and (p / "metrics.json").is_file()),
+        key=lambda p: p.stat().st_mtime,
+    )
+    for run in reversed(runs):
+        if read_metrics(run) is not None:
+            return run
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainCommandTrial:
+    """Run a trial as a subprocess of the train command and return its run folder.
+
+    Parameters
+    ----------
+    command : tuple of str or None
+        argv of the train entry point; ``None`` is ``python -m nengo_actions.train``
+        with the Python running the trial (resolved where the trial runs, so a Ray
+        worker uses its own interpreter).
+    timeout : float or None
+        Seconds before the trial's process is killed.
+
+    The process writes its output to ``<trial_dir>/log.txt``; the run folder is the
+    path on the last ``run directory: PATH`` line it prints.
+    """
+
+    command: tuple = None
+    timeout: float = None
+
+    def __call__(self, trial):
+        command = self.command or (sys.executable, "-m", "nengo_actions.train")
+        trial_dir = Path(trial.trial_dir)
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        log_path = trial_dir / "log.txt"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = _pythonpath(env.get("PYTHONPATH"))
+        env.setdefault("MPLBACKEND", "Agg")
+        argv = trial.command(command)
+        with open(log_path, "w", encoding="utf-8") as log:
+            log.write("$ " + " ".join(argv) + "\n")
+            log.flush()
+            try:
+                proc = subprocess.run(
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=PROJECT_ROOT,
+                    env=env,
+                    timeout=self.timeout,
+                )
+            except subprocess.TimeoutExpired:
+                raise TrialError(
+                    f"trial {trial.trial_id}: no result after {self.timeout} s; log: {log_path}"
+                ) from None
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if proc.returncode != 0:
+            tail = "\n".join("    " + line for line in lines[-15:])
+            raise TrialError(
+                f"trial {trial.trial_id}: exit status {proc.returncode}; log: {log_path}\n{tail}"
+            )
+        run_lines = [line for line in lines if line.startswith(RUN_DIR_PREFIX)]
+        if not run_lines:
+            raise TrialError(
+                f"trial {trial.trial_id}: the train command printed no "
+                f"'{RUN_DIR_PREFIX}PATH' line; log: {log_path}"
+            )
+        run_dir = Path(run_lines[-1][len(RUN_DIR_PREFIX):].strip())
+        if read_metrics(run_dir) is None:
+            raise TrialError(f"trial {trial.trial_id}: {run_dir} holds no readable metrics.json")
+        return run_dir
+
+
+def _run_one(trial_fn, trial):
+    return str(trial_fn(trial))
+
+
+def _outcome(trial, run_dir=None, error=None):
+    return {"trial": trial, "run_dir": run_dir, "error": error}
+
+
+def _process_backend(todo, trial_fn, jobs, on_done):
+    if jobs == 1:
+        for trial in todo:
+            try:
+                on_done(_outcome(trial, run_dir=_run_one(trial_fn, trial)))
+            except Exception as e:  # one failed trial must not stop the others
+                on_done(_outcome(trial, error=f"{type(e).__name__}: {e}"))
+        return
+    # The first trial runs alone: data and features it generates (the train command
+    # generates a missing feature store) are then shared instead of built N times at once.
+    first, todo = todo[:1], todo[1:]
+    _process_backend(first, trial_fn, 1, on_done)
+    # Each trial is its own train process; threads only wait for them.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_run_one, trial_fn, t): t for t in todo}
+        for future in concurrent.futures.as_completed(futures):
+            trial = futures[future]
+            try:
+                on_done(_outcome(trial, run_dir=future.result()))
+            except Exception as e:
+                on_done(_outcome(trial, error=f"{type(e).__name__}: {e}"))
+
+
+def _ray_backend(todo, trial_fn, jobs, on_done, address=None, cpus_per_trial=1):
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("backend 'ray' needs Ray: pip install ray") from None
+    started = False
+    if not ray.is_initialized():
+        env_vars = {"PYTHONPATH": _pythonpath(os.environ.get("PYTHONPATH"))}
+        if address:
+            ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=False)
+        else:
+            ray.init(
+                num_cpus=jobs * cpus_per_trial,
+                include_dashboard=False,
+                runtime_env={"env_vars": env_vars},
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        started = True
+    try:
+        remote = ray.remote(num_cpus=cpus_per_trial, max_retries=0)(_run_one)
+        pending = {remote.remote(trial_fn, t): t for t in todo}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                trial = pending.pop(ref)
+                try:
+                    on_done(_outcome(trial, run_dir=ray.get(ref)))
+                except Exception as e:
+                    cause = getattr(e, "cause", None) or e
+                    on_done(_outcome(trial, error=f"{type(cause).__name__}: {cause}"))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_trials(
+    trials,
+    trial_fn=None,
+    backend="process",
+    jobs=1,
+    ray_address=None,
+    cpus_per_trial=1,
+    timeout=None,
+    progress=True,
+):
+    """Run the trials that are not finished yet.
+
+    Parameters
+    ----------
+    trials : list of Trial
+    trial_fn : callable or None
+        ``trial_fn(trial) -> run folder`` (a folder holding ``metrics.json``); ``None``
+        runs the train command (:class:`TrainCommandTrial`). With Ray it must be
+        picklable.
+    backend : "process" or "ray"
+        ``"process"``: ``jobs`` trials at once on this machine. ``"ray"``: one Ray task per
+        trial, on the cluster at ``ray_address`` or on a local Ray with ``jobs`` CPUs.
+    progress : bool
+        Show a progress bar with the time left.
+
+    Returns
+    -------
+    dict
+        trial id -> ``{"trial", "run_dir", "error", "skipped"}``.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
+    trial_fn = trial_fn or TrainCommandTrial(timeout=timeout)
+    outcomes, todo = {}, []
+    for trial in trials:
+        run = finished_run(trial)
+        if run is not None:
+            outcomes[trial.trial_id] = dict(_outcome(trial, run_dir=str(run)), skipped=True)
+        else:
+            todo.append(trial)
+    bar = tqdm(
+        total=len(trials), initial=len(trials) - len(todo), unit="trial", desc="sweep",
+        disable=not progress, dynamic_ncols=True,
+    )
+
+    def on_done(outcome):
+        outcomes[outcome["trial"].trial_id] = dict(outcome, skipped=False)
+        if outcome["error"]:
+            bar.write(f"failed: {outcome['error']}")
+        bar.update(1)
+
+    try:
+        if backend == "ray":
+            _ray_backend(todo, trial_fn, jobs, on_done, ray_address, cpus_per_trial)
+        else:
+            _process_backend(todo, trial_fn, jobs, on_done)
+    finally:
+        bar.close()
+    return outcomes
+
+

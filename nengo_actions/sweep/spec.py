@@ -1,0 +1,299 @@
+"""The sweep config: loading and checking it, expanding its grid into trials.
+
+A sweep config (every key optional; :data:`SWEEP_DEFAULTS` holds the defaults)::
+
+    {
+      "name": "sweep_neurons",
+      "base": "configs/config.json",          # a train config; null: the built-in defaults
+      "base_settings": {"train": {"epochs": 5}},   # applied on top of the base config
+      "grid": {                               # a key (as for --set) -> the values to try
+        "model.lmu.neuron_type": ["LIF", "RegularSpiking(LIFRate)"],
+        "model.lmu.neuron_type,model.lmu.hidden_neuron_type": ["LIF", "LIFRate"]
+      },
+      "repeats": 3,                           # repeat r runs with seed = seed + r
+      "seed": 0,
+      "output_dir": "results/sweep_neurons",  # default: results/sweeps/<name>
+      "backend": "process", "jobs": 1, "ray_address": null, "cpus_per_trial": 1,
+      "timeout": null                         # seconds per trial; null: no limit
+    }
+
+``grid`` is either one object (its Cartesian product) or a list of objects (the union of
+their products, as scikit-learn's ``ParameterGrid``). A key of several comma-separated
+config keys sets all of them to each value (e.g. the neuron type of two layers at once).
+
+A trial's id is derived from what the sweep states: the base config file's content,
+``base_settings``, the grid values and the seed. Editing any of them gives new trials
+instead of reusing old results; defaults added to the project's config schema later do
+not (each run folder records the full config it ran with).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import itertools
+import json
+import re
+from pathlib import Path
+
+from nengo_actions import config as config_mod
+from nengo_actions.config import (
+    DEFAULTS,
+    flatten,
+    merge,
+    parse_override,
+    resolve_path,
+    set_path,
+    settings,
+)
+from nengo_actions.errors import ConfigError, NeuronTypeError
+from nengo_actions.io import write_json_atomic
+from nengo_actions.neuron_types import parse_neuron_type
+
+SWEEP_DEFAULTS = {
+    "name": "sweep",
+    "base": "configs/config.json",
+    "base_settings": {},
+    "grid": {},
+    "repeats": 1,
+    "seed": 0,
+    "output_dir": None,  # default: results/sweeps/<name>
+    "backend": "process",  # "process": local subprocesses; "ray": tasks on a Ray cluster
+    "jobs": 1,  # trials at once (process backend; CPUs of a local Ray)
+    "ray_address": None,  # an existing cluster; null starts a local one
+    "cpus_per_trial": 1,  # CPUs Ray reserves for each trial
+    "timeout": None,  # seconds per trial
+}
+#: Keys whose value is free-form and validated separately (against the train config).
+OPEN_KEYS = ("grid", "base_settings")
+BACKENDS = ("process", "ray")
+#: Train config keys the sweep sets itself for every trial.
+RESERVED_KEYS = ("seed", "save_dir", "name")
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One run of the train command: a grid point with one seed.
+
+    ``overrides`` are ``--set`` strings (``key=<JSON value>``) applied on top of
+    ``base_config``; ``trial_dir`` is where the run folder and ``log.txt`` go.
+    """
+
+    trial_id: str
+    point: tuple  # ((key, value), ...) in grid order; a comma key sets several keys
+    label: str
+    repeat: int
+    seed: int
+    overrides: tuple
+    base_config: str
+    trial_dir: str
+
+    def command(self, train_command):
+        """The argv of this trial for ``train_command`` (argv of the train entry point)."""
+        argv = list(train_command) + ["-c", self.base_config]
+        for text in self.overrides:
+            argv += ["--set", text]
+        return argv
+
+
+def _check_sweep_types(cfg, where):
+    if cfg["backend"] not in BACKENDS:
+        raise ConfigError(
+            f"{where}: key 'backend' must be one of {', '.join(BACKENDS)}; got {cfg['backend']!r}"
+        )
+    for key in ("repeats", "jobs", "cpus_per_trial"):
+        if cfg[key] < 1:
+            raise ConfigError(f"{where}: key '{key}' must be at least 1, got {cfg[key]}")
+    for key, kind in (("output_dir", str), ("ray_address", str), ("base", str), ("timeout", (int, float))):
+        value = cfg[key]
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise ConfigError(f"{where}: key '{key}' must be {'a number' if key == 'timeout' else 'a string'} or null, got {value!r}")
+    if not isinstance(cfg["base_settings"], dict):
+        raise ConfigError(f"{where}: key 'base_settings' must be an object")
+    grid = cfg["grid"]
+    grids = grid if isinstance(grid, list) else [grid]
+    if not grids or not all(isinstance(g, dict) for g in grids):
+        raise ConfigError(f"{where}: key 'grid' must be an object or a non-empty list of objects")
+    for g in grids:
+        for key, values in g.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(
+                    f"{where}: grid key '{key}' must have a non-empty list of values, got {values!r}"
+                )
+
+
+def load_sweep_config(path, overrides=()):
+    """Read a sweep config, apply ``--set`` overrides and check its own keys.
+
+    ``--set grid.<key>=[...]`` sets a grid key (``<key>`` may itself contain dots) and
+    ``--set base_settings.<key>=value`` a base setting. The train config keys in
+    ``grid`` and ``base_settings`` are checked by :func:`expand_trials`.
+
+    Returns
+    -------
+    dict
+        The resolved sweep config, ``cfg["_source"]`` naming the file.
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"sweep config not found: {path}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object")
+    open_values = {k: raw.pop(k) for k in OPEN_KEYS if k in raw}
+    schema = {k: v for k, v in SWEEP_DEFAULTS.items() if k not in OPEN_KEYS}
+    cfg = merge(schema, raw, str(path))
+    for key in OPEN_KEYS:
+        cfg[key] = copy.deepcopy(open_values.get(key, SWEEP_DEFAULTS[key]))
+    for text in overrides:
+        key, value = parse_override(text)
+        if key.startswith("grid."):
+            grid = cfg["grid"]
+            if isinstance(grid, list):
+                raise ConfigError(f"--set {text}: 'grid' is a list of grids; edit the file instead")
+            grid[key[len("grid."):]] = value
+        elif key.startswith("base_settings."):
+            set_path(cfg["base_settings"], key[len("base_settings."):], value)
+        elif key in OPEN_KEYS:
+            cfg[key] = value
+        else:
+            partial = {}
+            set_path(partial, key, value)
+            cfg.update(merge({k: cfg[k] for k in schema}, partial, f"--set {text}"))
+    _check_sweep_types(cfg, str(path))
+    cfg["_source"] = str(path)
+    return cfg
+
+
+def output_dir(sweep_cfg):
+    """The sweep's output folder (``results/sweeps/<name>`` unless set)."""
+    return resolve_path(sweep_cfg["output_dir"] or f"results/sweeps/{sweep_cfg['name']}")
+
+
+def base_config(sweep_cfg):
+    """The train config every trial starts from: ``base`` plus ``base_settings``."""
+    where = sweep_cfg.get("_source", "sweep config")
+    if sweep_cfg["base"] is not None:
+        base_path = resolve_path(sweep_cfg["base"])
+        if not base_path.exists():
+            raise ConfigError(f"{where}: key 'base' names a file that does not exist: {base_path}")
+        cfg = config_mod.load_config(base_path)
+    else:
+        cfg = merge(DEFAULTS, {}, where)
+    cfg = merge(cfg, sweep_cfg["base_settings"], f"{where}: base_settings")
+    config_mod.check_paths(cfg)
+    return cfg
+
+
+def _points(grid):
+    """Grid points in order: lists of (key, value), key possibly comma-separated."""
+    for g in grid if isinstance(grid, list) else [grid]:
+        keys = list(g)
+        for values in itertools.product(*(g[k] for k in keys)):
+            yield list(zip(keys, values))
+
+
+def _check_neuron_types(cfg, where):
+    for key, value in flatten(settings(cfg)):
+        if key.rsplit(".", 1)[-1].endswith("neuron_type") and value is not None:
+            try:
+                parse_neuron_type(value)
+            except NeuronTypeError as e:
+                raise ConfigError(f"{where}: key '{key}': {e}") from None
+
+
+def value_text(value):
+    """A grid value as a table cell or label: strings as they are, others as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _slug(point):
+    text = "_".join(value_text(v) for _, v in point) or "base"
+    text = re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-")
+    return text[:60]
+
+
+def _digest(obj):
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def expand_trials(sweep_cfg, base_cfg=None):
+    """Expand a sweep into trials, checking every trial's train config first.
+
+    Every grid value is merged into the base config with the train config's own
+    validation (an unknown key names the closest valid one) and every ``*neuron_type``
+    value is parsed by :func:`nengo_actions.neuron_types.parse_neuron_type`, so a bad
+    key or neuron type raises :class:`ConfigError` before any trial starts.
+
+    Returns
+    -------
+    list of Trial
+        Grid points in order, each repeated ``repeats`` times with seeds
+        ``seed, seed + 1, ...``.
+    """
+    where = sweep_cfg.get("_source", "sweep config")
+    base_cfg = base_config(sweep_cfg) if base_cfg is None else base_cfg
+    _check_neuron_types(base_cfg, f"{where}: base config")
+    base_identity = None
+    if sweep_cfg["base"] is not None:
+        base_identity = json.loads(resolve_path(sweep_cfg["base"]).read_text(encoding="utf-8"))
+    out_dir = output_dir(sweep_cfg)
+    base_path = out_dir / "base_config.json"
+    trials, seen = [], set()
+    for point in _points(sweep_cfg["grid"]):
+        cfg, overrides = base_cfg, []
+        for group, value in point:
+            for key in [k.strip() for k in group.split(",")]:
+                if key in RESERVED_KEYS:
+                    raise ConfigError(
+                        f"{where}: grid key '{key}' is set by the sweep itself "
+                        "(use 'repeats' and 'seed' for seeds)"
+                    )
+                partial = {}
+                set_path(partial, key, value)
+                cfg = merge(cfg, partial, f"{where}: grid key '{key}'")
+                overrides.append(f"{key}={json.dumps(value)}")
+        _check_neuron_types(cfg, f"{where}: grid point {_slug(point)}")
+        label = " / ".join(value_text(v) for _, v in point) or "base"
+        for repeat in range(sweep_cfg["repeats"]):
+            seed = sweep_cfg["seed"] + repeat
+            stated = [base_identity, sweep_cfg["base_settings"], [[k, v] for k, v in point], seed]
+            trial_id = f"{_slug(point)}-s{seed}-{_digest(stated)}"
+            if trial_id in seen:
+                raise ConfigError(f"{where}: grid point {label!r} appears twice in the grid")
+            seen.add(trial_id)
+            trial_dir = out_dir / "trials" / trial_id
+            trials.append(
+                Trial(
+                    trial_id=trial_id,
+                    point=tuple((k, v if not isinstance(v, list) else tuple(v)) for k, v in point),
+                    label=label,
+                    repeat=repeat,
+                    seed=seed,
+                    overrides=tuple(
+                        overrides
+                        + [f"seed={seed}", f"save_dir={json.dumps(str(trial_dir))}", 'name="run"']
+                    ),
+                    base_config=str(base_path),
+                    trial_dir=str(trial_dir),
+                )
+            )
+    return trials
+
+
+def prepare(sweep_cfg, write=True):
+    """Validate a sweep and return its trials; with ``write``, also write ``sweep.json``
+    and ``base_config.json`` (what the trials read) into the output folder."""
+    base_cfg = base_config(sweep_cfg)
+    trials = expand_trials(sweep_cfg, base_cfg)
+    if not write:
+        return trials
+    out_dir = output_dir(sweep_cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / "sweep.json", {k: v for k, v in sweep_cfg.items() if not k.startswith("_")})
+    write_json_atomic(out_dir / "base_config.json", settings(base_cfg))
+    return trials
