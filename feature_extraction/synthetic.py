@@ -35,6 +35,7 @@ import numpy as np
 
 from nengo_actions.io import atomic_path
 
+from .progress import Progress
 from .ucf101 import DatasetError
 
 MARKER = "synthetic_actions.json"
@@ -299,8 +300,6 @@ def generate(root, spec, progress=True):
 
     Returns the number of clips written.
     """
-    from .progress import Progress
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".generating-{os.getpid()}"

@@ -31,10 +31,15 @@ NumPy only: importing this module does not import TensorFlow.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
+from nengo_actions.data import load_arrays
 from nengo_actions.data.prepare import DATASETS, frame_transforms, open_event_splits
 from nengo_actions.feature_data import ClipData, DataError
+from nengo_actions.metrics import evaluate_outputs
 from nengo_actions.splits import check_group_leak, split_by_group
 from nengo_actions.streaming import stream_wanted
 
@@ -63,8 +68,6 @@ def frames_to_features(frames):
 
 
 def _load(dataset, transform, channels, desc, progress):
-    from nengo_actions.data import load_arrays
-
     if len(dataset) == 0:
         raise DataError(f"{dataset.name}: the split holds no samples")
     x, y = load_arrays(dataset.with_transform(transform), progress=progress, desc=desc)
@@ -190,8 +193,6 @@ class PerEpochTestAccuracy:
     FILE = "test_per_epoch.csv"
 
     def __init__(self, engine, x_test, y_test, eval_settings, out_dir, resume=False):
-        from pathlib import Path
-
         self.engine, self.x, self.y, self.ev = engine, x_test, y_test, eval_settings
         self.path = Path(out_dir) / self.FILE
         self.rows = []
@@ -200,10 +201,6 @@ class PerEpochTestAccuracy:
             self.rows = [(int(a), float(b)) for a, b in (line.split(",") for line in lines if line)]
 
     def __call__(self, epoch, row=None):
-        import os
-
-        from nengo_actions.metrics import evaluate_outputs
-
         ev = self.ev
         m = evaluate_outputs(self.engine.predict(self.x), self.y, self.engine.built.n_classes,
                              ev["clip_method"], ev["last_k"], ev["top_k"])

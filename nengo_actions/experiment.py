@@ -29,6 +29,8 @@ from nengo_actions import registry
 from nengo_actions.config import ConfigError, jsonable, write_json_atomic
 from nengo_actions.errors import ParamsError, UserError
 from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
+from nengo_actions.metrics import evaluate_outputs
+from nengo_actions.params import read_params
 
 SPIKING_DEVICES_NOTE = "spiking devices use the firing rates measured in the spiking run"
 
@@ -115,8 +117,6 @@ def params_for(params, model_type):
 def check_params_files(params, types, data):
     """Check ``--params`` before anything is written: one readable parameter file per
     model type, saved from that model type for data of this shape."""
-    from nengo_actions.params import read_params
-
     for model_type in types:
         path = params_for(params, model_type)
         _, header = read_params(path)
@@ -131,9 +131,9 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
     """Train (or load) and evaluate one model type; see the module docstring."""
     from nengo_actions.energy import count_neurons, energy_per_inference, operations_per_inference
     from nengo_actions.engine import Engine
-    from nengo_actions.training import evaluate_split, train
     from nengo_actions.networks import build_model, model_is_spiking
     from nengo_actions.spiking import evaluate_spiking, layer_probes, layer_readings
+    from nengo_actions.training import evaluate_split, train
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -197,7 +197,6 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
         else:
             metrics.update(val_clip_accuracy=None, val_step_accuracy=None)
         test_out, extra = engine.predict(data.x_test, layer_probes(built))
-        from nengo_actions.metrics import evaluate_outputs
 
         test = evaluate_outputs(test_out, data.y_test, data.n_classes, ev["clip_method"], ev["last_k"], ev["top_k"])
         metrics.update(_flat_split_metrics("test_", test, ev["top_k"]))

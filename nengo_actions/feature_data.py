@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nengo_actions.config import PROJECT_ROOT
+from nengo_actions.errors import DataError, ExtractionError
 from nengo_actions.splits import check_group_leak, split_by_group
 from nengo_actions.store import StoreError, load_split, split_path
-from nengo_actions.errors import DataError, ExtractionError
 
 #: The extraction command (run as its own process: PyTorch never shares one with TensorFlow).
 EXTRACT_COMMAND = (sys.executable, "-m", "feature_extraction")

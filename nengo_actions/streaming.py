@@ -28,9 +28,13 @@ NumPy only: importing this module does not import TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
+import zipfile
+
 import numpy as np
 
 from nengo_actions.rows import FrameDecode, LazyClips, RowFile, as_float32
+from nengo_actions.store import _mmap_member
 
 #: Values of ``data.stream``.
 STREAM_CHOICES = ("auto", "on", "off")
@@ -62,8 +66,6 @@ def event_clips(frame_file, channels_first=False, index=None):
 def store_clips(path, index=None):
     """:class:`LazyClips` over the ``features`` of a feature store split file, read in
     place (the store keeps its members uncompressed); ``None`` for a compressed file."""
-    from nengo_actions.store import _mmap_member
-
     mapped = _mmap_member(path, "features")  # only locates the member; reads nothing
     if mapped is None:
         return None
@@ -75,10 +77,6 @@ def store_clips(path, index=None):
 def store_input_bytes(path):
     """Bytes of the float32 inputs a feature store split file holds (0 when the file is
     missing or unreadable: loading it then reports the problem)."""
-    import zipfile
-
-    from nengo_actions.store import _mmap_member
-
     try:
         mapped = _mmap_member(path, "features")
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
@@ -126,8 +124,6 @@ def _array_batches(x, size):
 def standardized(data):
     """:meth:`ClipData.standardized` for streamed clips: the statistics of
     :func:`feature_stats`, applied as the clips are read."""
-    import dataclasses
-
     mean, std = feature_stats(data.x_train)
     std = np.where(std > 1e-6 * max(float(std.max()), 1e-30), std, 1.0)
 

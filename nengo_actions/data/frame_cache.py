@@ -39,7 +39,7 @@ import numpy as np
 
 from ..io import read_json, write_json_atomic
 from .events import EventDataError
-from .frames import Compose, ToFrames
+from .frames import Compose, RandomCropTime, ToFrames
 
 #: Bumped when the stored layout or the framing rules change.
 FRAME_CACHE_VERSION = 1
@@ -177,8 +177,6 @@ def _skip_draws(dataset, transform):
     The crop of a sample draws one number only when the sample is longer than the
     crop; its span is in the sample entry, so no events are read.
     """
-    from .frames import RandomCropTime
-
     steps = transform.transforms if isinstance(transform, Compose) else (transform,)
     for step in steps:
         if isinstance(step, RandomCropTime):

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .aedat_write import write_aedat2, write_aedat31
+from nengo_actions.store import save_split
+
 from ..io import read_json, write_json_atomic
+from .aedat_write import write_aedat2, write_aedat31
 from .events import make_events
 from .gesture import CLASSES as GESTURE_CLASSES
 from .sl_animals import CLASSES as ANIMAL_CLASSES
@@ -177,8 +179,6 @@ def write_ucf101_store(store_dir, n_features=512, n_frames=28, dtype="float16", 
     Clip ``i`` of class ``c`` and group ``g`` is ``class_mean[c] + noise``, frame by frame,
     named ``<Class>/v_<Class>_g<GG>_c<CC>`` as the real clip ids.
     """
-    from nengo_actions.store import save_split
-
     store_dir = Path(store_dir)
     spec = {"layout": "ucf101_store", "n_features": int(n_features), "n_frames": int(n_frames), "dtype": dtype, "seed": int(seed)}
     if _done(store_dir, spec):

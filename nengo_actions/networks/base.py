@@ -6,6 +6,11 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
+import nengo
+
+from nengo_actions.neuron_types import parse_neuron_type
+
+
 @dataclasses.dataclass
 class Layer:
     """A neuron population of a network, for firing rates, rasters and energy.
@@ -80,15 +85,12 @@ def frames_to_synapse(tau_frames, steps_per_frame=1, dt=0.001):
     """
     if tau_frames is None or tau_frames <= 0:
         return None
-    import nengo
 
     return nengo.Lowpass(float(tau_frames) * steps_per_frame * dt)
 
 
 def frame_delay(steps_per_frame=1):
     """A synapse that delays its input by one frame (``steps_per_frame`` steps)."""
-    import nengo
-
     if steps_per_frame == 1:
         return 0  # Nengo's synapse=0: a one-step delay
     return nengo.LinearFilter([1.0], [1.0] + [0.0] * steps_per_frame, analog=False)
@@ -100,8 +102,6 @@ def neuron_type_from_config(text, amplitude=None):
     ``amplitude`` scales the neurons' output (spikes count ``amplitude / dt``); choosing
     ``1 / rate`` keeps a layer's output near 1 while its neurons fire at ``rate`` Hz.
     """
-    from nengo_actions.neuron_types import parse_neuron_type
-
     neuron_type = parse_neuron_type(text)
     if amplitude is None or (isinstance(text, str) and "amplitude" in text):
         return neuron_type
@@ -124,8 +124,6 @@ def neuron_amplitude(neuron_type):
 
 def rate_counterpart(neuron_type):
     """The rate neuron type a spiking type trains through (same amplitude)."""
-    import nengo
-
     amplitude = neuron_amplitude(neuron_type)
     if isinstance(neuron_type, nengo.AdaptiveLIF):
         return nengo.AdaptiveLIFRate(
@@ -149,8 +147,6 @@ def rate_counterpart(neuron_type):
 
 def add_layer_probes(built, name, ensemble, raster_neurons=20):
     """Add a mean-rate probe and a raster probe for ``ensemble`` (inside its network)."""
-    import nengo
-
     from nengo_actions.networks.tensor_nodes import MeanRate
 
     amplitude = neuron_amplitude(ensemble.neuron_type)

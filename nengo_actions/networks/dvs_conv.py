@@ -40,9 +40,17 @@ from __future__ import annotations
 
 import math
 
+import nengo
 import numpy as np
 
-from nengo_actions.networks.base import BuiltNetwork, add_layer_probes, frames_to_synapse, rate_regularizer, unmerged_ops
+from nengo_actions.networks.base import (
+    BuiltNetwork,
+    add_layer_probes,
+    frames_to_synapse,
+    rate_regularizer,
+    unmerged_ops,
+)
+from nengo_actions.neuron_types import parse_neuron_type
 
 POOLS = ("max", "avg")
 
@@ -229,8 +237,6 @@ def tile_conv_biases(network):
     same trainable parameters (the biases stay on the relay's input connection).
     Returns the number of connections replaced.
     """
-    import nengo
-
     from nengo_actions.networks.tensor_nodes import ChannelBroadcast
 
     replaced = 0
@@ -281,7 +287,6 @@ def convert(
     """
     from nengo_actions.compat import nengo_dl, tf
     from nengo_actions.networks.base import rate_counterpart
-    from nengo_actions.neuron_types import parse_neuron_type
 
     # the rate build trains through the spiking type's rate function (ReLU for
     # SpikingRectifiedLinear, LIFRate for LIF), so the spiking run computes the same
@@ -342,8 +347,6 @@ def built_from_keras(folded, conv_cfg, n_classes, *, spiking=False, steps_per_fr
     ``conv_cfg`` is the ``model.dvs_conv`` section (neuron type, firing-rate scale,
     synapse in frames, rate regularisation). Each ReLU layer becomes a probed layer.
     """
-    import nengo
-
     from nengo_actions.compat import tf
 
     spiking = bool(spiking)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import nengo
 import numpy as np
 
 from nengo_actions.compat import nengo_dl, tf
@@ -281,8 +282,6 @@ def build_direct_network(kind, model_cfg, *, n_features, n_classes, params_path,
 
 def convert_temporal(net, *, steps_per_frame=1, dt=0.001, raster_neurons=20):
     """The Nengo :class:`BuiltNetwork` of a :class:`TemporalNet` (its current weights)."""
-    import nengo
-
     per_frame = frame_model(net.stages, net.frame_shape, net.keras_model, net.lif_cfg, dt=dt)
     converter = nengo_dl.Converter(per_frame, inference_only=True, allow_fallback=False)
     tile_conv_biases(converter.net)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import nengo
 import numpy as np
+from nengo.builder.operator import Reset
+from nengo.builder.signal import Signal
 
 
 class MeanRate(nengo.Node):
@@ -81,9 +83,6 @@ class MaxPool2D(nengo.Node):
 
 
 def _register_nengo_dl_builders():
-    from nengo.builder.operator import Reset
-    from nengo.builder.signal import Signal
-
     try:
         from nengo_actions.compat import nengo_dl, tf
     except ImportError:  # plain Nengo: the nodes run as Python functions
