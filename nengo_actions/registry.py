@@ -38,6 +38,11 @@ class ModelType:
     direct_key : (str, value) or None
         The model is trained with spikes over time (not converted) when the ``model.*``
         key holds the value.
+    repeat_keys : (str, str) or None
+        ``model.*`` keys of (how many ensembles, neurons each) for a model made of many
+        copies of one ensemble; the GUI draws a reduced copy of a large one.
+    gui_refusal : str or None
+        Why the Nengo GUI cannot show this type (``None``: it can).
     """
 
     name: str
@@ -47,6 +52,8 @@ class ModelType:
     spiking_key: str = None
     always_spiking: bool = False
     direct_key: tuple = None
+    repeat_keys: tuple = None
+    gui_refusal: str = None
 
     def __post_init__(self):
         if self.inputs not in INPUTS:
@@ -109,10 +116,13 @@ def trains_directly(name, model_cfg):
 _NETWORKS = "nengo_actions.networks"
 for _entry in (
     ModelType("ensemble_array", f"{_NETWORKS}.ensemble_array:build_ensemble_array",
-              spiking_key="ensemble_array.neuron_type"),
+              spiking_key="ensemble_array.neuron_type",
+              repeat_keys=("ensemble_array.n_ensembles", "ensemble_array.n_neurons")),
     ModelType("lmu", f"{_NETWORKS}.lmu:build_lmu", options={"variant": "lmu"}),
     ModelType("lmu_spiking", f"{_NETWORKS}.lmu:build_lmu", options={"variant": "lmu_spiking"}, always_spiking=True),
-    ModelType("keras_lmu", f"{_NETWORKS}.keras_lmu:build_keras_lmu"),
+    ModelType("keras_lmu", f"{_NETWORKS}.keras_lmu:build_keras_lmu",
+              gui_refusal="runs as one TensorFlow layer inside NengoDL, with no Nengo ensembles to show; "
+              "open 'lmu' or 'lmu_spiking' instead"),
     ModelType("dvs_gesture_net", f"{_NETWORKS}.dvs_conv:build_gesture_net", inputs="events",
               spiking_key="dvs_conv.spiking_neuron_type", direct_key=("dvs_conv.method", "direct")),
     ModelType("sl_animals_net", f"{_NETWORKS}.dvs_conv:build_sl_animals_net", inputs="events",

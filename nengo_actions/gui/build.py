@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from nengo_actions import networks
+from nengo_actions import networks, registry
 from nengo_actions.config import settings
 from nengo_actions.errors import ConfigError, StoreError
 from nengo_actions.feature_data import store_dir
@@ -135,19 +135,21 @@ def reduced_config(cfg, max_ensembles=MAX_ENSEMBLES, reduced_ensembles=REDUCED_E
                    max_neurons=MAX_NEURONS):
     """``(cfg, note)``: the config to show and, for a reduced copy, what was reduced.
 
-    The EnsembleArray classifier grows with ``model.ensemble_array.n_ensembles`` into
-    thousands of ensembles (the seed: 10,000 x 50 neurons), too many to draw or to
-    simulate live; its reduced copy keeps the first ``reduced_ensembles``. The LMUs
-    are a few populations and are shown as they are.
+    A model made of copies of one ensemble (``repeat_keys`` in
+    :mod:`nengo_actions.registry`, such as the EnsembleArray classifier with
+    ``model.ensemble_array.n_ensembles``, the seed's 10,000 x 50 neurons) grows too large
+    to draw or to simulate live; its reduced copy keeps the first ``reduced_ensembles``.
+    Other models are a few populations and are shown as they are.
     """
     model = cfg["model"]
-    if model["type"] == "ensemble_array":
-        n = model["ensemble_array"]["n_ensembles"]
-        per = model["ensemble_array"]["n_neurons"]
+    keys = registry.MODELS[model["type"]].repeat_keys
+    if keys:
+        n, per = registry.lookup(model, keys[0]), registry.lookup(model, keys[1])
         if n > max_ensembles or n * per > max_neurons:
             keep = max(1, min(reduced_ensembles, max_ensembles, max_neurons // per, n))
             small = json.loads(json.dumps(settings(cfg)))
-            small["model"]["ensemble_array"]["n_ensembles"] = keep
+            section, leaf = keys[0].rsplit(".", 1)
+            registry.lookup(small["model"], section)[leaf] = keep
             small["_source"] = cfg.get("_source")
             return small, (
                 f"reduced copy: {keep} of {n:,} ensembles ({keep * per:,} of {n * per:,} "

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nengo_actions import registry
 from nengo_actions.config import PROJECT_ROOT, settings
 from nengo_actions.gui.build import (
     GUI_CLIPS,
@@ -119,11 +120,9 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
 
     Returns ``(script path, GuiModel)``; the script is what nengo-gui runs.
     """
-    if cfg["model"]["type"] == "keras_lmu" and build is None:
-        raise GuiError(
-            f"{cfg.get('_source', 'config')}: model.type 'keras_lmu' runs as one TensorFlow layer "
-            "inside NengoDL, with no Nengo ensembles to show; open 'lmu' or 'lmu_spiking' instead"
-        )
+    refusal = registry.MODELS[cfg["model"]["type"]].gui_refusal
+    if refusal and build is None:
+        raise GuiError(f"{cfg.get('_source', 'config')}: model.type '{cfg['model']['type']}' {refusal}")
     build, build_spec = resolve_builder(build)
     info = info or data_info(cfg, n_clips)
     small, note = reduced_config(cfg, max_ensembles, reduced_ensembles)
