@@ -39,7 +39,7 @@ import numpy as np
 from nengo_actions.data import load_arrays
 from nengo_actions.data.prepare import DATASETS, frame_transforms, open_event_splits
 from nengo_actions.feature_data import ClipData, DataError
-from nengo_actions.metrics import evaluate_outputs
+from nengo_actions.metrics import evaluate_as_configured
 from nengo_actions.splits import check_group_leak, split_by_group
 from nengo_actions.streaming import stream_wanted
 
@@ -202,8 +202,7 @@ class PerEpochTestAccuracy:
 
     def __call__(self, epoch, row=None):
         ev = self.ev
-        m = evaluate_outputs(self.engine.predict(self.x), self.y, self.engine.built.n_classes,
-                             ev["clip_method"], ev["last_k"], ev["top_k"])
+        m = evaluate_as_configured(self.engine.predict(self.x), self.y, self.engine.built.n_classes, ev)
         self.rows = [r for r in self.rows if r[0] < epoch] + [(int(epoch), float(m["clip_accuracy"]))]
         tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
         tmp.write_text("epoch,test_clip_accuracy\n" + "".join(f"{e},{a:.6f}\n" for e, a in self.rows))

@@ -29,7 +29,7 @@ from nengo_actions import registry
 from nengo_actions.config import ConfigError, jsonable, write_json_atomic
 from nengo_actions.errors import ParamsError, UserError
 from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
-from nengo_actions.metrics import evaluate_outputs
+from nengo_actions.metrics import evaluate_as_configured
 from nengo_actions.params import read_params
 
 SPIKING_DEVICES_NOTE = "spiking devices use the firing rates measured in the spiking run"
@@ -198,7 +198,7 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
             metrics.update(val_clip_accuracy=None, val_step_accuracy=None)
         test_out, extra = engine.predict(data.x_test, layer_probes(built))
 
-        test = evaluate_outputs(test_out, data.y_test, data.n_classes, ev["clip_method"], ev["last_k"], ev["top_k"])
+        test = evaluate_as_configured(test_out, data.y_test, data.n_classes, ev)
         metrics.update(_flat_split_metrics("test_", test, ev["top_k"]))
         rate_rates, _ = layer_readings(built, extra)
         for name, hz in rate_rates.items():

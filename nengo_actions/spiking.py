@@ -20,7 +20,7 @@ import numpy as np
 
 from nengo_actions.energy import energy_per_inference, operations_per_inference
 from nengo_actions.engine import Engine
-from nengo_actions.metrics import evaluate_outputs
+from nengo_actions.metrics import evaluate_as_configured
 
 
 @dataclasses.dataclass
@@ -91,9 +91,7 @@ def evaluate_spiking(
             seconds = time.perf_counter() - start
         finally:
             engine.close()
-        metrics = evaluate_outputs(
-            outputs, y, built.n_classes, eval_settings["clip_method"], eval_settings["last_k"], eval_settings["top_k"]
-        )
+        metrics = evaluate_as_configured(outputs, y, built.n_classes, eval_settings)
         rates, raster = layer_readings(built, extra)
         ops = operations_per_inference(built, rates, x.shape[1], int(k), built.dt)
         run = SpikingRun(

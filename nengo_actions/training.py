@@ -24,7 +24,7 @@ import numpy as np
 from nengo_actions.compat import tf
 from nengo_actions.errors import ParamsError
 from nengo_actions.io import remove_stale_temp_files, write_bytes_atomic
-from nengo_actions.metrics import evaluate_outputs
+from nengo_actions.metrics import evaluate_as_configured
 from nengo_actions.params import PARAMS_FORMAT, check_signature, read_params
 
 HISTORY_FIELDS = (
@@ -53,10 +53,7 @@ class TrainResult:
 def evaluate_split(engine, x, y, settings_eval, loss_kind, loss_steps):
     """Rate outputs and metrics on one split: ``(outputs, metrics, loss)``."""
     outputs = engine.predict(x)
-    metrics = evaluate_outputs(
-        outputs, y, engine.built.n_classes, settings_eval["clip_method"],
-        settings_eval["last_k"], settings_eval["top_k"],
-    )
+    metrics = evaluate_as_configured(outputs, y, engine.built.n_classes, settings_eval)
     return outputs, metrics, engine.numpy_loss(outputs, y, loss_kind, loss_steps)
 
 
