@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nengo_actions import registry
+from nengo_actions import registry, run_metrics
 from nengo_actions.config import jsonable, write_json_atomic
 
 # the seed's anchors are UCF101 figures: shown beside the clip classifiers only
@@ -74,7 +74,7 @@ def flat_metrics(cfg, data, results, total_seconds):
         n_classes=int(data.n_classes),
         n_frames=int(data.n_frames),
         n_features=int(data.n_features),
-        chance_accuracy=1.0 / data.n_classes,
+        **{run_metrics.CHANCE_ACCURACY: 1.0 / data.n_classes},
         total_seconds=float(total_seconds),
         clip_method=cfg["evaluate"]["clip_method"],
     )

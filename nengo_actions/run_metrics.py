@@ -16,6 +16,7 @@ TEST_STEP_ACCURACY = "test_step_accuracy"  # the seed's figure: accuracy average
 VAL_CLIP_ACCURACY = "val_clip_accuracy"  # the split that picks the epoch
 TRAIN_SECONDS = "train_seconds"
 BEST_EPOCH = "best_epoch"
+CHANCE_ACCURACY = "chance_accuracy"  # 1 / classes
 
 #: The headline accuracies, in the order tables show them.
 ACCURACY_KEYS = (TEST_CLIP_ACCURACY, SPIKING_TEST_CLIP_ACCURACY, TEST_STEP_ACCURACY, VAL_CLIP_ACCURACY)
@@ -62,6 +63,6 @@ def mean_std(values):
 
 __all__ = [
     "TEST_CLIP_ACCURACY", "SPIKING_TEST_CLIP_ACCURACY", "TEST_STEP_ACCURACY", "VAL_CLIP_ACCURACY",
-    "TRAIN_SECONDS", "BEST_EPOCH", "ACCURACY_KEYS", "TIME_KEYS", "model_key", "is_per_model", "is_accuracy",
+    "TRAIN_SECONDS", "BEST_EPOCH", "CHANCE_ACCURACY", "ACCURACY_KEYS", "TIME_KEYS", "model_key", "is_per_model", "is_accuracy",
     "is_firing_rate", "is_energy", "is_number", "mean_std",
 ]

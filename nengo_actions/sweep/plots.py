@@ -9,6 +9,7 @@ import math
 from matplotlib.figure import Figure
 
 from nengo_actions.run_metrics import (
+    CHANCE_ACCURACY,
     SPIKING_TEST_CLIP_ACCURACY,
     TEST_CLIP_ACCURACY,
     TRAIN_SECONDS,
@@ -51,7 +52,7 @@ def write_plots(out_dir, summary, columns):
             means, stds = series(column, 100.0)
             ax.bar([xi + (i - (len(acc) - 1) / 2) * width for xi in x], means, width, yerr=stds,
                    capsize=3, label={TEST_CLIP_ACCURACY: "rate neurons", SPIKING_TEST_CLIP_ACCURACY: "spiking neurons"}[column])
-        chance = [s["stats"]["chance_accuracy"][0] for s in summary if "chance_accuracy" in s["stats"]]
+        chance = [s["stats"][CHANCE_ACCURACY][0] for s in summary if CHANCE_ACCURACY in s["stats"]]
         if chance:
             ax.axhline(100 * chance[0], color="k", linestyle="--", linewidth=1, label="chance")
         for xi, s in zip(x, summary):
