@@ -78,7 +78,7 @@ def _check_value(where, path, value, default):
         raise ConfigError(
             f"{where}: key '{path}' must be {_type_name(kind)}, got {value!r}"
         )
-    choices = REGISTERED.get(path, lambda: CHOICES.get(path))()
+    choices = REGISTERED[path]() if path in REGISTERED else CHOICES.get(path)
     if choices is not None and value not in choices:
         raise ConfigError(
             f"{where}: key '{path}' must be one of {', '.join(choices)}; "

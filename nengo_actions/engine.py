@@ -23,9 +23,9 @@ import numpy as np
 from nengo_actions.compat import nengo_dl, tf
 import nengo_actions.neurons  # noqa: F401,E402  (native builders: AdaptiveLIF, AdaptiveLIFRate, Izhikevich)
 from nengo_actions.metrics import frame_outputs
-from nengo_actions.errors import DataError, ParamsError  # noqa: F401 (ParamsError: the engine's error)
+from nengo_actions.errors import DataError, ParamsError
 from nengo_actions.io import write_bytes_atomic
-from nengo_actions.params import PARAMS_FORMAT, check_signature, read_params  # noqa: F401 (re-exported)
+from nengo_actions.params import PARAMS_FORMAT, check_signature, read_params
 
 def select_device(name="auto"):
     """``"auto"``: the first GPU TensorFlow sees, else the CPU; or ``"cpu"``/``"gpu"``."""

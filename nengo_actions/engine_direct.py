@@ -28,7 +28,8 @@ import math
 import numpy as np
 
 from nengo_actions.compat import tf
-from nengo_actions.engine import Engine, check_signature, make_optimizer, mixed_precision, read_params, select_device
+from nengo_actions.engine import Engine, make_optimizer, mixed_precision, select_device
+from nengo_actions.params import check_signature, read_params
 
 
 def rate_loss(n_classes, kind="mse", last_steps=0):
@@ -66,7 +67,7 @@ def describe_weights(model):
 
 def load_temporal_params(net, path):
     """Load a :class:`DirectEngine` parameter file into ``net.keras_model``; raises
-    :class:`~nengo_actions.engine.ParamsError` naming the file if it is another model's."""
+    :class:`~nengo_actions.errors.ParamsError` naming the file if it is another model's."""
     values, header = read_params(path)
     check_signature(path, header, net.signature, describe_weights(net.keras_model))
     tf.keras.backend.batch_set_value(zip(net.keras_model.weights, values))

@@ -30,7 +30,7 @@ from nengo_actions.config import ConfigError, jsonable, write_json_atomic
 from nengo_actions.errors import ParamsError, UserError
 from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
 from nengo_actions.metrics import evaluate_as_configured
-from nengo_actions.params import read_params
+from nengo_actions.params import read_params_header
 
 SPIKING_DEVICES_NOTE = "spiking devices use the firing rates measured in the spiking run"
 
@@ -119,7 +119,7 @@ def check_params_files(params, types, data):
     model type, saved from that model type for data of this shape."""
     for model_type in types:
         path = params_for(params, model_type)
-        _, header = read_params(path)
+        header = read_params_header(path)
         saved = header.get("signature", {})
         expected = {"model": model_type, "n_features": data.n_features, "n_classes": data.n_classes}
         wrong = [f"{k}: file {saved.get(k)!r} vs {v!r}" for k, v in expected.items() if k in saved and saved[k] != v]

@@ -25,17 +25,27 @@ PARAMS_FORMAT = "nengo_actions.params/2"
 
 def read_params(path):
     """``(values, header)`` of a parameter file, or :class:`ParamsError` naming it."""
+    return _read(path, with_values=True)
+
+
+def read_params_header(path):
+    """The header of a parameter file, checked as :func:`read_params` checks it; the
+    parameter arrays are not read."""
+    return _read(path, with_values=False)[1]
+
+
+def _read(path, with_values):
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"parameter file not found: {path}")
     if not zipfile.is_zipfile(path):
         raise ParamsError(f"{path}: not a parameter file (not an .npz archive)")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(path, allow_pickle=False) as data:  # members are read when indexed
             if "header" not in data.files:
                 raise ParamsError(f"{path}: not a parameter file written by nengo_actions")
             header = json.loads(str(data["header"]))
-            n = len(header.get("params", []))
+            n = len(header.get("params", [])) if with_values else 0
             values = [data[f"param_{i}"] for i in range(n)]
     except ParamsError:
         raise
@@ -68,4 +78,4 @@ def check_signature(path, header, signature, described):
         )
 
 
-__all__ = ["PARAMS_FORMAT", "read_params", "check_signature"]
+__all__ = ["PARAMS_FORMAT", "read_params", "read_params_header", "check_signature"]

@@ -10,6 +10,7 @@ import pytest
 from nengo_actions import config as C
 from nengo_actions.compat import nengo_dl, tf
 from nengo_actions.engine import Engine, ParamsError, clip_loss, numpy_clip_loss, read_params
+from nengo_actions.params import read_params_header
 from nengo_actions.training import train
 from nengo_actions.feature_data import DataError
 from nengo_actions.networks import build_model
@@ -168,6 +169,10 @@ def test_params_from_another_model_are_refused_by_name(tmp_path):
     with pytest.raises(ParamsError, match=r"old\.npz: written by an earlier nengo_actions.*train the model again"):
         same.load_params(tmp_path / "old.npz")
     same.close()
+    # the header alone: the same checks, no parameter arrays read
+    assert read_params_header(path) == read_params(path)[1]
+    with pytest.raises(ParamsError, match=r"old\.npz: written by an earlier"):
+        read_params_header(tmp_path / "old.npz")
 
 
 def test_a_params_file_loads_into_the_spiking_build_of_the_same_model(tmp_path):

@@ -17,6 +17,7 @@ import numpy as np
 from nengo.solvers import NoSolver
 
 from nengo_actions.errors import ParamsError
+from nengo_actions.params import read_params_header
 from nengo_actions.experiment import params_for
 from nengo_actions.gui.build import MAX_NEURONS, GuiError, unpack
 
@@ -157,7 +158,7 @@ def frozen_params(built, params_path):
         The file is missing or unreadable, or was saved from another model.
     """
     # the engine imports TensorFlow: only a command with --params pays for it
-    from nengo_actions.engine import Engine, read_params
+    from nengo_actions.engine import Engine
 
     built = unpack(built)
     fmt = saved_format(params_path)
@@ -166,7 +167,7 @@ def frozen_params(built, params_path):
         if fmt == ENGINE_FORMAT and getattr(built, "signature", None) is None:
             # a builder's tuple states no signature: take the file's, so that only the
             # shapes of the variables are compared
-            built = dataclasses.replace(built, signature=read_params(params_path)[1].get("signature", {}))
+            built = dataclasses.replace(built, signature=read_params_header(params_path).get("signature", {}))
         n_neurons = sum(e.n_neurons for e in net.all_ensembles)
         if n_neurons > MAX_NEURONS:
             print(f"building the full model ({n_neurons:,} neurons) in NengoDL to read its parameters", flush=True)
