@@ -26,6 +26,7 @@ from nengo_actions.metrics import frame_outputs
 from nengo_actions.errors import DataError, ParamsError
 from nengo_actions.io import write_bytes_atomic
 from nengo_actions.params import PARAMS_FORMAT, check_signature, read_params
+from nengo_actions.streaming import fit_epoch as fit_epoch_in_chunks
 
 def select_device(name="auto"):
     """``"auto"``: the first GPU TensorFlow sees, else the CPU; or ``"cpu"``/``"gpu"``."""
@@ -278,9 +279,7 @@ class Engine:
         The last batch is filled up with the first clips of the order, so every clip
         is seen once per epoch. Returns the mean training loss.
         """
-        from nengo_actions.streaming import fit_epoch  # clips on disk: in chunks
-
-        return fit_epoch(self, x, y, epoch, seed)
+        return fit_epoch_in_chunks(self, x, y, epoch, seed)
 
     def learning_rate(self):
         lr = self.optimizer.learning_rate

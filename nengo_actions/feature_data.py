@@ -21,6 +21,8 @@ import numpy as np
 from nengo_actions.errors import DataError, ExtractionError
 from nengo_actions.splits import check_group_leak, split_by_group
 from nengo_actions.store import StoreError, load_split, split_path
+from nengo_actions.streaming import standardized as standardized_in_chunks
+from nengo_actions.streaming import store_clips, store_input_bytes, stream_wanted
 
 #: The extraction command (run as its own process: PyTorch never shares one with TensorFlow).
 EXTRACT_COMMAND = (sys.executable, "-m", "feature_extraction")
@@ -110,9 +112,7 @@ class ClipData:
         """A copy with every feature scaled to zero mean and unit variance over the
         training clips' frames (validation and test use the training statistics)."""
         if not isinstance(self.x_train, np.ndarray):  # clips on disk
-            from nengo_actions.streaming import standardized
-
-            return standardized(self)
+            return standardized_in_chunks(self)
         x = np.asarray(self.x_train, dtype=np.float64).reshape(-1, self.n_features)
         mean = x.mean(axis=0)
         std = x.std(axis=0)
@@ -144,8 +144,6 @@ def load_clip_data(cfg, mmap=None, folder=None) -> ClipData:
     folder = Path(folder) if folder is not None else store_dir(cfg)
     splits = {}
     if mmap is None:
-        from nengo_actions.streaming import store_input_bytes, stream_wanted
-
         mmap = stream_wanted(cfg, sum(store_input_bytes(split_path(folder, name)) for name in ("train", "test")))
     for name in ("train", "test"):
         path = split_path(folder, name)
@@ -185,8 +183,6 @@ def load_clip_data(cfg, mmap=None, folder=None) -> ClipData:
         train_mask, val_mask = np.ones(len(train), bool), np.zeros(len(train), bool)
     x, x_test = train.features, test.features
     if mmap:  # rows read when the engine asks for them
-        from nengo_actions.streaming import store_clips
-
         lazy, lazy_test = store_clips(split_path(folder, "train")), store_clips(split_path(folder, "test"))
         if lazy is not None and lazy_test is not None:
             x, x_test = lazy, lazy_test
