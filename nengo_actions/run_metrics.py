@@ -15,7 +15,6 @@ SPIKING_TEST_CLIP_ACCURACY = "spiking_test_clip_accuracy"  # at evaluate.spiking
 TEST_STEP_ACCURACY = "test_step_accuracy"  # the seed's figure: accuracy averaged over steps
 VAL_CLIP_ACCURACY = "val_clip_accuracy"  # the split that picks the epoch
 TRAIN_SECONDS = "train_seconds"
-BEST_EPOCH = "best_epoch"
 CHANCE_ACCURACY = "chance_accuracy"  # 1 / classes
 
 #: The headline accuracies, in the order tables show them.
@@ -23,12 +22,8 @@ ACCURACY_KEYS = (TEST_CLIP_ACCURACY, SPIKING_TEST_CLIP_ACCURACY, TEST_STEP_ACCUR
 TIME_KEYS = (TRAIN_SECONDS,)
 
 
-def model_key(model_type, key):
-    """The key of one model's figure when several models ran: ``<model>.<key>``."""
-    return f"{model_type}.{key}"
-
-
 def is_per_model(key):
+    """A figure of one model when several ran (``<model>.<key>``)."""
     return "." in key
 
 
@@ -63,6 +58,6 @@ def mean_std(values):
 
 __all__ = [
     "TEST_CLIP_ACCURACY", "SPIKING_TEST_CLIP_ACCURACY", "TEST_STEP_ACCURACY", "VAL_CLIP_ACCURACY",
-    "TRAIN_SECONDS", "BEST_EPOCH", "CHANCE_ACCURACY", "ACCURACY_KEYS", "TIME_KEYS", "model_key", "is_per_model", "is_accuracy",
+    "TRAIN_SECONDS", "CHANCE_ACCURACY", "ACCURACY_KEYS", "TIME_KEYS", "is_per_model", "is_accuracy",
     "is_firing_rate", "is_energy", "is_number", "mean_std",
 ]
