@@ -1,0 +1,189 @@
+"""Typed config sections: frozen dataclasses checked once, when they are made.
+
+As tonic's transforms, each config section (``train``, ``evaluate``, ``model.lmu`` ...) is
+a small frozen dataclass. Its fields are declared with :func:`setting`, which records the
+checks (type, lower bound, choices); :class:`Section` runs them in ``__post_init__``, so
+a section that exists is valid. :func:`build` makes a section from JSON values on top of
+an existing one and names the file and the dotted key of any bad value, with the closest
+valid key for an unknown one. Standard library only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+
+from .errors import ConfigError
+
+_KIND_NAMES = {float: "a number", int: "an integer", bool: "true or false", str: "a string", tuple: "a list",
+               list: "a list", dict: "an object"}
+
+
+class FieldError(ConfigError):
+    """A bad key or value; ``key`` is dotted, relative to the section checked.
+
+    ``str()`` is ``key '<key>' <message>``, or ``unknown key '<key>'<message>`` for a key
+    the section does not have; :func:`build` puts the file or ``--set`` in front.
+    """
+
+    def __init__(self, key, message, unknown=False):
+        self.key, self.message, self.unknown = key, message, unknown
+        super().__init__(f"unknown key '{key}'{message}" if unknown else f"key '{key}' {message}")
+
+    def within(self, prefix):
+        """The same error for the section ``prefix`` (``"train."``) holding this one."""
+        return FieldError(prefix + self.key, self.message, self.unknown)
+
+
+def setting(default=None, *, kind=None, low=None, above=None, choices=None, factory=None):
+    """A config field.
+
+    Parameters
+    ----------
+    default
+        The default value (lists are given as tuples: a section is immutable).
+    kind : type or None
+        The type of the values; default: the type of ``default`` (needed when it is ``None``).
+    low, above : number or None
+        Inclusive (``low``) or exclusive (``above``) lower bound.
+    choices : tuple of str or callable or None
+        The strings the key may take; a callable is asked when a value is checked (the
+        names in :mod:`nengo_actions.registry`, which may grow after import).
+    factory : type or None
+        A nested :class:`Section` class; its default instance is the default.
+    """
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"section": factory})
+    kind = kind or (type(default) if default is not None else None)
+    metadata = {"kind": kind, "low": low, "above": above, "choices": choices}
+    if isinstance(default, (dict, list)):
+        raise TypeError("mutable default: give lists as tuples, objects as None")
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def closest(key, candidates, prefix=""):
+    """`` (did you mean '<prefix><match>'?)`` for the candidate closest to ``key``, or ``""``."""
+    match = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.5)
+    return f" (did you mean '{prefix}{match[0]}'?)" if match else ""
+
+
+def check_value(name, value, meta):
+    """``value`` checked against a field's ``meta`` and converted (int to float, list
+    to tuple); :class:`FieldError` when it does not fit."""
+    kind = meta.get("kind")
+    if value is None or kind is None:
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is tuple and isinstance(value, list):
+        value = tuple(value)
+    if (kind is not bool and isinstance(value, bool)) or not isinstance(value, kind):
+        raise FieldError(name, f"must be {_KIND_NAMES.get(kind, kind.__name__)}, got {list(value) if isinstance(value, tuple) else value!r}")
+    choices = meta.get("choices")
+    choices = choices() if callable(choices) else choices
+    if choices is not None and value not in choices:
+        raise FieldError(name, f"must be one of {', '.join(choices)}; got {value!r}{closest(str(value), choices)}")
+    for bound, inclusive in ((meta.get("low"), True), (meta.get("above"), False)):
+        if bound is not None and isinstance(value, (int, float)) and (value < bound if inclusive else value <= bound):
+            raise FieldError(name, f"must be {'at least' if inclusive else 'more than'} {bound}, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """Base of the config sections: every field is checked when the section is made.
+
+    A subclass adds checks that span fields in :meth:`check`, raising :class:`FieldError`.
+    """
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            if "kind" in f.metadata:
+                object.__setattr__(self, f.name, check_value(f.name, getattr(self, f.name), f.metadata))
+        self.check()
+
+    def check(self):
+        """Checks that span several fields (none by default)."""
+
+    def to_dict(self):
+        """The section as plain JSON values (nested dicts and lists)."""
+        return _plain(self)
+
+    def replace(self, **changes):
+        """A copy with ``changes``, checked again."""
+        return dataclasses.replace(self, **changes)
+
+    # TRANSITIONAL: read access by key while modules move to attributes.
+    def __getitem__(self, key):
+        if key not in field_names(type(self)):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key, default=None):
+        if key in ("_source", "_notes"):
+            return getattr(self, key[1:])
+        return getattr(self, key) if key in field_names(type(self)) else default
+
+    def keys(self):
+        return field_names(type(self))
+
+    def items(self):
+        return [(k, getattr(self, k)) for k in self.keys()]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __contains__(self, key):
+        return key in self.keys()
+
+    def __len__(self):
+        return len(self.keys())
+
+
+def _plain(value):
+    if isinstance(value, Section):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.metadata.get("setting", True)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def field_names(cls):
+    return [f.name for f in dataclasses.fields(cls) if f.metadata.get("setting", True)]
+
+
+def merge(cls, override, base=None, prefix=""):
+    """A ``cls`` section: the JSON object ``override`` on top of the section ``base``
+    (default: the defaults), every key checked; :class:`FieldError` names the dotted key
+    (``prefix`` + the field).
+
+    Nested sections are merged key by key; other values replace the base's.
+    """
+    base = cls() if base is None else base
+    if not isinstance(override, dict):
+        raise ConfigError(f"'{prefix[:-1] or 'config'}' must be an object")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("setting", True)}
+    changes = {}
+    for key, value in override.items():
+        if key not in fields:
+            raise FieldError(prefix + key, closest(key, fields, prefix), unknown=True)
+        sub = fields[key].metadata.get("section")
+        changes[key] = merge(sub, value, getattr(base, key), f"{prefix}{key}.") if sub is not None else value
+    try:
+        return dataclasses.replace(base, **changes)
+    except FieldError as e:
+        raise e.within(prefix) from None
+
+
+def build(cls, override, where, base=None):
+    """:func:`merge`, its errors as :class:`~nengo_actions.errors.ConfigError` naming
+    ``where`` (the file or ``--set``) and the dotted key."""
+    try:
+        return merge(cls, override, base)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+__all__ = ["Section", "FieldError", "setting", "merge", "build", "check_value", "closest", "field_names"]
