@@ -26,7 +26,6 @@ and the table is written into this benchmark's section of ``benchmarks/README.md
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import statistics
@@ -93,18 +92,18 @@ def median_time(fn, repeats, budget):
 
 
 def ours(repeats, budget):
-    from nengo_actions import config as C
     from nengo_actions.engine import Engine
     from nengo_actions.networks import build_model
+    from nengo_actions.schema import ModelConfig, TrainConfig
 
-    m = copy.deepcopy(C.DEFAULTS["model"])
-    m["dvs_gesture_net"].update(channels=SIZE["channels"], depth=5, dense=512, votes=10)
+    m = ModelConfig()
+    m = m.replace(dvs_gesture_net=m.dvs_gesture_net.replace(channels=SIZE["channels"], depth=5, dense=512, votes=10))
     n_features, T, B, classes = SIZE["hw"] * SIZE["hw"] * 2, SIZE["T"], SIZE["B"], SIZE["classes"]
     n = B * BATCHES
     rng = np.random.default_rng(0)
     x = rng.random((n, T, n_features), dtype=np.float32)
     y = rng.integers(0, classes, n)
-    settings = dict(C.DEFAULTS["train"], minibatch_size=B)
+    settings = TrainConfig(minibatch_size=B)
     rows = []
     built = build_model("dvs_gesture_net", m, n_features, classes, T, spiking=False)
     engine = Engine(built, minibatch_size=B, device="cpu")

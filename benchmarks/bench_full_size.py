@@ -158,7 +158,7 @@ def measure_network(kind, batches, batch):
         from nengo_actions.networks.dvs_direct import build_temporal
 
         cfg = C.load_config(ROOT / "configs" / "dvs128_gesture.json")
-        net = build_temporal("dvs_gesture_net", cfg["model"], n_features=128 * 128 * 2, n_classes=11, seed=0)
+        net = build_temporal("dvs_gesture_net", cfg.model, n_features=128 * 128 * 2, n_classes=11, seed=0)
         engine = DirectEngine(net, minibatch_size=batch, device="cpu")
         x = rng.poisson(0.05, (batch * (batches + 1), 16, 128 * 128 * 2)).astype(np.float32)
         y = rng.integers(0, 11, len(x))
@@ -167,11 +167,11 @@ def measure_network(kind, batches, batch):
         from nengo_actions.networks import build_model
 
         cfg = C.load_config(ROOT / "configs" / "ucf101_ensemble.json")
-        built = build_model("ensemble_array", cfg["model"], 512, 101, 28, seed=0, spiking=False)
+        built = build_model("ensemble_array", cfg.model, 512, 101, 28, seed=0, spiking=False)
         engine = Engine(built, minibatch_size=batch, device="cpu")
         x = rng.normal(size=(batch * (batches + 1), 28, 512)).astype(np.float32)
         y = rng.integers(0, 101, len(x))
-    settings = dict(cfg["train"], epochs=1)
+    settings = cfg.train.replace(epochs=1)
     engine.compile(settings, len(x))
     engine.fit_epoch(x[:batch], y[:batch], 0)  # warm-up: tracing and graph building
     start = time.perf_counter()

@@ -8,13 +8,13 @@ spiking); writes ``pool_swap.json`` and ``pool_swap.md`` into ``--out``.
 """
 
 import argparse
-import copy
 
 import numpy as np
 
 from nengo_actions.config import PROJECT_ROOT, add_config_arguments, config_from_args, resolve_path, run_command
 from nengo_actions.io import write_json_atomic, write_text_atomic
 from nengo_actions.networks.dvs_conv import _frame_shape, built_from_keras, fold_batch_norm, gesture_net
+from nengo_actions.schema import ModelConfig
 
 
 def clip_accuracy(scores, labels):
@@ -22,7 +22,7 @@ def clip_accuracy(scores, labels):
     return float(np.mean(np.asarray(scores).mean(axis=1).argmax(-1) == np.asarray(labels)))
 
 
-def pool_swap_effect(model_cfg, data, *, epochs=5, batch_size=64, learning_rate=3e-3, steps_per_frame=(1, 4), seed=0, log=print):
+def pool_swap_effect(model_cfg: ModelConfig, data, *, epochs=5, batch_size=64, learning_rate=3e-3, steps_per_frame=(1, 4), seed=0, log=print):
     """What converting max pooling to average pooling costs a Keras-trained network.
 
     The engine trains the converted (average-pooled) network itself, so there the
@@ -44,12 +44,10 @@ def pool_swap_effect(model_cfg, data, *, epochs=5, batch_size=64, learning_rate=
     from nengo_actions.compat import tf
     from nengo_actions.engine import Engine
 
-    cfg = copy.deepcopy(model_cfg)
-    cfg["dvs_gesture_net"]["pool"] = "max"
-    g = cfg["dvs_gesture_net"]
-    shape = _frame_shape(data.n_features, g["frame_shape"])
+    g = model_cfg.dvs_gesture_net
+    shape = _frame_shape(data.n_features, g.frame_shape)
     tf.keras.utils.set_random_seed(seed)
-    keras_max = gesture_net(shape, data.n_classes, g["channels"], g["depth"], g["dense"], g["votes"], "max", g["batch_norm"], g["dropout"], seed)
+    keras_max = gesture_net(shape, data.n_classes, g.channels, g.depth, g.dense, g.votes, "max", g.batch_norm, g.dropout, seed)
     keras_max.compile(
         tf.keras.optimizers.Adam(learning_rate),
         tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -63,13 +61,13 @@ def pool_swap_effect(model_cfg, data, *, epochs=5, batch_size=64, learning_rate=
 
     result = {"keras_max": clip_accuracy(keras_scores(keras_max), data.y_test)}
     folded_max = fold_batch_norm(keras_max)
-    keras_avg = gesture_net(shape, data.n_classes, g["channels"], g["depth"], g["dense"], g["votes"], "avg", False, 0.0, seed)
+    keras_avg = gesture_net(shape, data.n_classes, g.channels, g.depth, g.dense, g.votes, "avg", False, 0.0, seed)
     keras_avg.set_weights(folded_max.get_weights())
     result["keras_avg"] = clip_accuracy(keras_scores(keras_avg), data.y_test)
     log(f"Keras, max pooling: {result['keras_max']:.2%}; same weights, average pooling: {result['keras_avg']:.2%}")
     # the Nengo network converted from the trained weights (average pooling, BN folded)
     for spiking, k in [(False, 1)] + [(True, int(k)) for k in steps_per_frame]:
-        built = built_from_keras(keras_avg, cfg["dvs_conv"], data.n_classes, spiking=spiking, steps_per_frame=k, raster_neurons=0)
+        built = built_from_keras(keras_avg, model_cfg.dvs_conv, data.n_classes, spiking=spiking, steps_per_frame=k, raster_neurons=0)
         engine = Engine(built, minibatch_size=16, device="auto", seed=seed)
         try:
             acc = clip_accuracy(engine.predict(data.x_test), data.y_test)
@@ -91,14 +89,14 @@ def main(argv=None):
     from nengo_actions.event_data import load_event_data
 
     data = load_event_data(cfg)
-    ks = sorted(set(cfg["evaluate"]["steps_per_frame"]))
-    result = pool_swap_effect(cfg["model"], data, epochs=args.epochs, steps_per_frame=ks, seed=cfg["seed"])
+    ks = sorted(set(cfg.evaluate.steps_per_frame))
+    result = pool_swap_effect(cfg.model, data, epochs=args.epochs, steps_per_frame=ks, seed=cfg.seed)
     out = resolve_path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "pool_swap.json", {"config": cfg["_source"], "epochs": args.epochs, "test_clip_accuracy": result})
+    write_json_atomic(out / "pool_swap.json", {"config": cfg.source, "epochs": args.epochs, "test_clip_accuracy": result})
     rows = "\n".join(f"| {k} | {100 * v:.2f}% |" for k, v in result.items())
     text = (
-        f"# Max pooling -> average pooling on a Keras-trained network ({cfg['name']})\n\n"
+        f"# Max pooling -> average pooling on a Keras-trained network ({cfg.name})\n\n"
         f"`model.dvs_gesture_net` trained in Keras for {args.epochs} epochs on single frames with max "
         "pooling, BN and dropout; test accuracy per sample (frame scores averaged). `keras_avg`: the "
         "same weights with average pooling and BN folded; `nengo_*`: the Nengo network converted from "

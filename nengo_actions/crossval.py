@@ -13,28 +13,29 @@ once per fold and set, each fold in its own run folder under one parent, and wri
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from pathlib import Path
 
-
 from nengo_actions import config as config_mod
 from nengo_actions import run_metrics
 from nengo_actions.config import ConfigError, write_json_atomic
+from nengo_actions.schema import Config
 
 SETS = {"full": False, "reduced": True}
 #: metrics.json keys summarised over folds (rate and spiking test accuracy).
 KEYS = (run_metrics.TEST_CLIP_ACCURACY, run_metrics.SPIKING_TEST_CLIP_ACCURACY, run_metrics.VAL_CLIP_ACCURACY)
 
 
-def fold_config(cfg, fold, reduced, save_dir):
+def fold_config(cfg: Config, fold, reduced, save_dir):
     """``cfg`` for one fold of one set, saving under ``save_dir``."""
-    out = copy.deepcopy(cfg)
-    out["events"]["sl_animals"].update(fold=int(fold), reduced=bool(reduced))
-    out["name"] = f"{cfg['name']}-{'reduced' if reduced else 'full'}-fold{fold}"
-    out["save_dir"] = str(save_dir)
-    return out
+    values = {
+        "events.sl_animals.fold": int(fold),
+        "events.sl_animals.reduced": bool(reduced),
+        "name": f"{cfg.name}-{'reduced' if reduced else 'full'}-fold{fold}",
+        "save_dir": str(save_dir),
+    }
+    return config_mod.override(cfg, values, cfg.source)
 
 
 def summarize_folds(per_fold):
@@ -49,7 +50,7 @@ def summarize_folds(per_fold):
     return summary
 
 
-def cross_validate(cfg, sets=("full", "reduced"), folds=None, log=print):
+def cross_validate(cfg: Config, sets=("full", "reduced"), folds=None, log=print):
     """Run every fold of every set; returns the parent folder.
 
     Parameters
@@ -61,18 +62,17 @@ def cross_validate(cfg, sets=("full", "reduced"), folds=None, log=print):
     """
     from nengo_actions.experiment import run
 
-    where = cfg.get("_source", "config")
-    if cfg["data"]["dataset"] != "sl_animals":
-        raise ConfigError(f"{where}: cross-validation over recordings needs data.dataset = 'sl_animals'")
+    if cfg.data.dataset != "sl_animals":
+        raise ConfigError(f"{cfg.source}: cross-validation over recordings needs data.dataset = 'sl_animals'")
     for name in sets:
         if name not in SETS:
             raise ConfigError(f"sets: {name!r} is not one of {', '.join(SETS)}")
-    n_folds = cfg["events"]["sl_animals"]["n_folds"]
+    n_folds = cfg.events.sl_animals.n_folds
     folds = list(range(n_folds)) if folds is None else [int(f) for f in folds]
     outside = [f for f in folds if not 0 <= f < n_folds]
     if outside:
         raise ConfigError(f"folds: {outside} outside 0..{n_folds - 1} (events.sl_animals.n_folds = {n_folds})")
-    parent = config_mod.make_run_dir(dict(cfg, name=f"{cfg['name']}-cv"))
+    parent = config_mod.make_run_dir(cfg.replace(name=f"{cfg.name}-cv"))
     results = {"n_folds": n_folds, "folds": folds, "sets": {}}
     for name in sets:
         per_fold = []

@@ -40,6 +40,7 @@ from nengo_actions.data import load_arrays
 from nengo_actions.data.prepare import DATASETS, frame_transforms, open_event_splits
 from nengo_actions.feature_data import ClipData, DataError
 from nengo_actions.metrics import evaluate_as_configured
+from nengo_actions.schema import Config, EvaluateConfig
 from nengo_actions.splits import check_group_leak, split_by_group
 from nengo_actions.streaming import stream_wanted
 
@@ -47,9 +48,9 @@ from nengo_actions.streaming import stream_wanted
 EVENT_DATASETS = DATASETS
 
 
-def is_event_dataset(cfg):
+def is_event_dataset(cfg: Config):
     """Whether ``cfg`` trains on DVS event frames (rather than clip features)."""
-    return cfg["data"]["dataset"] in EVENT_DATASETS
+    return cfg.data.dataset in EVENT_DATASETS
 
 
 def split_units(dataset, name):
@@ -85,26 +86,27 @@ def input_bytes(sides):
     return total
 
 
-def frames_cache_dir(cfg, dataset):
+def frames_cache_dir(dataset):
     """Where the frame caches of streamed event data go: beside the sample cache,
     ``<sample cache>-frames``."""
     directory = dataset.cache.directory
     return directory.with_name(directory.name + "-frames")
 
 
-def _cached(cfg, dataset, transform, channels, cache_dir, desc, progress):
+def _cached(key, dataset, transform, channels, cache_dir, desc, progress):
+    """The frames of ``dataset`` from the count cache in ``cache_dir``; ``key`` holds the
+    settings the transform does not show (the seed, whether crops are random)."""
     from nengo_actions.data.frame_cache import cached_frames
     from nengo_actions.streaming import event_clips
 
     if len(dataset) == 0:
         raise DataError(f"{dataset.name}: the split holds no samples")
     role = desc.split()[1]  # "training", "validation", "test"
-    extra = {"seed": cfg["seed"], "random_crop": bool(cfg["events"]["frames"]["random_crop"]), "role": role}
-    frames = cached_frames(dataset, transform, cache_dir, role, extra, progress=progress, desc=desc)
+    frames = cached_frames(dataset, transform, cache_dir, role, {**key, "role": role}, progress=progress, desc=desc)
     return event_clips(frames, channels_first=channels == "first"), dataset.labels
 
 
-def load_event_data(cfg, progress=True, log=print, stream=None) -> ClipData:
+def load_event_data(cfg: Config, progress=True, log=print, stream=None) -> ClipData:
     """Open, frame and split the configured event dataset; see the module docstring.
 
     ``stream``: keep the frames on disk as integer counts
@@ -117,35 +119,37 @@ def load_event_data(cfg, progress=True, log=print, stream=None) -> ClipData:
         ``metadata`` holds ``frame_shape`` (``[H, W, 2]``), ``dataset``,
         ``split_unit`` and, for SL-Animals, ``fold`` and ``n_folds``.
     """
-    name = cfg["data"]["dataset"]
+    name = cfg.data.dataset
     splits = open_event_splits(cfg, progress=progress)
     train_set, test_set = splits["train"], splits["test"]
     units_train, units_test = split_units(train_set, name), split_units(test_set, name)
-    where = f"{cfg.get('_source', 'config')} ({name})"
+    where = f"{cfg.source} ({name})"
     check_group_leak(units_train, units_test, where=where)
-    fraction = cfg["data"]["val_fraction"]
+    fraction = cfg.data.val_fraction
     if fraction > 0:
         try:
-            train_mask, val_mask = split_by_group(units_train, fraction, cfg["seed"])
+            train_mask, val_mask = split_by_group(units_train, fraction, cfg.seed)
         except ValueError as e:
             raise DataError(f"{where}: {e}") from None
     else:
         train_mask, val_mask = np.ones(len(train_set), bool), np.zeros(len(train_set), bool)
     sensor = train_set.sensor_size
-    train_tf, test_tf = frame_transforms(cfg, sensor, rng=np.random.default_rng(cfg["seed"]))
-    channels = cfg["events"]["frames"]["channels"]
+    frames = cfg.events.frames
+    train_tf, test_tf = frame_transforms(frames, sensor, rng=np.random.default_rng(cfg.seed))
+    channels = frames.channels
     fit_set = train_set.subset(np.flatnonzero(train_mask))
     val_set = train_set.subset(np.flatnonzero(val_mask))
     sides = {"train": (fit_set, train_tf), "val": (val_set, test_tf), "test": (test_set, test_tf)}
     if stream is None:
-        stream = stream_wanted(cfg, input_bytes(sides))
+        stream = stream_wanted(cfg.data, input_bytes(sides))
     load = _load
     if stream:  # integer count caches on disk, read a minibatch at a time
-        cache_dir = frames_cache_dir(cfg, train_set)
+        cache_dir = frames_cache_dir(train_set)
         log(f"streaming event frames from {cache_dir}")
+        key = {"seed": cfg.seed, "random_crop": frames.random_crop}
 
         def load(dataset, transform, channels, desc, progress):
-            return _cached(cfg, dataset, transform, channels, cache_dir, desc, progress)
+            return _cached(key, dataset, transform, channels, cache_dir, desc, progress)
 
     x_train, y_train = load(fit_set, train_tf, channels, "framing training samples", progress)
     if val_mask.any():
@@ -161,7 +165,7 @@ def load_event_data(cfg, progress=True, log=print, stream=None) -> ClipData:
         shape = shape[1:] + shape[:1]
     metadata = {"dataset": name, "frame_shape": shape, "split_unit": "recording" if name == "sl_animals" else "user"}
     if name == "sl_animals":
-        metadata.update(fold=cfg["events"]["sl_animals"]["fold"], n_folds=cfg["events"]["sl_animals"]["n_folds"])
+        metadata.update(fold=cfg.events.sl_animals.fold, n_folds=cfg.events.sl_animals.n_folds)
     return ClipData(
         x_train=x_train,
         y_train=y_train,
@@ -192,8 +196,8 @@ class PerEpochTestAccuracy:
 
     FILE = "test_per_epoch.csv"
 
-    def __init__(self, engine, x_test, y_test, eval_settings, out_dir, resume=False):
-        self.engine, self.x, self.y, self.ev = engine, x_test, y_test, eval_settings
+    def __init__(self, engine, x_test, y_test, ev: EvaluateConfig, out_dir, resume=False):
+        self.engine, self.x, self.y, self.ev = engine, x_test, y_test, ev
         self.path = Path(out_dir) / self.FILE
         self.rows = []
         if resume and self.path.exists():
@@ -201,8 +205,7 @@ class PerEpochTestAccuracy:
             self.rows = [(int(a), float(b)) for a, b in (line.split(",") for line in lines if line)]
 
     def __call__(self, epoch, row=None):
-        ev = self.ev
-        m = evaluate_as_configured(self.engine.predict(self.x), self.y, self.engine.built.n_classes, ev)
+        m = evaluate_as_configured(self.engine.predict(self.x), self.y, self.engine.built.n_classes, self.ev)
         self.rows = [r for r in self.rows if r[0] < epoch] + [(int(epoch), float(m["clip_accuracy"]))]
         tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
         tmp.write_text("epoch,test_clip_accuracy\n" + "".join(f"{e},{a:.6f}\n" for e, a in self.rows))
@@ -216,11 +219,12 @@ class PerEpochTestAccuracy:
         return {"test_clip_accuracy_max_over_epochs": acc, "test_max_over_epochs_epoch": epoch}
 
 
-def per_epoch_test_tracker(cfg, engine, data, eval_settings, out_dir, resume=False):
-    """A :class:`PerEpochTestAccuracy` for event datasets, else ``None``."""
+def per_epoch_test_tracker(cfg: Config, engine, data, ev: EvaluateConfig, out_dir, resume=False):
+    """A :class:`PerEpochTestAccuracy` scoring with ``ev`` (the ``evaluate`` section) for
+    event datasets, else ``None``."""
     if not is_event_dataset(cfg):
         return None
-    return PerEpochTestAccuracy(engine, data.x_test, data.y_test, eval_settings, out_dir, resume)
+    return PerEpochTestAccuracy(engine, data.x_test, data.y_test, ev, out_dir, resume)
 
 
 __all__ = [

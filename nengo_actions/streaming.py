@@ -34,6 +34,7 @@ import zipfile
 import numpy as np
 
 from nengo_actions.rows import FrameDecode, LazyClips, RowFile, as_float32
+from nengo_actions.schema import DataConfig
 from nengo_actions.store import _mmap_member
 
 #: Values of ``data.stream``.
@@ -44,12 +45,12 @@ CHUNK_BYTES = 256 * 2**20
 STATS_BYTES = 64 * 2**20
 
 
-def stream_wanted(cfg, nbytes):
-    """Whether to stream data whose float32 inputs take ``nbytes`` (``data.stream``)."""
-    setting = cfg["data"].get("stream", "auto")
-    if setting == "auto":
-        return nbytes > float(cfg["data"].get("stream_above_mb", 256)) * 2**20
-    return setting == "on"
+def stream_wanted(data: DataConfig, nbytes):
+    """Whether to stream data whose float32 inputs take ``nbytes`` (``data.stream``,
+    ``data.stream_above_mb``)."""
+    if data.stream == "auto":
+        return nbytes > data.stream_above_mb * 2**20
+    return data.stream == "on"
 
 
 # ---------------------------------------------------------------------------------------

@@ -227,5 +227,5 @@ def test_sl_animals_from_config(tmp_path):
     _, test_names = kfold_recordings(kept, 4, 0)[1]
     assert sorted(set(splits["test"].recordings.tolist())) == sorted(test_names)
     assert len(splits["train"]) + len(splits["test"]) == 19 * len(kept)
-    train_transform, _ = frame_transforms(cfg, splits["train"].sensor_size)
+    train_transform, _ = frame_transforms(cfg.events.frames, splits["train"].sensor_size)
     assert train_transform(splits["train"].events(0)).shape == (50, 128, 128, 2)

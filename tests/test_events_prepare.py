@@ -85,16 +85,15 @@ def test_prepare_command_on_synthetic_set(tmp_path):
 
 def test_config_checks_and_transforms(tmp_path):
     cfg = load_config(REPO / "configs" / "sl_animals_events.json", [f"data.root={tmp_path}"])
-    train, test = frame_transforms(cfg, (128, 128, 2), rng=np.random.default_rng(0))
+    train, test = frame_transforms(cfg.events.frames, (128, 128, 2), rng=np.random.default_rng(0))
     t = np.arange(0, 3_000_000, 1000)
     from nengo_actions.data import make_events
 
     events = make_events(t % 128, (t // 128) % 128, t % 2, t)
     assert train(events).shape == (50, 128, 128, 2)
     assert test(events).shape == (60, 128, 128, 2)
-    bad = load_config(REPO / "configs" / "sl_animals_events.json", ["events.frames.mode=max"])
     with pytest.raises(ConfigError, match="key 'events.frames.mode' must be one of sum, or, sum_norm"):
-        frame_transforms(bad, (128, 128, 2))
+        load_config(REPO / "configs" / "sl_animals_events.json", ["events.frames.mode=max"])
     with pytest.raises(ConfigError, match="not an event dataset"):
         open_event_splits(load_config(REPO / "configs" / "config.json"))
 

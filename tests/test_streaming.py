@@ -94,8 +94,8 @@ def test_streamed_feature_store_equals_the_loaded_one(tmp_path):
     a, b = memory.standardized(), streamed.standardized()
     for side in ("train", "val", "test"):
         np.testing.assert_array_equal(np.asarray(getattr(b, f"x_{side}")), getattr(a, f"x_{side}"))
-    assert streaming.stream_wanted(load_config(overrides=["data.stream_above_mb=1"]), 2 * 2**20)
-    assert not streaming.stream_wanted(load_config(overrides=["data.stream=off"]), 2**40)
+    assert streaming.stream_wanted(load_config(overrides=["data.stream_above_mb=1"]).data, 2 * 2**20)
+    assert not streaming.stream_wanted(load_config(overrides=["data.stream=off"]).data, 2**40)
 
 
 def _one_pixel_dataset(tmp_path, counts):
@@ -117,6 +117,31 @@ def test_counts_are_stored_in_the_smallest_exact_type(tmp_path, counts, dtype):
     assert stored.dtype == dtype and stored.max() == max(counts)
     expected = np.stack([to_frames(dataset.events(i), (4, 4, 2), 1, channels="last") for i in range(len(counts))])
     np.testing.assert_array_equal(stored, expected)
+
+
+# The frame-cache file names of the configs, as the dict configs gave them (commit
+# 081a09f): a framing setting read differently (a tuple for a list, an int for a
+# float) changes repr(transform) and would orphan every cache built before.
+PINNED_KEYS = {
+    ("dvs128_gesture", "training", (128, 128, 2)): "29d1fe565e587629",
+    ("dvs_synthetic", "test", (32, 32, 2)): "fb426cc2e9e90e46",
+    ("sl_animals", "training", (128, 128, 2)): "6211fe3c40445c75",
+}
+
+
+@pytest.mark.parametrize("name, role, sensor", list(PINNED_KEYS))
+def test_frame_cache_names_of_the_configs_are_unchanged(name, role, sensor):
+    from types import SimpleNamespace
+
+    from nengo_actions.data.frame_cache import cache_key, key_name
+    from nengo_actions.data.prepare import frame_transforms
+
+    cfg = load_config(REPO / "configs" / f"{name}.json")
+    train, test = frame_transforms(cfg.events.frames, sensor, rng=np.random.default_rng(cfg.seed))
+    samples = [{"id": f"s{i}", "n_events": 100 + i, "t_first": 0, "t_last": 1_000_000 + i} for i in range(5)]
+    extra = {"seed": cfg.seed, "random_crop": cfg.events.frames.random_crop, "role": role}
+    key = cache_key(SimpleNamespace(samples=samples), train if role == "training" else test, extra)
+    assert key_name(key) == PINNED_KEYS[name, role, sensor], key["transform"]
 
 
 KILLED_BUILD = """

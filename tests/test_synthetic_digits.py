@@ -182,6 +182,6 @@ def test_a_128_pixel_set_opens_as_dvs128_gesture_from_a_config(tmp_path):
     splits = open_event_splits(cfg, progress=False)
     assert len(splits["train"]) == 6 and len(splits["test"]) == 6
     assert splits["train"].sensor_size == (128, 128, 2) and splits["train"].classes[9] == "digit_9"
-    train_transform, _ = frame_transforms(cfg, splits["train"].sensor_size)
+    train_transform, _ = frame_transforms(cfg.events.frames, splits["train"].sensor_size)
     frames = train_transform(splits["train"].events(0))
     assert frames.shape == (16, 128, 128, 2) and (frames.reshape(16, -1).sum(axis=1) > 0).all()

@@ -2,7 +2,7 @@
 
 The config keys are ``data.dataset`` (``"dvs128_gesture"``, ``"sl_animals"`` or
 ``"synthetic_gestures"``), ``data.root``, ``data.generate`` (make the synthetic set when
-it is missing) and the ``events`` block (see ``nengo_actions.config.EVENTS_DEFAULTS``).
+it is missing) and the ``events`` section (:class:`~nengo_actions.schema.EventsConfig`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import numpy as np
 
 from .. import registry
 from ..config import ConfigError, resolve_path
+from ..schema import Config, EmulatorConfig, EventFramesConfig, SyntheticGesturesConfig
 from .emulator import EventEmulator
 from .events import DVS128_SENSOR
-from .frames import CHANNELS, MODES, REMAINDERS, SPLITS, Compose, CropTime, RandomCropTime, ToFrames
+from .frames import Compose, CropTime, RandomCropTime, ToFrames
 from .gesture import dvs128_gesture
 from .sl_animals import fold_split, sl_animals
 from .synthetic_gestures import SyntheticGestureSpec, ensure_synthetic_gestures, synthetic_metadata
@@ -23,46 +24,15 @@ from .synthetic_gestures import SyntheticGestureSpec, ensure_synthetic_gestures,
 #: The event datasets (registered with ``inputs="events"``).
 DATASETS = tuple(name for name, d in registry.DATASETS.items() if d.inputs == "events")
 
-_FRAME_CHOICES = {
-    "split_by": SPLITS,
-    "mode": MODES,
-    "channels": CHANNELS,
-    "remainder": REMAINDERS,
-}
 
-
-def _where(cfg):
-    return cfg.get("_source", "config")
-
-
-def check_events_config(cfg):
-    """Raise :class:`ConfigError` naming the key for an invalid ``events`` setting."""
-    where = _where(cfg)
-    dataset = cfg["data"]["dataset"]
+def check_events_config(cfg: Config):
+    """Raise :class:`ConfigError` naming the file and key when ``data.dataset`` is not an
+    event dataset (the ``events`` values are checked when the config is made)."""
+    dataset = cfg.data.dataset
     if dataset not in DATASETS:
         raise ConfigError(
-            f"{where}: key 'data.dataset' is {dataset!r}, not an event dataset; use one of "
+            f"{cfg.source}: key 'data.dataset' is {dataset!r}, not an event dataset; use one of "
             f"{', '.join(DATASETS)}"
-        )
-    frames = cfg["events"]["frames"]
-    for key, choices in _FRAME_CHOICES.items():
-        if frames[key] not in choices:
-            raise ConfigError(
-                f"{where}: key 'events.frames.{key}' must be one of {', '.join(choices)}; "
-                f"got {frames[key]!r}"
-            )
-    for key in ("n_frames", "downsample"):
-        if frames[key] < 1:
-            raise ConfigError(f"{where}: key 'events.frames.{key}' must be at least 1")
-    for key in ("time_window_us", "crop_us", "test_crop_us", "test_n_frames"):
-        if frames[key] < 0:
-            raise ConfigError(f"{where}: key 'events.frames.{key}' must not be negative")
-    if frames["split_by"] == "window" and frames["time_window_us"] <= 0:
-        raise ConfigError(f"{where}: key 'events.frames.time_window_us' must be positive for split_by='window'")
-    animals = cfg["events"]["sl_animals"]
-    if not 0 <= animals["fold"] < animals["n_folds"]:
-        raise ConfigError(
-            f"{where}: key 'events.sl_animals.fold' must be 0..{animals['n_folds'] - 1}; got {animals['fold']}"
         )
 
 
@@ -73,42 +43,43 @@ def _build(kind, values, key, where):
         raise ConfigError(f"{where}: key '{key}': {e}") from None
 
 
-def emulator_from_config(cfg):
-    """The :class:`EventEmulator` of ``events.emulator``."""
-    return _build(EventEmulator, cfg["events"]["emulator"], "events.emulator", _where(cfg))
+def emulator_from_config(emulator: EmulatorConfig, where="config"):
+    """The :class:`EventEmulator` of ``events.emulator``; errors name ``where``."""
+    return _build(EventEmulator, emulator.to_dict(), "events.emulator", where)
 
 
-def synthetic_spec_from_config(cfg):
-    """The :class:`SyntheticGestureSpec` of ``events.synthetic``."""
+def synthetic_spec_from_config(synthetic: SyntheticGesturesConfig, where="config"):
+    """The :class:`SyntheticGestureSpec` of ``events.synthetic``; errors name ``where``."""
     names = {f.name for f in fields(SyntheticGestureSpec)}
-    values = {k: v for k, v in cfg["events"]["synthetic"].items() if k in names}
-    return _build(SyntheticGestureSpec, values, "events.synthetic", _where(cfg))
+    values = {k: v for k, v in synthetic.to_dict().items() if k in names}
+    return _build(SyntheticGestureSpec, values, "events.synthetic", where)
 
 
-def open_event_splits(cfg, progress=True):
+def open_event_splits(cfg: Config, progress=True):
     """The configured dataset's ``{"train": EventDataset, "test": EventDataset}``.
 
     Slices and caches recordings on first use. For SL-Animals the splits are fold
     ``events.sl_animals.fold`` of the cross-validation over recordings.
     """
     check_events_config(cfg)
-    where, dataset, events = _where(cfg), cfg["data"]["dataset"], cfg["events"]
-    root = resolve_path(cfg["data"]["root"])
-    cache_root = resolve_path(events["cache_dir"]) if events["cache_dir"] else root / "cache"
-    reader = {"allow_truncated": events["allow_truncated"], "progress": progress}
+    where, dataset, events = cfg.source, cfg.data.dataset, cfg.events
+    root = resolve_path(cfg.data.root)
+    cache_root = resolve_path(events.cache_dir) if events.cache_dir else root / "cache"
+    reader = {"allow_truncated": events.allow_truncated, "progress": progress}
     if dataset == "sl_animals":
-        options = events["sl_animals"]
+        options = events.sl_animals
         full = sl_animals(
-            root, reduced=options["reduced"], cache_dir=cache_root / dataset,
-            recordings_dir=options["recordings_dir"], tags_dir=options["tags_dir"], **reader,
+            root, reduced=options.reduced, cache_dir=cache_root / dataset,
+            recordings_dir=options.recordings_dir, tags_dir=options.tags_dir, **reader,
         )
-        train, test = fold_split(full, options["fold"], options["n_folds"], options["fold_seed"])
+        train, test = fold_split(full, options.fold, options.n_folds, options.fold_seed)
         return {"train": train, "test": test}
     sensor_size = DVS128_SENSOR
     if dataset == "synthetic_gestures":
-        if cfg["data"].get("generate", True):
+        if cfg.data.generate:
             ensure_synthetic_gestures(
-                root, synthetic_spec_from_config(cfg), emulator_from_config(cfg), progress
+                root, synthetic_spec_from_config(events.synthetic, where),
+                emulator_from_config(events.emulator, where), progress,
             )
         meta = synthetic_metadata(root)
         if meta is None:
@@ -120,41 +91,40 @@ def open_event_splits(cfg, progress=True):
     return {
         split: dvs128_gesture(
             root, split, cache_dir=cache_root / dataset, sensor_size=sensor_size,
-            keep_invalid=events["keep_invalid"], name=dataset, **reader,
+            keep_invalid=events.keep_invalid, name=dataset, **reader,
         )
         for split in ("train", "test")
     }
 
 
-def frame_transforms(cfg, sensor_size, rng=None):
-    """``(train_transform, test_transform)``: crop in time, then :class:`ToFrames`.
+def frame_transforms(frames: EventFramesConfig, sensor_size, rng=None, seed=0):
+    """``(train_transform, test_transform)`` of ``events.frames``: crop in time, then
+    :class:`ToFrames`.
 
-    Training crops are ``events.frames.crop_us`` long, from the start or (with
-    ``random_crop``) at a random time drawn from ``rng``; test samples use
-    ``test_crop_us`` and ``test_n_frames`` (a longer window) when set.
+    Training crops are ``crop_us`` long, from the start or (with ``random_crop``) at a
+    random time drawn from ``rng`` (default: a generator seeded with ``seed``); test
+    samples use ``test_crop_us`` and ``test_n_frames`` (a longer window) when set.
     """
-    check_events_config(cfg)
-    options = cfg["events"]["frames"]
     common = dict(
         sensor_size=tuple(sensor_size),
-        split_by=options["split_by"],
-        time_window=options["time_window_us"] if options["split_by"] == "window" else None,
-        remainder=options["remainder"],
-        mode=options["mode"],
-        downsample=options["downsample"],
-        channels=options["channels"],
+        split_by=frames.split_by,
+        time_window=frames.time_window_us if frames.split_by == "window" else None,
+        remainder=frames.remainder,
+        mode=frames.mode,
+        downsample=frames.downsample,
+        channels=frames.channels,
     )
-    train_steps = [ToFrames(n_frames=options["n_frames"], **common)]
-    if options["crop_us"] > 0:
+    train_steps = [ToFrames(n_frames=frames.n_frames, **common)]
+    if frames.crop_us > 0:
         crop = (
-            RandomCropTime(options["crop_us"], rng=rng or np.random.default_rng(cfg.get("seed", 0)))
-            if options["random_crop"]
-            else CropTime(options["crop_us"])
+            RandomCropTime(frames.crop_us, rng=rng or np.random.default_rng(seed))
+            if frames.random_crop
+            else CropTime(frames.crop_us)
         )
         train_steps.insert(0, crop)
-    test_steps = [ToFrames(n_frames=options["test_n_frames"] or options["n_frames"], **common)]
-    if options["test_crop_us"] > 0:
-        test_steps.insert(0, CropTime(options["test_crop_us"]))
+    test_steps = [ToFrames(n_frames=frames.test_n_frames or frames.n_frames, **common)]
+    if frames.test_crop_us > 0:
+        test_steps.insert(0, CropTime(frames.test_crop_us))
     return Compose(tuple(train_steps)), Compose(tuple(test_steps))
 
 
@@ -190,11 +160,11 @@ def summarize(splits, transforms=None):
     return summary
 
 
-def prepare_events(cfg, progress=True):
+def prepare_events(cfg: Config, progress=True):
     """Slice and cache the configured event dataset; return its :func:`summarize` dict."""
     splits = open_event_splits(cfg, progress)
     sensor = next(iter(splits.values())).sensor_size
-    train, test = frame_transforms(cfg, sensor)
+    train, test = frame_transforms(cfg.events.frames, sensor, seed=cfg.seed)
     return summarize(splits, {"train": train, "test": test})
 
 
