@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 HEADING = "## EnsembleArray at the seed's size: NengoDL vs Nengo (bench_ensemble.py)"
 
 
-def build(cfg, n_features, n_classes, n_frames, spiking):
+def build(model_cfg, n_features, n_classes, n_frames, spiking):
     from nengo_actions.networks import build_model
 
-    return build_model("ensemble_array", cfg, n_features, n_classes, n_frames, spiking=spiking, raster_neurons=0)
+    return build_model("ensemble_array", model_cfg, n_features, n_classes, n_frames, spiking=spiking, raster_neurons=0)
 
 
 def main(argv=None):
@@ -58,11 +58,13 @@ def main(argv=None):
     from nengo_actions import config as C
     from nengo_actions.compat import tf
     from nengo_actions.engine import Engine
+    from nengo_actions.schema import TrainConfig
 
     import nengo
 
-    cfg = C.load_config(C.DEFAULT_CONFIG)["model"]
-    cfg["ensemble_array"].update(n_ensembles=args.ensembles, n_neurons=args.neurons)
+    cfg = C.override(C.load_config(C.DEFAULT_CONFIG).model,
+                     {"ensemble_array.n_ensembles": args.ensembles, "ensemble_array.n_neurons": args.neurons},
+                     "bench_ensemble.py")
     rng = np.random.RandomState(0)
     x = rng.randn(args.clips, args.frames, args.features).astype(np.float32)
     y = rng.randint(args.classes, size=args.clips)
@@ -75,7 +77,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     engine = Engine(rate_net, minibatch_size=args.minibatch)
     t_build_dl = time.perf_counter() - t0
-    settings = dict(C.TRAIN_DEFAULTS, epochs=1, tensorboard=False)
+    settings = TrainConfig(epochs=1, tensorboard=False)
     engine.compile(settings, len(x))
     engine.fit_epoch(x, y, 0)  # warm-up: traces the training graph
     t0 = time.perf_counter()

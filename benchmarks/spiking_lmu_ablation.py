@@ -67,7 +67,7 @@ def main(argv=None):
     for name, changes in VARIANTS:
         cfg = C.load_config(args.config, list(args.overrides) + ['model.type="lmu_spiking"', "model.compare=[]"] + changes)
         data = load_clip_data(cfg)
-        if cfg["train"]["standardize"]:
+        if cfg.train.standardize:
             data = data.standardized()
         start = time.perf_counter()
         result = run_model("lmu_spiking", cfg, data, tempfile.mkdtemp(prefix="ablation-"), log=lambda s: None)

@@ -25,8 +25,12 @@ class ModelType:
         The ``model.type`` value.
     builder : str
         ``"module:function"`` returning a :class:`~nengo_actions.networks.BuiltNetwork`
-        from ``(model_cfg, n_features=, n_classes=, n_frames=, spiking=, steps_per_frame=,
-        dt=, seed=, raster_neurons=, **options)``.
+        when called as ``builder(*sections, args, **options)``: the ``sections`` below,
+        a :class:`~nengo_actions.networks.BuildArgs` (sizes, neurons, time) and
+        ``options``.
+    sections : tuple of str
+        Names of the ``model`` sections the builder takes, in order (``("lmu",
+        "lmu_spiking")``); their settings are also the parameter files' signature.
     inputs : str
         ``"features"`` (clip features of a store) or ``"events"`` (DVS event frames).
     options : dict
@@ -47,6 +51,7 @@ class ModelType:
 
     name: str
     builder: str
+    sections: tuple = ()
     inputs: str = "features"
     options: dict = dataclasses.field(default_factory=dict)
     spiking_key: str = None
@@ -60,6 +65,8 @@ class ModelType:
             raise ValueError(f"model type {self.name!r}: inputs must be one of {INPUTS}, got {self.inputs!r}")
         if ":" not in self.builder:
             raise ValueError(f"model type {self.name!r}: builder must be 'module:function', got {self.builder!r}")
+        if isinstance(self.sections, str) or not all(isinstance(n, str) for n in self.sections):
+            raise ValueError(f"model type {self.name!r}: sections must be a tuple of section names, got {self.sections!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,33 +107,34 @@ def dataset_names():
 
 
 def lookup(value, dotted):
-    """``value[a][b]`` for ``dotted = "a.b"``."""
+    """``value.a.b`` for ``dotted = "a.b"`` (a key of a config section)."""
     for part in dotted.split("."):
-        value = value[part]
+        value = getattr(value, part)
     return value
 
 
 def trains_directly(name, model_cfg):
-    """Whether ``name`` as configured (``model_cfg``: the ``model`` section) is trained
-    with spikes over time."""
+    """Whether ``name`` as configured (``model_cfg``: a
+    :class:`~nengo_actions.schema.ModelConfig`) is trained with spikes over time."""
     entry = MODELS[name]
     return entry.direct_key is not None and lookup(model_cfg, entry.direct_key[0]) == entry.direct_key[1]
 
 
 _NETWORKS = "nengo_actions.networks"
 for _entry in (
-    ModelType("ensemble_array", f"{_NETWORKS}.ensemble_array:build_ensemble_array",
+    ModelType("ensemble_array", f"{_NETWORKS}.ensemble_array:build_ensemble_array", ("ensemble_array",),
               spiking_key="ensemble_array.neuron_type",
               repeat_keys=("ensemble_array.n_ensembles", "ensemble_array.n_neurons")),
-    ModelType("lmu", f"{_NETWORKS}.lmu:build_lmu", options={"variant": "lmu"}),
-    ModelType("lmu_spiking", f"{_NETWORKS}.lmu:build_lmu", options={"variant": "lmu_spiking"}, always_spiking=True),
-    ModelType("keras_lmu", f"{_NETWORKS}.keras_lmu:build_keras_lmu",
+    ModelType("lmu", f"{_NETWORKS}.lmu:build_lmu", ("lmu", "lmu_spiking"), options={"variant": "lmu"}),
+    ModelType("lmu_spiking", f"{_NETWORKS}.lmu:build_lmu", ("lmu", "lmu_spiking"), options={"variant": "lmu_spiking"},
+              always_spiking=True),
+    ModelType("keras_lmu", f"{_NETWORKS}.keras_lmu:build_keras_lmu", ("keras_lmu",),
               gui_refusal="runs as one TensorFlow layer inside NengoDL, with no Nengo ensembles to show; "
               "open 'lmu' or 'lmu_spiking' instead"),
-    ModelType("dvs_gesture_net", f"{_NETWORKS}.dvs_conv:build_gesture_net", inputs="events",
-              spiking_key="dvs_conv.spiking_neuron_type", direct_key=("dvs_conv.method", "direct")),
-    ModelType("sl_animals_net", f"{_NETWORKS}.dvs_conv:build_sl_animals_net", inputs="events",
-              spiking_key="dvs_conv.spiking_neuron_type", direct_key=("dvs_conv.method", "direct")),
+    ModelType("dvs_gesture_net", f"{_NETWORKS}.dvs_conv:build_gesture_net", ("dvs_gesture_net", "dvs_conv"),
+              inputs="events", spiking_key="dvs_conv.spiking_neuron_type", direct_key=("dvs_conv.method", "direct")),
+    ModelType("sl_animals_net", f"{_NETWORKS}.dvs_conv:build_sl_animals_net", ("sl_animals_net", "dvs_conv"),
+              inputs="events", spiking_key="dvs_conv.spiking_neuron_type", direct_key=("dvs_conv.method", "direct")),
 ):
     register_model(_entry)
 for _entry in (

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from nengo_actions import config as C
+from nengo_actions import schema
 from nengo_actions.compat import nengo_dl, tf  # noqa: F401  (the shim before nengo_dl users)
 from nengo_actions.networks import build_model, frames_to_synapse, neuron_type_from_config
 from nengo_actions.networks.ensemble_array import EnsembleArrayClassifier, solve_decoders
@@ -14,13 +15,14 @@ from nengo_actions.networks.lmu import lmu_matrices
 
 
 def small_model_cfg(**lmu):
-    cfg = C.load_config(C.DEFAULT_CONFIG)
-    m = cfg["model"]
-    m["ensemble_array"].update(n_ensembles=24, n_neurons=10)
-    m["lmu"].update(order=4, units=24, memory_d=2, hidden_to_hidden=False, **lmu)
-    m["lmu_spiking"].update(memory_neurons_per_dim=4)
-    m["keras_lmu"].update(order=4, units=24, memory_d=2, hidden="dense")
-    return m
+    small = {
+        "ensemble_array.n_ensembles": 24, "ensemble_array.n_neurons": 10,
+        "lmu.order": 4, "lmu.units": 24, "lmu.memory_d": 2, "lmu.hidden_to_hidden": False,
+        **{f"lmu.{k}": v for k, v in lmu.items()},
+        "lmu_spiking.memory_neurons_per_dim": 4,
+        "keras_lmu.order": 4, "keras_lmu.units": 24, "keras_lmu.memory_d": 2, "keras_lmu.hidden": "dense",
+    }
+    return C.override(C.load_config(C.DEFAULT_CONFIG).model, small, "small_model_cfg")
 
 
 @pytest.mark.parametrize("order,theta", [(1, 5.0), (4, 12.0), (6, 28.0)])
@@ -78,8 +80,7 @@ def test_rate_spiking_lmu_memory_is_the_exact_lmu(memory_tau, steps_per_frame):
     """The memory ensemble of the spiking LMU with rate neurons, run in Nengo's reference
     simulator, holds the LMU state m[t] = A m[t-1] + B u[t] (delayed by one step when the
     state is held in a low-pass synapse)."""
-    m = small_model_cfg()
-    m["lmu_spiking"]["memory_tau"] = memory_tau
+    m = C.override(small_model_cfg(), {"lmu_spiking.memory_tau": memory_tau}, "test")
     n_frames = 10
     built = build_model("lmu_spiking", m, 5, 3, n_frames, spiking=False, steps_per_frame=steps_per_frame)
     lmu = built.lmu
@@ -133,6 +134,17 @@ def test_neuron_type_amplitude_is_set_unless_given():
     assert frames_to_synapse(2, steps_per_frame=4, dt=0.001).tau == pytest.approx(0.008)
 
 
+@pytest.mark.parametrize("model_type", ["ensemble_array", "lmu", "lmu_spiking"])
+def test_a_spiking_rebuild_has_the_signature_of_the_rate_network_it_was_trained_as(model_type):
+    m = small_model_cfg()
+    rate = build_model(model_type, m, 5, 3, 6, spiking=False)
+    spiking = build_model(model_type, m, 5, 3, 6, spiking=True, steps_per_frame=4, dt=0.002, raster_neurons=0)
+    assert spiking.signature == rate.signature
+    assert rate.signature["model"] == model_type and rate.signature["n_features"] == 5
+    for name in ("ensemble_array",) if model_type == "ensemble_array" else ("lmu", "lmu_spiking"):
+        assert rate.signature[name] == C.get(m, name).to_dict()  # the sections' settings, as JSON values
+
+
 # ---------------------------------------------------------------------------------------
 # Each builder learns a small task above chance
 
@@ -155,9 +167,9 @@ def train_and_test(model_type, m, data, tmp_path, epochs=15, lr=0.01, loss_steps
     from nengo_actions.metrics import evaluate_outputs
 
     build = functools.partial(build_model, model_type, m, data.n_features, data.n_classes, data.n_frames)
-    settings = dict(C.TRAIN_DEFAULTS, epochs=epochs, learning_rate=lr, loss_steps=loss_steps,
-                    initial_accuracy=False, tensorboard=False)
-    ev = dict(C.EVALUATE_DEFAULTS)
+    settings = schema.TrainConfig(epochs=epochs, learning_rate=lr, loss_steps=loss_steps,
+                                  initial_accuracy=False, tensorboard=False)
+    ev = schema.EvaluateConfig()
     engine = Engine(build(spiking=False), minibatch_size=12)
     result = train(engine, data.x_train, data.y_train, data.x_val, data.y_val, settings, ev, tmp_path, log=lambda s: None)
     engine.load_params(result.params_path)
@@ -178,8 +190,7 @@ def test_lmu_learns(ring_data, tmp_path):
 
 
 def test_spiking_lmu_learns_and_keeps_its_accuracy_with_spikes(ring_data, tmp_path):
-    m = small_model_cfg()
-    m["lmu_spiking"].update(memory_neurons_per_dim=8, rate=400.0)
+    m = C.override(small_model_cfg(), {"lmu_spiking.memory_neurons_per_dim": 8, "lmu_spiking.rate": 400.0}, "test")
     rate, spiking = train_and_test("lmu_spiking", m, ring_data, tmp_path, spiking_k=4)
     # Chance is 0.25. The small spiking LMU trains a full weight matrix from its 128
     # memory neurons, so it overfits these 72 training clips more than the rate LMU.

@@ -12,16 +12,15 @@ from nengo_actions.config import ConfigError, load_config
 from nengo_actions.networks import BuiltNetwork, build_model, model_is_spiking
 
 
-def build_readout(model_cfg, *, n_features, n_classes, n_frames, spiking=None, steps_per_frame=1, dt=0.001,
-                  seed=0, raster_neurons=20, gain=1.0):
-    """A linear readout: the smallest network a builder can return."""
-    with nengo.Network(seed=seed) as net:
-        inp = nengo.Node(size_in=n_features)
-        out = nengo.Node(size_in=n_classes)
-        nengo.Connection(inp, out, transform=np.full((n_classes, n_features), 1e-3 * gain))
+def build_readout(args, *, gain=1.0):
+    """A linear readout: the smallest network a builder can return (it takes no sections)."""
+    with nengo.Network(seed=args.seed) as net:
+        inp = nengo.Node(size_in=args.n_features)
+        out = nengo.Node(size_in=args.n_classes)
+        nengo.Connection(inp, out, transform=np.full((args.n_classes, args.n_features), 1e-3 * gain))
         probe = nengo.Probe(out)
-    return BuiltNetwork(network=net, input=inp, output=probe, n_classes=n_classes, description="readout",
-                        signature={"model": "readout", "gain": gain})
+    return BuiltNetwork(network=net, input=inp, output=probe, n_classes=args.n_classes,
+                        description=f"readout, gain {gain}")
 
 
 @pytest.fixture
@@ -44,13 +43,14 @@ def test_a_registered_model_is_valid_in_configs_and_built_with_its_options(tmp_p
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"model": {"type": "readout"}}))
     cfg = load_config(path)
-    built = build_model("readout", cfg["model"], n_features=4, n_classes=3, n_frames=2)
-    assert built.signature == {"model": "readout", "gain": 2.0}  # the registered options reach the builder
+    built = build_model("readout", cfg.model, n_features=4, n_classes=3, n_frames=2)
+    assert built.description == "readout, gain 2.0"  # the registered options reach the builder
+    assert built.signature == {"model": "readout", "n_features": 4, "n_classes": 3, "gain": 2.0}
     with nengo.Simulator(built.network, progress_bar=False) as sim:
         sim.run_steps(1)
     assert sim.data[built.output].shape == (1, 3)
-    assert not model_is_spiking("readout", cfg["model"])
-    assert not registry.trains_directly("readout", cfg["model"])
+    assert not model_is_spiking("readout", cfg.model)
+    assert not registry.trains_directly("readout", cfg.model)
 
 
 def test_bad_registrations_are_refused():
@@ -58,3 +58,5 @@ def test_bad_registrations_are_refused():
         registry.ModelType("x", "no_colon")
     with pytest.raises(ValueError, match="inputs"):
         registry.ModelType("x", "a:b", inputs="pixels")
+    with pytest.raises(ValueError, match="sections"):
+        registry.ModelType("x", "a:b", sections="lmu")

@@ -20,10 +20,13 @@ import importlib
 from nengo_actions import registry
 from nengo_actions.neuron_types import is_spiking
 from nengo_actions.networks.base import (  # noqa: F401  (the package's public names)
+    BuildArgs,
     BuiltNetwork,
     Layer,
     frames_to_synapse,
     frame_delay,
+    model_sections,
+    model_signature,
     neuron_type_from_config,
     neuron_amplitude,
     rate_counterpart,
@@ -31,7 +34,6 @@ from nengo_actions.networks.base import (  # noqa: F401  (the package's public n
     unmerged_ops,
     rate_regularizer,
 )
-
 
 
 def build_model(
@@ -49,18 +51,18 @@ def build_model(
 ) -> BuiltNetwork:
     """Build ``model_type`` from the ``model`` section of a config.
 
+    The registered builder gets the sections its registry entry names, a
+    :class:`BuildArgs` of the other arguments and the entry's options; the network's
+    signature is :func:`model_signature`.
+
     Parameters
     ----------
     model_type : str
         A registered model type (:mod:`nengo_actions.registry`).
-    model_cfg : dict
+    model_cfg : ModelConfig
         The config's ``model`` section.
-    n_features, n_classes, n_frames : int
-        Feature size, number of classes, frames per clip.
-    spiking : bool or None
-        Build with spiking neurons (``None``: the model's own neuron types).
-    steps_per_frame : int
-        Simulation steps per frame.
+    n_features, n_classes, n_frames, spiking, steps_per_frame, dt, seed, raster_neurons :
+        As :class:`BuildArgs`.
     """
     if model_type not in registry.MODELS:
         raise ValueError(
@@ -69,8 +71,7 @@ def build_model(
     entry = registry.MODELS[model_type]
     module, function = entry.builder.split(":")
     builder = getattr(importlib.import_module(module), function)  # builders import NengoDL
-    built = builder(
-        model_cfg,
+    args = BuildArgs(
         n_features=n_features,
         n_classes=n_classes,
         n_frames=n_frames,
@@ -79,15 +80,16 @@ def build_model(
         dt=dt,
         seed=seed,
         raster_neurons=raster_neurons,
-        **entry.options,
     )
+    built = builder(*model_sections(model_type, model_cfg), args, **entry.options)
+    built.signature = model_signature(model_type, model_cfg, n_features, n_classes)
     unmerged_ops(built.network)
     return built
 
 
 def model_is_spiking(model_type, model_cfg):
-    """Whether ``model_type`` as configured (``model_cfg``: the ``model`` section) has
-    spiking neurons to evaluate."""
+    """Whether ``model_type`` as configured (``model_cfg``: a
+    :class:`~nengo_actions.schema.ModelConfig`) has spiking neurons to evaluate."""
     entry = registry.MODELS[model_type]
     if entry.always_spiking or entry.spiking_key is None:
         return entry.always_spiking
@@ -95,10 +97,13 @@ def model_is_spiking(model_type, model_cfg):
 
 
 __all__ = [
+    "BuildArgs",
     "BuiltNetwork",
     "Layer",
     "build_model",
     "model_is_spiking",
+    "model_sections",
+    "model_signature",
     "frames_to_synapse",
     "frame_delay",
     "neuron_type_from_config",

@@ -1,5 +1,6 @@
-"""What every network builder shares: the built-network record, layer probes, neuron
-helpers, synapses in frames and NengoDL settings (see :mod:`nengo_actions.networks`)."""
+"""What every network builder shares: what it is asked for and what it returns, the
+parameter-file signature, layer probes, neuron helpers, synapses in frames and NengoDL
+settings (see :mod:`nengo_actions.networks`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,69 @@ import inspect
 
 import nengo
 
+from nengo_actions import registry
 from nengo_actions.neuron_types import parse_neuron_type
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildArgs:
+    """What every builder is asked for besides its config sections and registered options.
+
+    A registered builder is called as ``builder(*sections, args, **options)``: the
+    ``model.*`` sections its :class:`~nengo_actions.registry.ModelType` names in
+    ``sections`` (in that order), this record, and the entry's ``options``.
+
+    Attributes
+    ----------
+    n_features, n_classes, n_frames : int
+        Values per frame, number of classes, frames per clip.
+    spiking : bool or None
+        ``True``: spiking neurons; ``False``: their rate counterparts (same parameters);
+        ``None``: the neuron types the config names.
+    steps_per_frame : int
+        Simulation steps each frame is held for.
+    dt : float
+        Seconds per simulation step.
+    seed : int
+        Seed of the network (tuning, initial weights).
+    raster_neurons : int
+        Neurons per layer whose spikes are recorded for rasters (0: none).
+    """
+
+    n_features: int
+    n_classes: int
+    n_frames: int
+    spiking: bool = None
+    steps_per_frame: int = 1
+    dt: float = 0.001
+    seed: int = 0
+    raster_neurons: int = 20
+
+    def synapse(self, tau_frames):
+        """:func:`frames_to_synapse` at this build's steps per frame and ``dt``."""
+        return frames_to_synapse(tau_frames, self.steps_per_frame, self.dt)
+
+
+def model_sections(model_type, model_cfg):
+    """The sections of ``model_cfg`` (a :class:`~nengo_actions.schema.ModelConfig`)
+    that ``model_type``'s builder takes, in its registered order."""
+    return tuple(registry.lookup(model_cfg, name) for name in registry.MODELS[model_type].sections)
+
+
+def model_signature(model_type, model_cfg, n_features, n_classes):
+    """What a network's parameters depend on, stored in and checked against parameter
+    files: the model type, the data's sizes, the registered options and the settings
+    of the sections the builder takes. Neither ``spiking`` nor ``steps_per_frame`` is in
+    it: a spiking evaluation loads the parameters of the rate network it was trained as.
+    """
+    entry = registry.MODELS[model_type]
+    return {
+        "model": model_type,
+        "n_features": int(n_features),
+        "n_classes": int(n_classes),
+        **entry.options,
+        **{name: section.to_dict() for name, section in zip(entry.sections, model_sections(model_type, model_cfg))},
+    }
 
 
 @dataclasses.dataclass
@@ -54,7 +117,7 @@ class BuiltNetwork:
         Probes' helper nodes and connections that are not part of the model (left out
         of synapse counts).
     signature : dict
-        What the parameters depend on (model type, sizes); stored beside saved
+        What the parameters depend on (:func:`model_signature`); stored beside saved
         parameters so that a parameter file cannot be loaded into another model.
     loss_terms : list of (probe, loss_fn, weight)
         Extra training losses, e.g. firing-rate regularisation.

@@ -44,6 +44,7 @@ import nengo
 import numpy as np
 
 from nengo_actions.networks.base import (
+    BuildArgs,
     BuiltNetwork,
     add_layer_probes,
     frames_to_synapse,
@@ -51,6 +52,7 @@ from nengo_actions.networks.base import (
     unmerged_ops,
 )
 from nengo_actions.neuron_types import parse_neuron_type
+from nengo_actions.schema import DVSConvConfig, GestureNetConfig, SLAnimalsNetConfig
 
 POOLS = ("max", "avg")
 
@@ -304,48 +306,12 @@ def convert(
     )
 
 
-def _build(kind, model_cfg, *, n_features, n_classes, n_frames, spiking, steps_per_frame, dt, seed, raster_neurons):
-    cfg, conv_cfg = model_cfg[kind], model_cfg["dvs_conv"]
-    shape = _frame_shape(n_features, cfg["frame_shape"])
-    if kind == "dvs_gesture_net":
-        keras_model = gesture_net(
-            shape, n_classes, cfg["channels"], cfg["depth"], cfg["dense"], cfg["votes"], cfg["pool"],
-            cfg["batch_norm"], cfg["dropout"], seed,
-        )
-        what = (
-            f"{{conv3x3 {cfg['channels']}{' - BN' if cfg['batch_norm'] else ''} - spiking - {cfg['pool']}pool 2}}"
-            f" x {cfg['depth']} - dense {cfg['dense']} - spiking - dense {n_classes}x{cfg['votes']} - spiking"
-            + (f" - voting over {cfg['votes']}" if cfg["votes"] > 1 else "")
-        )
-    else:
-        keras_model = sl_animals_net(shape, n_classes, tuple(cfg["channels"]), cfg["dense"], cfg["pool"], cfg["dropout"], seed)
-        what = (
-            f"conv 2->{cfg['channels'][0]} 3x3 - spiking - {cfg['pool']}pool 2 - conv ->{cfg['channels'][1]} 3x3 - "
-            f"spiking - {cfg['pool']}pool 2 - dense {cfg['dense']} - spiking - dense {n_classes} - spiking"
-        )
-    signature = {
-        "model": kind,
-        "n_features": int(n_features),
-        "n_classes": int(n_classes),
-        **{k: v for k, v in cfg.items()},
-        "scale_firing_rates": float(conv_cfg["scale_firing_rates"]),
-    }
-    description = (
-        f"{kind}: {what}; Keras model converted by nengo_dl.Converter "
-        f"(BN folded, {'max pooling as average pooling, ' if cfg['pool'] == 'max' else ''}"
-        f"firing rates x{conv_cfg['scale_firing_rates']:g}), one {shape[0]}x{shape[1]}x{shape[2]} frame per step"
-    )
-    return built_from_keras(
-        fold_batch_norm(keras_model), conv_cfg, n_classes, spiking=spiking, steps_per_frame=steps_per_frame,
-        dt=dt, raster_neurons=raster_neurons, signature=signature, description=description, seed=seed,
-    )
-
-
-def built_from_keras(folded, conv_cfg, n_classes, *, spiking=False, steps_per_frame=1, dt=0.001, raster_neurons=20, signature=None, description="", seed=0):
+def built_from_keras(folded, conv: DVSConvConfig, n_classes, *, spiking=False, steps_per_frame=1, dt=0.001,
+                     raster_neurons=20, description="", seed=0):
     """A :class:`BuiltNetwork` converted from a BN-folded Keras model, with its weights.
 
-    ``conv_cfg`` is the ``model.dvs_conv`` section (neuron type, firing-rate scale,
-    synapse in frames, rate regularisation). Each ReLU layer becomes a probed layer.
+    ``conv`` is the ``model.dvs_conv`` section (neuron type, firing-rate scale, synapse
+    in frames, rate regularisation). Each ReLU layer becomes a probed layer.
     """
     from nengo_actions.compat import tf
 
@@ -353,9 +319,9 @@ def built_from_keras(folded, conv_cfg, n_classes, *, spiking=False, steps_per_fr
     converter = convert(
         folded,
         spiking=spiking,
-        spiking_neuron_type=conv_cfg["spiking_neuron_type"],
-        scale_firing_rates=conv_cfg["scale_firing_rates"],
-        synapse=frames_to_synapse(conv_cfg["synapse"], steps_per_frame, dt) if spiking else None,
+        spiking_neuron_type=conv.spiking_neuron_type,
+        scale_firing_rates=conv.scale_firing_rates,
+        synapse=frames_to_synapse(conv.synapse, steps_per_frame, dt) if spiking else None,
     )
     # a fixed seed: the spiking neurons' initial voltages are the same in every build
     # of this network (also after Simulator.freeze_params), not drawn from build order
@@ -370,7 +336,7 @@ def built_from_keras(folded, conv_cfg, n_classes, *, spiking=False, steps_per_fr
         spiking=spiking,
         steps_per_frame=int(steps_per_frame),
         dt=dt,
-        signature=dict(signature or {"model": folded.name}),
+        signature={"model": folded.name},
         description=description,
     )
     built.keras_model = folded
@@ -380,21 +346,50 @@ def built_from_keras(folded, conv_cfg, n_classes, *, spiking=False, steps_per_fr
             ensemble = target.ensemble if hasattr(target, "ensemble") else target
             if isinstance(ensemble, nengo.Ensemble):
                 probed = add_layer_probes(built, layer.name.replace("spike_", ""), ensemble, raster_neurons)
-                if conv_cfg["rate_regularization"] > 0:
+                if conv.rate_regularization > 0:
                     built.loss_terms.append(
-                        (probed.rate_probe, rate_regularizer(conv_cfg["rate_target"]), conv_cfg["rate_regularization"])
+                        (probed.rate_probe, rate_regularizer(conv.rate_target), conv.rate_regularization)
                     )
     return built
 
 
-def build_gesture_net(model_cfg, **kwargs) -> BuiltNetwork:
+def _built(keras_model, what, pool, conv: DVSConvConfig, shape, args: BuildArgs):
+    description = (
+        f"{keras_model.name}: {what}; Keras model converted by nengo_dl.Converter "
+        f"(BN folded, {'max pooling as average pooling, ' if pool == 'max' else ''}"
+        f"firing rates x{conv.scale_firing_rates:g}), one {shape[0]}x{shape[1]}x{shape[2]} frame per step"
+    )
+    return built_from_keras(
+        fold_batch_norm(keras_model), conv, args.n_classes, spiking=args.spiking,
+        steps_per_frame=args.steps_per_frame, dt=args.dt, raster_neurons=args.raster_neurons,
+        description=description, seed=args.seed,
+    )
+
+
+def build_gesture_net(net: GestureNetConfig, conv: DVSConvConfig, args: BuildArgs) -> BuiltNetwork:
     """Build ``model.dvs_gesture_net`` (with ``model.dvs_conv``) for the engine."""
-    return _build("dvs_gesture_net", model_cfg, **kwargs)
+    shape, n_classes = _frame_shape(args.n_features, net.frame_shape), args.n_classes
+    keras_model = gesture_net(
+        shape, n_classes, net.channels, net.depth, net.dense, net.votes, net.pool, net.batch_norm, net.dropout,
+        args.seed,
+    )
+    what = (
+        f"{{conv3x3 {net.channels}{' - BN' if net.batch_norm else ''} - spiking - {net.pool}pool 2}}"
+        f" x {net.depth} - dense {net.dense} - spiking - dense {n_classes}x{net.votes} - spiking"
+        + (f" - voting over {net.votes}" if net.votes > 1 else "")
+    )
+    return _built(keras_model, what, net.pool, conv, shape, args)
 
 
-def build_sl_animals_net(model_cfg, **kwargs) -> BuiltNetwork:
+def build_sl_animals_net(net: SLAnimalsNetConfig, conv: DVSConvConfig, args: BuildArgs) -> BuiltNetwork:
     """Build ``model.sl_animals_net`` (with ``model.dvs_conv``) for the engine."""
-    return _build("sl_animals_net", model_cfg, **kwargs)
+    shape, n_classes = _frame_shape(args.n_features, net.frame_shape), args.n_classes
+    keras_model = sl_animals_net(shape, n_classes, net.channels, net.dense, net.pool, net.dropout, args.seed)
+    what = (
+        f"conv 2->{net.channels[0]} 3x3 - spiking - {net.pool}pool 2 - conv ->{net.channels[1]} 3x3 - "
+        f"spiking - {net.pool}pool 2 - dense {net.dense} - spiking - dense {n_classes} - spiking"
+    )
+    return _built(keras_model, what, net.pool, conv, shape, args)
 
 
 __all__ = [

@@ -32,15 +32,13 @@ import nengo
 import numpy as np
 
 from nengo_actions.compat import nengo_dl, tf
-from nengo_actions.networks.base import BuiltNetwork, add_layer_probes, unmerged_ops
+from nengo_actions.networks.base import BuiltNetwork, add_layer_probes, model_sections, model_signature, unmerged_ops
 from nengo_actions.networks.dvs_conv import _frame_shape, folded_weights, tile_conv_biases, voting
 from nengo_actions.networks.lif_node import LIF
 from nengo_actions.networks.tensor_nodes import MaxPool2D
+from nengo_actions.schema import DVSConvConfig, GestureNetConfig, ModelConfig, SLAnimalsNetConfig
 
 L = tf.keras.layers
-
-#: ``model.dvs_conv`` keys of the LIF neurons.
-LIF_KEYS = ("lif_tau", "threshold", "plif", "surrogate_alpha", "detach_reset")
 
 
 class SpikeMaxPool2D(L.MaxPooling2D):
@@ -76,45 +74,49 @@ class Stage:
     pool: str = "max"
 
 
-def gesture_stages(cfg, n_classes):
+def gesture_stages(net: GestureNetConfig, n_classes):
     """``model.dvs_gesture_net``: ``{conv3x3 - BN - LIF - pool 2} x depth - dropout -
     dense - LIF - dropout - dense classes x votes - LIF - voting``."""
     stages = []
-    for i in range(cfg["depth"]):
+    for i in range(net.depth):
         stages += [
-            Stage("conv", f"conv{i}", cfg["channels"], batch_norm=cfg["batch_norm"]),
+            Stage("conv", f"conv{i}", net.channels, batch_norm=net.batch_norm),
             Stage("lif", f"lif_conv{i}"),
-            Stage("pool", f"pool{i}", 2, pool=cfg["pool"]),
+            Stage("pool", f"pool{i}", 2, pool=net.pool),
         ]
     stages.append(Stage("flatten", "flatten"))
-    if cfg["dropout"]:
-        stages.append(Stage("dropout", "dropout0", cfg["dropout"]))
-    dense_bn = cfg["dense_batch_norm"]
-    stages += [Stage("dense", "fc0", cfg["dense"], batch_norm=dense_bn), Stage("lif", "lif_fc0")]
-    if cfg["dropout"]:
-        stages.append(Stage("dropout", "dropout1", cfg["dropout"]))
-    stages += [Stage("dense", "fc1", n_classes * cfg["votes"], batch_norm=dense_bn), Stage("lif", "lif_fc1")]
-    if cfg["votes"] > 1:
-        stages.append(Stage("vote", "voting", cfg["votes"]))
+    if net.dropout:
+        stages.append(Stage("dropout", "dropout0", net.dropout))
+    dense_bn = net.dense_batch_norm
+    stages += [Stage("dense", "fc0", net.dense, batch_norm=dense_bn), Stage("lif", "lif_fc0")]
+    if net.dropout:
+        stages.append(Stage("dropout", "dropout1", net.dropout))
+    stages += [Stage("dense", "fc1", n_classes * net.votes, batch_norm=dense_bn), Stage("lif", "lif_fc1")]
+    if net.votes > 1:
+        stages.append(Stage("vote", "voting", net.votes))
     return stages
 
 
-def sl_animals_stages(cfg, n_classes):
+def sl_animals_stages(net: SLAnimalsNetConfig, n_classes):
     """``model.sl_animals_net``: ``{conv3x3 (valid) - LIF - pool 2} x 2 - dense - LIF -
     dense classes - LIF``."""
     stages = []
-    for i, c in enumerate(cfg["channels"]):
-        stages += [Stage("conv", f"conv{i}", c, padding="valid"), Stage("lif", f"lif_conv{i}"), Stage("pool", f"pool{i}", 2, pool=cfg["pool"])]
+    for i, c in enumerate(net.channels):
+        stages += [Stage("conv", f"conv{i}", c, padding="valid"), Stage("lif", f"lif_conv{i}"), Stage("pool", f"pool{i}", 2, pool=net.pool)]
     stages.append(Stage("flatten", "flatten"))
-    if cfg["dropout"]:
-        stages.append(Stage("dropout", "dropout0", cfg["dropout"]))
-    return stages + [Stage("dense", "fc0", cfg["dense"]), Stage("lif", "lif_fc0"), Stage("dense", "fc1", n_classes), Stage("lif", "lif_fc1")]
+    if net.dropout:
+        stages.append(Stage("dropout", "dropout0", net.dropout))
+    return stages + [Stage("dense", "fc0", net.dense), Stage("lif", "lif_fc0"), Stage("dense", "fc1", n_classes), Stage("lif", "lif_fc1")]
 
 
-def _lif(stage, lif_cfg, **kwargs):
+#: The stages of each directly trained model type, from its own section.
+STAGES = {"dvs_gesture_net": gesture_stages, "sl_animals_net": sl_animals_stages}
+
+
+def _lif(stage, conv: DVSConvConfig, **kwargs):
     return LIF(
-        tau=lif_cfg["lif_tau"], threshold=lif_cfg["threshold"], trainable_tau=lif_cfg["plif"],
-        surrogate_alpha=lif_cfg["surrogate_alpha"], detach_reset=lif_cfg["detach_reset"], name=stage.name, **kwargs,
+        tau=conv.lif_tau, threshold=conv.threshold, trainable_tau=conv.plif,
+        surrogate_alpha=conv.surrogate_alpha, detach_reset=conv.detach_reset, name=stage.name, **kwargs,
     )
 
 
@@ -130,7 +132,7 @@ def _pool(stage, per_frame):
     return L.AveragePooling2D(int(stage.size), name=stage.name)
 
 
-def temporal_model(stages, frame_shape, lif_cfg, seed=0, name="dvs_direct"):
+def temporal_model(stages, frame_shape, conv: DVSConvConfig, seed=0, name="dvs_direct"):
     """The multi-step Keras model that is trained.
 
     ``(batch, T, H * W * 2) -> (batch, T, classes)``: per step, the output neurons'
@@ -148,7 +150,7 @@ def temporal_model(stages, frame_shape, lif_cfg, seed=0, name="dvs_direct"):
                 # PyTorch's defaults (momentum 0.1, eps 1e-5), as SpikingJelly trains
                 x = TD(L.BatchNormalization(momentum=0.9, epsilon=1e-5), name=f"bn_{s.name}")(x)
         elif s.kind == "lif":
-            x = _lif(s, lif_cfg)(x)
+            x = _lif(s, conv)(x)
         elif s.kind == "pool":
             x = TD(_pool(s, per_frame=False), name=s.name)(x)
         elif s.kind == "flatten":
@@ -163,7 +165,7 @@ def temporal_model(stages, frame_shape, lif_cfg, seed=0, name="dvs_direct"):
     return tf.keras.Model(inp, x, name=name)
 
 
-def frame_model(stages, frame_shape, temporal, lif_cfg, dt=0.001):
+def frame_model(stages, frame_shape, temporal, conv: DVSConvConfig, dt=0.001):
     """The per-frame Keras model that ``nengo_dl.Converter`` reads, with the weights of
     ``temporal`` and its batch normalisation folded into the convolutions
     and dense layers (``kernel * gamma / sqrt(var + eps)``, bias ``(bias - mean) * gamma /
@@ -182,9 +184,8 @@ def frame_model(stages, frame_shape, temporal, lif_cfg, dt=0.001):
             bn = temporal.get_layer(f"bn_{s.name}").layer if s.batch_norm else None
             weights.append((layer, folded_weights(temporal.get_layer(s.name).layer, bn)))
         elif s.kind == "lif":
-            trained = temporal.get_layer(s.name)
-            cfg = dict(lif_cfg, lif_tau=trained.tau(), plif=False)
-            x = _lif(s, cfg, temporal=False, dt=dt)(x)
+            trained = conv.replace(lif_tau=temporal.get_layer(s.name).tau(), plif=False)
+            x = _lif(s, trained, temporal=False, dt=dt)(x)
         elif s.kind == "pool":
             x = _pool(s, per_frame=True)(x)
         elif s.kind == "flatten":
@@ -209,7 +210,7 @@ class TemporalNet:
     n_classes: int
     signature: dict
     description: str
-    lif_cfg: dict
+    conv: DVSConvConfig  # model.dvs_conv: the LIF neurons
     spiking: bool = True
     steps_per_frame: int = 1
     frames_per_input: int = 1
@@ -219,12 +220,7 @@ class TemporalNet:
     instrumentation: set = dataclasses.field(default_factory=set)
 
 
-def _stages(kind, model_cfg, n_classes):
-    cfg = model_cfg[kind]
-    return gesture_stages(cfg, n_classes) if kind == "dvs_gesture_net" else sl_animals_stages(cfg, n_classes)
-
-
-def _describe(kind, stages, lif_cfg, n_classes):
+def _describe(kind, stages, conv: DVSConvConfig):
     parts = []
     for s in stages:
         if s.kind == "conv":
@@ -232,42 +228,32 @@ def _describe(kind, stages, lif_cfg, n_classes):
         elif s.kind == "dense":
             parts.append(f"dense {int(s.size)}{' - BN' if s.batch_norm else ''}")
         elif s.kind == "lif":
-            parts.append("PLIF" if lif_cfg["plif"] else "LIF")
+            parts.append("PLIF" if conv.plif else "LIF")
         elif s.kind == "pool":
             parts.append(f"{s.pool}pool {int(s.size)}")
         elif s.kind == "vote":
             parts.append(f"voting over {int(s.size)}")
     return (
-        f"{kind}: {' - '.join(parts)}; trained directly with spikes (tau {lif_cfg['lif_tau']:g} steps"
-        f"{', learned per layer' if lif_cfg['plif'] else ''}, threshold {lif_cfg['threshold']:g}, ATan surrogate), "
+        f"{kind}: {' - '.join(parts)}; trained directly with spikes (tau {conv.lif_tau:g} steps"
+        f"{', learned per layer' if conv.plif else ''}, threshold {conv.threshold:g}, ATan surrogate), "
         "run as a Nengo network converted by nengo_dl.Converter (BN folded), one frame per step"
     )
 
 
-def lif_settings(model_cfg):
-    """The LIF keys of ``model.dvs_conv``."""
-    return {k: model_cfg["dvs_conv"][k] for k in LIF_KEYS}
-
-
-def build_temporal(kind, model_cfg, *, n_features, n_classes, dt=0.001, seed=0):
-    """The :class:`TemporalNet` of ``model.<kind>`` (``dvs_gesture_net`` or ``sl_animals_net``)."""
-    shape = _frame_shape(n_features, model_cfg[kind]["frame_shape"])
-    stages = _stages(kind, model_cfg, n_classes)
-    lif_cfg = lif_settings(model_cfg)
+def build_temporal(kind, model_cfg: ModelConfig, *, n_features, n_classes, dt=0.001, seed=0):
+    """The :class:`TemporalNet` of ``model.<kind>`` (``dvs_gesture_net`` or
+    ``sl_animals_net``), with the LIF neurons of ``model.dvs_conv``."""
+    net, conv = model_sections(kind, model_cfg)
+    shape = _frame_shape(n_features, net.frame_shape)
+    stages = STAGES[kind](net, n_classes)
     tf.keras.utils.set_random_seed(seed)
-    keras_model = temporal_model(stages, shape, lif_cfg, seed=seed, name=f"{kind}_direct")
-    signature = {
-        "model": kind,
-        "method": "direct",
-        "n_features": int(n_features),
-        "n_classes": int(n_classes),
-        **model_cfg[kind],
-        **lif_cfg,
-    }
-    return TemporalNet(keras_model, stages, shape, int(n_classes), signature, _describe(kind, stages, lif_cfg, n_classes), lif_cfg, dt=dt)
+    keras_model = temporal_model(stages, shape, conv, seed=seed, name=f"{kind}_direct")
+    signature = model_signature(kind, model_cfg, n_features, n_classes)
+    return TemporalNet(keras_model, stages, shape, int(n_classes), signature, _describe(kind, stages, conv), conv, dt=dt)
 
 
-def build_direct_network(kind, model_cfg, *, n_features, n_classes, params_path, steps_per_frame=1, dt=0.001, seed=0, raster_neurons=20, **_):
+def build_direct_network(kind, model_cfg: ModelConfig, *, n_features, n_classes, params_path, steps_per_frame=1, dt=0.001,
+                         seed=0, raster_neurons=20, **_):
     """The Nengo network of a directly trained model, with the parameters of
     ``params_path`` (a :class:`~nengo_actions.engine_direct.DirectEngine` file) built in.
 
@@ -282,7 +268,7 @@ def build_direct_network(kind, model_cfg, *, n_features, n_classes, params_path,
 
 def convert_temporal(net, *, steps_per_frame=1, dt=0.001, raster_neurons=20):
     """The Nengo :class:`BuiltNetwork` of a :class:`TemporalNet` (its current weights)."""
-    per_frame = frame_model(net.stages, net.frame_shape, net.keras_model, net.lif_cfg, dt=dt)
+    per_frame = frame_model(net.stages, net.frame_shape, net.keras_model, net.conv, dt=dt)
     converter = nengo_dl.Converter(per_frame, inference_only=True, allow_fallback=False)
     tile_conv_biases(converter.net)
     unmerged_ops(converter.net)
@@ -317,5 +303,5 @@ __all__ = [
     "build_temporal",
     "build_direct_network",
     "convert_temporal",
-    "lif_settings",
+    "STAGES",
 ]

@@ -22,13 +22,14 @@ import nengo
 import numpy as np
 
 from nengo_actions.networks.base import (
+    BuildArgs,
     BuiltNetwork,
     add_layer_probes,
-    frames_to_synapse,
     neuron_type_from_config,
     rate_counterpart,
     rate_regularizer,
 )
+from nengo_actions.schema import EnsembleArrayConfig
 
 
 def solve_decoders(neuron_type, gain, bias, encoders, n_neurons, eval_points, reg=0.1, chunk=256):
@@ -200,51 +201,40 @@ class EnsembleArrayClassifier(nengo.Network):
             )
 
 
-def build_ensemble_array(
-    model_cfg,
-    *,
-    n_features,
-    n_classes,
-    n_frames,
-    spiking=None,
-    steps_per_frame=1,
-    dt=0.001,
-    seed=0,
-    raster_neurons=20,
-):
+def build_ensemble_array(ea: EnsembleArrayConfig, args: BuildArgs):
     """Build the EnsembleArray classifier from the ``model.ensemble_array`` settings.
 
-    ``spiking=False`` swaps a spiking neuron type for its rate counterpart (for rate
-    evaluation); the trained parameters are the same.
+    ``args.spiking=False`` swaps a spiking neuron type for its rate counterpart (for
+    rate evaluation); the trained parameters are the same.
     """
     from nengo_actions.compat import nengo_dl
 
-    cfg = model_cfg["ensemble_array"]
-    low, high = cfg["max_rates"]
-    amplitude = cfg["amplitude"] if cfg["amplitude"] is not None else 1.0 / high
-    neuron_type = neuron_type_from_config(cfg["neuron_type"], amplitude)
+    n_features, n_classes, seed = args.n_features, args.n_classes, args.seed
+    low, high = ea.max_rates
+    amplitude = ea.amplitude if ea.amplitude is not None else 1.0 / high
+    neuron_type = neuron_type_from_config(ea.neuron_type, amplitude)
     configured = type(neuron_type).__name__
-    if spiking is False and neuron_type.spiking:
+    if args.spiking is False and neuron_type.spiking:
         neuron_type = rate_counterpart(neuron_type)
-    synapses = [frames_to_synapse(tau, steps_per_frame, dt) for tau in cfg["input_synapses"]]
+    synapses = [args.synapse(tau) for tau in ea.input_synapses]
     with nengo.Network(seed=seed, label="ensemble_array") as net:
         nengo_dl.configure_settings(stateful=False, trainable=None)
         clf = EnsembleArrayClassifier(
             n_features,
             n_classes,
-            n_ensembles=cfg["n_ensembles"],
-            n_neurons=cfg["n_neurons"],
+            n_ensembles=ea.n_ensembles,
+            n_neurons=ea.n_neurons,
             neuron_type=neuron_type,
             max_rates=nengo.dists.Uniform(low, high),
-            intercepts=nengo.dists.Uniform(*cfg["intercepts"]),
+            intercepts=nengo.dists.Uniform(*ea.intercepts),
             input_synapses=synapses,
-            readout_synapse=frames_to_synapse(cfg["readout_synapse"], steps_per_frame, dt),
+            readout_synapse=args.synapse(ea.readout_synapse),
             seed=seed + 1,  # not the outer network's seed: object seeds would collide
         )
         # Encoders are +-1 by construction and the decoders are the least-squares
         # solution; training moves the input projection, biases and readout.
         net.config[clf.encoding].trainable = False
-        net.config[clf.decoding].trainable = not cfg["fixed_decoders"]
+        net.config[clf.decoding].trainable = not ea.fixed_decoders
         features = nengo.Node(np.zeros(n_features), label="features")
         feed = nengo.Connection(features, clf.input, synapse=None)
         probe = nengo.Probe(clf.output, synapse=None, label="output")
@@ -254,28 +244,17 @@ def build_ensemble_array(
         output=probe,
         n_classes=n_classes,
         spiking=bool(neuron_type.spiking),
-        steps_per_frame=steps_per_frame,
-        dt=dt,
-        signature={
-            "model": "ensemble_array",
-            "n_features": int(n_features),
-            "n_classes": int(n_classes),
-            "n_ensembles": int(cfg["n_ensembles"]),
-            "n_neurons": int(cfg["n_neurons"]),
-            "input_synapses": len(synapses),
-            "fixed_decoders": bool(cfg["fixed_decoders"]),
-        },
+        steps_per_frame=args.steps_per_frame,
+        dt=args.dt,
         description=(
-            f"EnsembleArray: {cfg['n_ensembles']} ensembles x {cfg['n_neurons']} "
-            f"{configured} neurons ({cfg['n_ensembles'] * cfg['n_neurons']:,} "
+            f"EnsembleArray: {ea.n_ensembles} ensembles x {ea.n_neurons} "
+            f"{configured} neurons ({ea.n_ensembles * ea.n_neurons:,} "
             f"neurons) on {n_features}-d features, {len(synapses)} input projection(s)"
         ),
     )
     built.classifier = clf
     built.instrumentation.add(feed)
-    layer = add_layer_probes(built, "ensembles", clf.neurons, raster_neurons)
-    if cfg["rate_regularization"] > 0:
-        built.loss_terms.append(
-            (layer.rate_probe, rate_regularizer(cfg["rate_target"]), cfg["rate_regularization"])
-        )
+    layer = add_layer_probes(built, "ensembles", clf.neurons, args.raster_neurons)
+    if ea.rate_regularization > 0:
+        built.loss_terms.append((layer.rate_probe, rate_regularizer(ea.rate_target), ea.rate_regularization))
     return built

@@ -13,7 +13,8 @@ from __future__ import annotations
 import nengo
 import numpy as np
 
-from nengo_actions.networks.base import BuiltNetwork
+from nengo_actions.networks.base import BuildArgs, BuiltNetwork
+from nengo_actions.schema import KerasLMUConfig
 
 
 def keras_lmu_layer(n_frames, n_features, n_classes, order=2, units=800, theta=28, memory_d=1, hidden="rnn", seed=0):
@@ -63,31 +64,19 @@ def keras_lmu_layer(n_frames, n_features, n_classes, order=2, units=800, theta=2
     return KerasLMUClassifier(name="keras_lmu")
 
 
-def build_keras_lmu(
-    model_cfg,
-    *,
-    n_features,
-    n_classes,
-    n_frames,
-    spiking=None,
-    steps_per_frame=1,
-    dt=0.001,
-    seed=0,
-    raster_neurons=20,
-):
+def build_keras_lmu(lmu: KerasLMUConfig, args: BuildArgs):
     """Build the keras-lmu baseline from ``model.keras_lmu`` (no neurons, not spiking)."""
     from nengo_actions.compat import nengo_dl
 
-    del spiking, raster_neurons
-    if steps_per_frame != 1:
+    if args.steps_per_frame != 1:
         raise ValueError("the keras-lmu baseline sees a whole clip per step (steps_per_frame=1)")
-    cfg = model_cfg["keras_lmu"]
-    theta = cfg["theta"] if cfg["theta"] is not None else n_frames
+    n_frames, n_features, n_classes = args.n_frames, args.n_features, args.n_classes
+    theta = lmu.theta if lmu.theta is not None else n_frames
     layer = keras_lmu_layer(
-        n_frames, n_features, n_classes, order=cfg["order"], units=cfg["units"], theta=theta,
-        memory_d=cfg["memory_d"], hidden=cfg["hidden"], seed=seed,
+        n_frames, n_features, n_classes, order=lmu.order, units=lmu.units, theta=theta,
+        memory_d=lmu.memory_d, hidden=lmu.hidden, seed=args.seed,
     )
-    with nengo.Network(seed=seed, label="keras_lmu") as net:
+    with nengo.Network(seed=args.seed, label="keras_lmu") as net:
         nengo_dl.configure_settings(stateful=False, trainable=None)
         inp = nengo.Node(np.zeros(n_frames * n_features), label="features")
         out = nengo_dl.Layer(layer)(
@@ -101,17 +90,10 @@ def build_keras_lmu(
         n_classes=n_classes,
         spiking=False,
         frames_per_input=n_frames,
-        dt=dt,
-        signature={
-            "model": "keras_lmu",
-            "n_features": int(n_features),
-            "n_classes": int(n_classes),
-            "n_frames": int(n_frames),
-            **{k: cfg[k] for k in ("order", "units", "memory_d", "hidden")},
-        },
+        dt=args.dt,
         description=(
-            f"keras-lmu LMU: order {cfg['order']}, {cfg['memory_d']} memor"
-            f"{'y' if cfg['memory_d'] == 1 else 'ies'}, theta {theta} frames, {cfg['units']} "
-            f"{'SimpleRNN' if cfg['hidden'] == 'rnn' else 'Dense ReLU'} units (non-spiking reference)"
+            f"keras-lmu LMU: order {lmu.order}, {lmu.memory_d} memor"
+            f"{'y' if lmu.memory_d == 1 else 'ies'}, theta {theta} frames, {lmu.units} "
+            f"{'SimpleRNN' if lmu.hidden == 'rnn' else 'Dense ReLU'} units (non-spiking reference)"
         ),
     )

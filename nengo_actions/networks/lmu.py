@@ -39,14 +39,15 @@ import scipy.linalg
 import nengo
 
 from nengo_actions.networks.base import (
+    BuildArgs,
     BuiltNetwork,
     add_layer_probes,
     frame_delay,
-    frames_to_synapse,
     neuron_type_from_config,
     rate_counterpart,
     rate_regularizer,
 )
+from nengo_actions.schema import LMUConfig, LMUSpikingConfig
 
 #: Neuron types whose rate is ``amplitude * max(J, 0)``: gain sets the rate scale exactly.
 _RELU_TYPES = (nengo.RectifiedLinear, nengo.SpikingRectifiedLinear)
@@ -285,93 +286,70 @@ class LMU(nengo.Network):
         raise ValueError(f"memory_encoding must be 'onoff' or 'nengo', got {encoding!r}")
 
 
-def build_lmu(
-    model_cfg,
-    *,
-    variant="lmu",
-    n_features,
-    n_classes,
-    n_frames,
-    spiking=None,
-    steps_per_frame=1,
-    dt=0.001,
-    seed=0,
-    raster_neurons=20,
-):
+def build_lmu(arch: LMUConfig, spiking_cfg: LMUSpikingConfig, args: BuildArgs, *, variant="lmu"):
     """Build the rate (``variant="lmu"``) or spiking (``"lmu_spiking"``) LMU.
 
-    Architecture keys come from ``model.lmu``; the spiking variant's neurons, rates,
-    synapses and rate regularisation from ``model.lmu_spiking``. ``spiking=False`` builds
-    the spiking variant with the rate counterparts of its neurons (same parameters).
+    Architecture keys come from ``model.lmu`` (``arch``); the spiking variant's neurons,
+    rates, synapses and rate regularisation from ``model.lmu_spiking``
+    (``spiking_cfg``). ``args.spiking=False`` builds the spiking variant with the rate
+    counterparts of its neurons (same parameters).
     """
     from nengo_actions.compat import nengo_dl
 
-    arch = model_cfg["lmu"]
-    theta_frames = arch["theta"] if arch["theta"] is not None else n_frames
+    n_features, n_classes, steps_per_frame = args.n_features, args.n_classes, args.steps_per_frame
+    theta_frames = arch.theta if arch.theta is not None else args.n_frames
     kwargs = dict(
-        order=arch["order"],
-        units=arch["units"],
+        order=arch.order,
+        units=arch.units,
         theta=theta_frames * steps_per_frame,
-        memory_d=arch["memory_d"],
-        input_to_hidden=arch["input_to_hidden"],
-        hidden_to_hidden=arch["hidden_to_hidden"],
+        memory_d=arch.memory_d,
+        input_to_hidden=arch.input_to_hidden,
+        hidden_to_hidden=arch.hidden_to_hidden,
         frame_steps=steps_per_frame,
-        input_highpass=(arch["input_highpass"] or 0.0) * steps_per_frame,
-        dt=dt,
+        input_highpass=(arch.input_highpass or 0.0) * steps_per_frame,
+        dt=args.dt,
     )
-    signature = {
-        "model": variant,
-        "n_features": int(n_features),
-        "n_classes": int(n_classes),
-        **{k: arch[k] for k in ("order", "units", "memory_d", "input_to_hidden", "hidden_to_hidden")},
-        "input_highpass": bool(arch["input_highpass"]),
-    }
-    scfg = model_cfg["lmu_spiking"]
-    rate, memory_rate = scfg["rate"], scfg["memory_rate"] or scfg["rate"]
-    hidden_type = neuron_type_from_config(arch["hidden_neuron_type"], 1.0 / rate)
+    memories = f"{arch.memory_d} memor{'y' if arch.memory_d == 1 else 'ies'}"
+    rate = spiking_cfg.rate
+    memory_rate = spiking_cfg.memory_rate or rate
+    hidden_type = neuron_type_from_config(arch.hidden_neuron_type, 1.0 / rate)
     if variant == "lmu":
         # The rate LMU: linear memory, rate neurons at unit scale.
-        hidden_type = rate_counterpart(neuron_type_from_config(arch["hidden_neuron_type"]))
+        hidden_type = rate_counterpart(neuron_type_from_config(arch.hidden_neuron_type))
         kwargs.update(hidden_neuron_type=hidden_type, memory_neuron_type=None)
         description = (
-            f"LMU (rate): order {arch['order']}, {arch['memory_d']} memor"
-            f"{'y' if arch['memory_d'] == 1 else 'ies'}, theta {theta_frames} frames, "
-            f"linear memory, {arch['units']} {type(hidden_type).__name__} hidden units"
+            f"LMU (rate): order {arch.order}, {memories}, theta {theta_frames} frames, "
+            f"linear memory, {arch.units} {type(hidden_type).__name__} hidden units"
         )
         is_spiking = False
     else:
-        memory_type = neuron_type_from_config(arch["neuron_type"], 1.0 / memory_rate)
+        memory_type = neuron_type_from_config(arch.neuron_type, 1.0 / memory_rate)
         names = type(memory_type).__name__, type(hidden_type).__name__
-        if spiking is False:
+        if args.spiking is False:
             hidden_type, memory_type = rate_counterpart(hidden_type), rate_counterpart(memory_type)
         kwargs.update(
             hidden_neuron_type=hidden_type,
             memory_neuron_type=memory_type,
-            memory_neurons_per_dim=scfg["memory_neurons_per_dim"],
-            memory_encoding=scfg["memory_encoding"],
+            memory_neurons_per_dim=spiking_cfg.memory_neurons_per_dim,
+            memory_encoding=spiking_cfg.memory_encoding,
             rate=rate,
             memory_rate=memory_rate,
-            memory_tau=(scfg["memory_tau"] or 0.0) * steps_per_frame,
-            memory_synapse=frames_to_synapse(scfg["memory_synapse"], steps_per_frame, dt),
-            readout_synapse=frames_to_synapse(scfg["readout_synapse"], steps_per_frame, dt),
-            max_rates=nengo.dists.Uniform(*scfg["max_rates"]),
-        )
-        signature.update(
-            memory_neurons_per_dim=scfg["memory_neurons_per_dim"],
-            memory_encoding=scfg["memory_encoding"],
+            memory_tau=(spiking_cfg.memory_tau or 0.0) * steps_per_frame,
+            memory_synapse=args.synapse(spiking_cfg.memory_synapse),
+            readout_synapse=args.synapse(spiking_cfg.readout_synapse),
+            max_rates=nengo.dists.Uniform(*spiking_cfg.max_rates),
         )
         is_spiking = bool(hidden_type.spiking or memory_type.spiking)
-        n_memory = scfg["memory_neurons_per_dim"] * arch["order"] * arch["memory_d"]
-        n_memory *= 2 if scfg["memory_encoding"] == "onoff" else 1
+        n_memory = spiking_cfg.memory_neurons_per_dim * arch.order * arch.memory_d
+        n_memory *= 2 if spiking_cfg.memory_encoding == "onoff" else 1
         description = (
-            f"spiking LMU: order {arch['order']}, {arch['memory_d']} memor"
-            f"{'y' if arch['memory_d'] == 1 else 'ies'}, theta {theta_frames} frames; memory "
+            f"spiking LMU: order {arch.order}, {memories}, theta {theta_frames} frames; memory "
             f"ensemble of {n_memory} {names[0]} and hidden layer of "
-            f"{arch['units']} {names[1]} neurons "
-            f"({scfg['memory_encoding']} memory encoding, {rate:g} Hz per unit input)"
+            f"{arch.units} {names[1]} neurons "
+            f"({spiking_cfg.memory_encoding} memory encoding, {rate:g} Hz per unit input)"
         )
 
-    with nengo.Network(seed=seed, label=variant) as net:
+    with nengo.Network(seed=args.seed, label=variant) as net:
         nengo_dl.configure_settings(stateful=False, trainable=None)
         # The subnetwork's seed derives from the outer one (an equal seed would give
         # its objects the same seeds as the outer network's probes).
@@ -386,18 +364,17 @@ def build_lmu(
         n_classes=n_classes,
         spiking=is_spiking,
         steps_per_frame=steps_per_frame,
-        dt=dt,
-        signature=signature,
+        dt=args.dt,
         description=description,
     )
     built.lmu = lmu
     built.instrumentation.add(feed)
     if lmu.memory_ensemble is not None:
-        add_layer_probes(built, "memory", lmu.memory_ensemble, raster_neurons)
-    add_layer_probes(built, "hidden", lmu.hidden, raster_neurons)
-    if variant == "lmu_spiking" and scfg["rate_regularization"] > 0:
+        add_layer_probes(built, "memory", lmu.memory_ensemble, args.raster_neurons)
+    add_layer_probes(built, "hidden", lmu.hidden, args.raster_neurons)
+    if variant == "lmu_spiking" and spiking_cfg.rate_regularization > 0:
         for layer in built.layers:
             built.loss_terms.append(
-                (layer.rate_probe, rate_regularizer(scfg["rate_target"]), scfg["rate_regularization"])
+                (layer.rate_probe, rate_regularizer(spiking_cfg.rate_target), spiking_cfg.rate_regularization)
             )
     return built
