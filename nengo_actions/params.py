@@ -61,14 +61,27 @@ def _read(path, with_values):
     return values, header
 
 
+def _by_dotted_key(signature, prefix=""):
+    """A signature's values by dotted key: the settings of a builder's sections nest
+    (``{"lmu": {"order": 2}}`` -> ``{"lmu.order": 2}``)."""
+    flat = {}
+    for key, value in signature.items():
+        if isinstance(value, dict) and value:
+            flat.update(_by_dotted_key(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
 def check_signature(path, header, signature, described):
-    """Raise :class:`ParamsError` unless ``header`` was saved from this network."""
+    """Raise :class:`ParamsError` unless ``header`` was saved from this network; the
+    message names each differing setting by its dotted key."""
     saved = header.get("signature", {})
-    if saved != json.loads(json.dumps(signature)):
-        diff = sorted(
-            k for k in set(saved) | set(signature) if saved.get(k) != json.loads(json.dumps(signature)).get(k)
-        )
-        detail = ", ".join(f"{k}: file {saved.get(k)!r} vs model {signature.get(k)!r}" for k in diff)
+    current = json.loads(json.dumps(signature))
+    if saved != current:
+        saved, current = _by_dotted_key(saved), _by_dotted_key(current)
+        diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        detail = ", ".join(f"{k}: file {saved.get(k)!r} vs model {current.get(k)!r}" for k in diff)
         raise ParamsError(f"{path}: parameters of a different model ({detail})")
     shapes = [p["shape"] for p in header["params"]]
     expected = [p["shape"] for p in described]
