@@ -1,6 +1,5 @@
 """DVS conv nets: Keras builders, BN folding, voting, conversion, spiking runs, event data."""
 
-import copy
 import os
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 
 from nengo_actions import config as C
+from nengo_actions import schema
 from nengo_actions.compat import tf
 from nengo_actions.engine import Engine
 from nengo_actions.training import train
@@ -21,11 +21,12 @@ DEFINITIONS = SHARED / "sl_animals" / "SL-Animals-DVS_gestures_definitions.csv"
 
 
 def small_model_cfg(**conv):
-    m = copy.deepcopy(C.DEFAULTS["model"])
-    m["dvs_gesture_net"].update(channels=4, depth=2, dense=16, votes=3)
-    m["sl_animals_net"].update(channels=[3, 5], dense=12)
-    m["dvs_conv"].update(conv)
-    return m
+    small = {
+        "dvs_gesture_net.channels": 4, "dvs_gesture_net.depth": 2, "dvs_gesture_net.dense": 16, "dvs_gesture_net.votes": 3,
+        "sl_animals_net.channels": [3, 5], "sl_animals_net.dense": 12,
+        **{f"dvs_conv.{k}": v for k, v in conv.items()},
+    }
+    return C.override(schema.ModelConfig(), small, "small_model_cfg")
 
 
 def test_voting_averages_each_group_of_votes():
@@ -127,7 +128,7 @@ def test_tiled_conv_biases_compute_the_keras_model_and_stay_trainable():
 
 def test_rate_and_spiking_outputs_agree_at_a_high_firing_rate_scale():
     m = small_model_cfg(scale_firing_rates=2000.0, synapse=0.05)
-    m["dvs_gesture_net"]["pool"] = "avg"
+    m = m.replace(dvs_gesture_net=m.dvs_gesture_net.replace(pool="avg"))
     n_features, steps = 8 * 8 * 2, 50
     rate = build_model("dvs_gesture_net", m, n_features, 3, 2, spiking=False, steps_per_frame=1)
     spiking = build_model("dvs_gesture_net", m, n_features, 3, 2, spiking=True, steps_per_frame=steps)
@@ -176,15 +177,15 @@ def test_event_data_splits_by_user_and_a_short_run_learns_the_synthetic_gestures
     from nengo_actions.data.prepare import frame_transforms, open_event_splits
 
     test_set = open_event_splits(cfg, progress=False)["test"]
-    frames = frame_transforms(cfg, test_set.sensor_size)[1](test_set.events(0))
+    frames = frame_transforms(cfg.events.frames, test_set.sensor_size)[1](test_set.events(0))
     np.testing.assert_array_equal(data.x_test[0], frames.reshape(4, -1))
 
-    m = copy.deepcopy(cfg["model"])
-    m["dvs_gesture_net"].update(channels=8, depth=1, dense=32, votes=2)
+    m = C.override(cfg.model, {"dvs_gesture_net.channels": 8, "dvs_gesture_net.depth": 1, "dvs_gesture_net.dense": 32,
+                               "dvs_gesture_net.votes": 2}, "test")
     built = build_model("dvs_gesture_net", m, data.n_features, data.n_classes, data.n_frames)
     engine = Engine(built, minibatch_size=8, device="cpu")
-    ts = dict(cfg["train"], epochs=6, learning_rate=0.003, tensorboard=False, initial_accuracy=False)
-    ev = dict(cfg["evaluate"], last_k=4)
+    ts = cfg.train.replace(epochs=6, learning_rate=0.003, tensorboard=False, initial_accuracy=False)
+    ev = cfg.evaluate.replace(last_k=4)
     try:
         result = train(engine, data.x_train, data.y_train, data.x_val, data.y_val, ts, ev, tmp_path / "run", log=lambda s: None)
         engine.load_params(result.params_path)
@@ -233,8 +234,8 @@ def test_cross_validation_configs_and_summary():
 
     cfg = C.load_config(C.PROJECT_ROOT / "configs" / "sl_animals.json")
     one = fold_config(cfg, 2, True, "/tmp/cv")
-    assert one["events"]["sl_animals"]["fold"] == 2 and one["events"]["sl_animals"]["reduced"]
-    assert cfg["events"]["sl_animals"]["fold"] == 0 and one["name"] == "sl_animals-reduced-fold2"
+    assert one.events.sl_animals.fold == 2 and one.events.sl_animals.reduced
+    assert cfg.events.sl_animals.fold == 0 and one.name == "sl_animals-reduced-fold2"
     s = summarize_folds([{"test_clip_accuracy": 0.5}, {"test_clip_accuracy": 0.7}, {"test_clip_accuracy": None}])
     assert s["test_clip_accuracy"]["mean"] == pytest.approx(0.6) and s["test_clip_accuracy"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))  # sample std
     table = format_table({"n_folds": 4, "folds": [0, 1], "sets": {"full": {"summary": s}}})

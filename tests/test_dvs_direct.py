@@ -1,6 +1,5 @@
 """Direct spiking training: LIF neurons, the multi-step model, its Nengo network, the engine."""
 
-import copy
 import math
 
 import nengo
@@ -8,11 +7,11 @@ import numpy as np
 import pytest
 
 from nengo_actions import config as C
+from nengo_actions import schema
 from nengo_actions.compat import nengo_dl, tf
 from nengo_actions.engine import Engine, ParamsError
 from nengo_actions.training import train
 from nengo_actions.engine_direct import DirectEngine, load_temporal_params, numpy_rate_loss, rate_loss
-from nengo_actions.experiment import check_model_settings
 from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal, convert_temporal
 from nengo_actions.networks.lif_node import LIF, DiscreteLIF
 from nengo_actions.networks.tensor_nodes import MaxPool2D
@@ -25,11 +24,12 @@ SPIKES = [0, 1, 0, 1, 0, 1, 0, 0]
 
 
 def model_cfg(**conv):
-    m = copy.deepcopy(C.DEFAULTS["model"])
-    m["dvs_gesture_net"].update(channels=4, depth=2, dense=16, votes=3, frame_shape=[])
-    m["sl_animals_net"].update(channels=[3, 5], dense=12, pool="avg")
-    m["dvs_conv"].update(method="direct", **conv)
-    return m
+    m = schema.ModelConfig()
+    return m.replace(
+        dvs_gesture_net=m.dvs_gesture_net.replace(channels=4, depth=2, dense=16, votes=3, frame_shape=()),
+        sl_animals_net=m.sl_animals_net.replace(channels=(3, 5), dense=12, pool="avg"),
+        dvs_conv=m.dvs_conv.replace(method="direct", **conv),
+    )
 
 
 def test_lif_layer_follows_the_hand_computed_trace():
@@ -163,11 +163,11 @@ def test_direct_training_learns_resumes_and_its_nengo_network_agrees(tmp_path):
     x_train, y_train = _halves(48, rng)
     x_val, y_val = _halves(16, rng)
     mc = model_cfg(plif=True)
-    settings = dict(C.TRAIN_DEFAULTS, learning_rate=0.01, epochs=3, minibatch_size=8, loss="mse", tensorboard=False, initial_accuracy=False)
-    ev = dict(C.EVALUATE_DEFAULTS, clip_method="mean", last_k=4)
+    settings = schema.TrainConfig(learning_rate=0.01, epochs=3, minibatch_size=8, loss="mse", tensorboard=False, initial_accuracy=False)
+    ev = schema.EvaluateConfig(clip_method="mean", last_k=4)
     net = build_temporal("dvs_gesture_net", mc, n_features=x_train.shape[2], n_classes=2, seed=0)
     engine = DirectEngine(net, minibatch_size=8, device="cpu")
-    result = train(engine, x_train, y_train, x_val, y_val, dict(settings, epochs=2), ev, tmp_path, log=lambda s: None)
+    result = train(engine, x_train, y_train, x_val, y_val, settings.replace(epochs=2), ev, tmp_path, log=lambda s: None)
     resumed = train(engine, x_train, y_train, x_val, y_val, settings, ev, tmp_path, resume=True, log=lambda s: None)
     assert resumed.resumed_from_epoch == 2 and len(resumed.history) == 3
     assert resumed.best_val_clip_accuracy >= 0.9
@@ -193,9 +193,9 @@ def test_direct_training_learns_resumes_and_its_nengo_network_agrees(tmp_path):
     [("lif_tau", 0.5, "lif_tau"), ("lif_tau", 1.0, "lif_tau"), ("threshold", 0.0, "threshold"), ("surrogate_alpha", -1.0, "surrogate_alpha")],
 )
 def test_bad_lif_settings_name_the_key(key, value, match):
-    cfg = C.load_config(overrides=[f"model.dvs_conv.{key}={value}"])
-    with pytest.raises(C.ConfigError, match=match):
-        check_model_settings(cfg)
+    # the schema checks the LIF settings when the config is loaded
+    with pytest.raises(C.ConfigError, match=rf"model\.dvs_conv\.{match}"):
+        C.load_config(overrides=[f"model.dvs_conv.{key}={value}"])
 
 
 def test_an_unknown_training_method_is_a_config_error():
