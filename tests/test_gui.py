@@ -47,12 +47,12 @@ def standin_build(cfg, n_features, n_classes, n_steps, spiking=None, steps_per_f
 
     from nengo_actions.neuron_types import parse_neuron_type
 
-    ea_cfg = cfg["model"]["ensemble_array"]
-    n = ea_cfg["n_ensembles"]
-    with nengo.Network(label="stand-in", seed=cfg["seed"]) as net:
+    ea_cfg = cfg.model.ensemble_array
+    n = ea_cfg.n_ensembles
+    with nengo.Network(label="stand-in", seed=cfg.seed) as net:
         inp = nengo.Node(np.zeros(n_features), label="features")
         ea = nengo.networks.EnsembleArray(
-            ea_cfg["n_neurons"], n, neuron_type=parse_neuron_type(ea_cfg["neuron_type"]), label="array"
+            ea_cfg.n_neurons, n, neuron_type=parse_neuron_type(ea_cfg.neuron_type), label="array"
         )
         nengo.Connection(
             inp, ea.input, synapse=None,
@@ -136,8 +136,8 @@ def test_trained_project_models_match_the_engine(tmp_path, model):
     import nengo
 
     cfg = load_config(write_config(tmp_path, model))
-    (tmp_path / "run" / cfg["model"]["type"]).mkdir(parents=True)
-    reference = train_like_params(cfg, tmp_path / "run" / cfg["model"]["type"] / "params_best.npz")
+    (tmp_path / "run" / cfg.model.type).mkdir(parents=True)
+    reference = train_like_params(cfg, tmp_path / "run" / cfg.model.type / "params_best.npz")
     script, model = gui.prepare(cfg, tmp_path / "gui", params=tmp_path / "run")  # a run folder
     with nengo.Simulator(model.model, progress_bar=False) as sim:
         sim.run_steps(N_STEPS)
@@ -151,7 +151,7 @@ def test_engine_params_of_another_model_are_rejected(tmp_path):
     cfg = load_config(write_config(tmp_path, model))
     train_like_params(cfg, tmp_path / "params_best.npz")
     other = load_config(write_config(tmp_path, model), ["model.ensemble_array.n_ensembles=9"])
-    with pytest.raises(gui.GuiError, match=r"params_best.npz: parameters of a different model \(n_ensembles: file 8 vs model 9\)"):
+    with pytest.raises(gui.GuiError, match=r"params_best.npz: parameters of a different model \(ensemble_array\.n_ensembles: file 8 vs model 9\)"):
         gui.prepare(other, tmp_path / "gui", params=tmp_path / "params_best.npz")
     assert not (tmp_path / "gui").exists()
 

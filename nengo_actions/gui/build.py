@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 
 import numpy as np
 
 from nengo_actions import networks, registry
-from nengo_actions.config import settings
+from nengo_actions.config import override
 from nengo_actions.errors import ConfigError, StoreError
 from nengo_actions.feature_data import store_dir
 from nengo_actions.networks import BuiltNetwork
+from nengo_actions.schema import Config
 from nengo_actions.store import load_split, split_path
 
 #: Above this many ensembles (or neurons) the GUI shows a reduced copy.
@@ -56,14 +56,14 @@ class DataInfo:
     source: str
 
 
-def data_info(cfg, n_clips=GUI_CLIPS):
+def data_info(cfg: Config, n_clips=GUI_CLIPS):
     """Sizes and the first ``n_clips`` test clips from the config's feature store."""
     path = split_path(store_dir(cfg), "test")
     try:
         split = load_split(path, mmap=True)
     except (StoreError, FileNotFoundError, OSError) as e:
         raise GuiError(
-            f"{cfg.get('_source', 'config')}: no feature store to size the model from ({e}); "
+            f"{cfg.source}: no feature store to size the model from ({e}); "
             "run `python -m nengo_actions.train` with this config first (it extracts the features)"
         ) from None
     n = min(n_clips, len(split))
@@ -80,19 +80,19 @@ def data_info(cfg, n_clips=GUI_CLIPS):
     )
 
 
-def build_configured(cfg, n_features, n_classes, n_steps, spiking=None, steps_per_frame=1):
+def build_configured(cfg: Config, n_features, n_classes, n_steps, spiking=None, steps_per_frame=1):
     """The configured model, as the train command builds it (a ``BuiltNetwork``)."""
     return networks.build_model(
-        cfg["model"]["type"],
-        cfg["model"],
+        cfg.model.type,
+        cfg.model,
         n_features=n_features,
         n_classes=n_classes,
         n_frames=n_steps,
         spiking=spiking,
         steps_per_frame=steps_per_frame,
         dt=GUI_DT,
-        seed=cfg["seed"],
-        raster_neurons=cfg["evaluate"].get("raster_neurons", 20),
+        seed=cfg.seed,
+        raster_neurons=cfg.evaluate.raster_neurons,
     )
 
 
@@ -131,7 +131,7 @@ def build_network(build, cfg, info, spiking=None, steps_per_frame=1):
                         spiking=spiking, steps_per_frame=steps_per_frame))
 
 
-def reduced_config(cfg, max_ensembles=MAX_ENSEMBLES, reduced_ensembles=REDUCED_ENSEMBLES,
+def reduced_config(cfg: Config, max_ensembles=MAX_ENSEMBLES, reduced_ensembles=REDUCED_ENSEMBLES,
                    max_neurons=MAX_NEURONS):
     """``(cfg, note)``: the config to show and, for a reduced copy, what was reduced.
 
@@ -141,16 +141,13 @@ def reduced_config(cfg, max_ensembles=MAX_ENSEMBLES, reduced_ensembles=REDUCED_E
     to draw or to simulate live; its reduced copy keeps the first ``reduced_ensembles``.
     Other models are a few populations and are shown as they are.
     """
-    model = cfg["model"]
-    keys = registry.MODELS[model["type"]].repeat_keys
+    model = cfg.model
+    keys = registry.MODELS[model.type].repeat_keys
     if keys:
         n, per = registry.lookup(model, keys[0]), registry.lookup(model, keys[1])
         if n > max_ensembles or n * per > max_neurons:
             keep = max(1, min(reduced_ensembles, max_ensembles, max_neurons // per, n))
-            small = json.loads(json.dumps(settings(cfg)))
-            section, leaf = keys[0].rsplit(".", 1)
-            registry.lookup(small["model"], section)[leaf] = keep
-            small["_source"] = cfg.get("_source")
+            small = override(cfg, {f"model.{keys[0]}": keep}, cfg.source)
             return small, (
                 f"reduced copy: {keep} of {n:,} ensembles ({keep * per:,} of {n * per:,} "
                 f"neurons), the full model is too large to draw; the output sums only these {keep}"

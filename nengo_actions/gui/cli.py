@@ -41,10 +41,8 @@ def build_parser():
 def _command(argv):
     args = build_parser().parse_args(argv)
     cfg = config_mod.config_from_args(args)
-    evaluate = cfg["evaluate"]
-    spiking_steps = evaluate.get("spiking_steps_per_frame") or max(evaluate["steps_per_frame"])
-    steps = args.steps_per_frame or (spiking_steps if args.spiking else 1)
-    out = Path(args.out) if args.out else resolve_path(cfg["save_dir"]) / f"gui-{cfg['name']}"
+    steps = args.steps_per_frame or (cfg.evaluate.spiking_steps_per_frame if args.spiking else 1)
+    out = Path(args.out) if args.out else resolve_path(cfg.save_dir) / f"gui-{cfg.name}"
     script, gui = prepare(cfg, out, params=args.params, max_ensembles=args.max_ensembles,
                           reduced_ensembles=args.reduced_ensembles, n_clips=args.clips, build=args.builder,
                           spiking=True if args.spiking else None, steps_per_frame=steps)

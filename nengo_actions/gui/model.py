@@ -62,7 +62,7 @@ def gui_model(cfg, info, values=None, note=None, build=None, spiking=None, steps
 
     Parameters
     ----------
-    cfg : dict
+    cfg : Config
         The (possibly reduced) config.
     info : DataInfo
         Sizes and clips to present.

@@ -25,6 +25,8 @@ import numpy as np
 
 from nengo_actions import registry
 from nengo_actions.config import PROJECT_ROOT, settings
+from nengo_actions.schema import Config
+from nengo_actions.section import build as build_section
 from nengo_actions.gui.build import (
     GUI_CLIPS,
     MAX_ENSEMBLES,
@@ -114,22 +116,23 @@ def _cfg_file(gui, raster_names, network_names):
     return "\n".join(lines) + "\n"
 
 
-def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ensembles=REDUCED_ENSEMBLES,
+def prepare(cfg: Config, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ensembles=REDUCED_ENSEMBLES,
             n_clips=GUI_CLIPS, build=None, info=None, spiking=None, steps_per_frame=1):
     """Check everything and write the model script, its layout and the frozen values.
 
     Returns ``(script path, GuiModel)``; the script is what nengo-gui runs.
     """
-    refusal = registry.MODELS[cfg["model"]["type"]].gui_refusal
+    model_type = cfg.model.type
+    refusal = registry.MODELS[model_type].gui_refusal
     if refusal and build is None:
-        raise GuiError(f"{cfg.get('_source', 'config')}: model.type '{cfg['model']['type']}' {refusal}")
+        raise GuiError(f"{cfg.source}: model.type '{model_type}' {refusal}")
     build, build_spec = resolve_builder(build)
     info = info or data_info(cfg, n_clips)
     small, note = reduced_config(cfg, max_ensembles, reduced_ensembles)
     variant = dict(spiking=spiking, steps_per_frame=steps_per_frame)
     values = {}
     if params is not None:
-        params = params_file(params, cfg["model"]["type"])
+        params = params_file(params, model_type)
         values = frozen_params(build_network(build, cfg, info, **variant), params)
         if small is not cfg:
             values = restrict_params(values, build_network(build, small, info, **variant).network)
@@ -141,7 +144,7 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
     meta = {
         "config": settings(small),
         "note": note,
-        "source": str(cfg.get("_source")),
+        "source": str(cfg.source),
         "params": str(params) if params else None,
         "data_source": info.source,
         "sizes": [info.n_features, info.n_classes, info.n_steps],
@@ -158,7 +161,7 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
     script = out_dir / ("model_reduced.py" if note else "model.py")
     raster_names = [f"raster_{i}" for i in range(len(gui.rasters))]
     network_names = _network_names(gui.expand)
-    title = f"{cfg['name']}: {cfg['model']['type']} model" + (f" -- {note}" if note else "")
+    title = f"{cfg.name}: {model_type} model" + (f" -- {note}" if note else "")
     write_text_atomic(
         script,
         SCRIPT.format(
@@ -175,8 +178,6 @@ def prepare(cfg, out_dir, params=None, max_ensembles=MAX_ENSEMBLES, reduced_ense
     return script, gui
 
 
-
-
 def load_gui_model(folder, build=None):
     """The GUI model written by :func:`prepare` into ``folder`` (what the script runs)."""
     folder = Path(folder)
@@ -190,6 +191,6 @@ def load_gui_model(folder, build=None):
                     [str(c) for c in class_names], meta["data_source"])
     if "nengo_gui" in sys.modules:  # run by a nengo-gui server not started by serve()
         fix_nengo_gui_expansion()
-    cfg = dict(meta["config"], _source=meta["source"])
+    cfg = build_section(Config, meta["config"], str(folder / "gui.json"), base=Config(source=meta["source"]))
     return gui_model(cfg, info, values=values, note=meta["note"], build=build or meta["builder"],
                      spiking=meta["spiking"], steps_per_frame=meta["steps_per_frame"])
