@@ -132,6 +132,7 @@ def test_rate_and_spiking_outputs_agree_at_a_high_firing_rate_scale():
     n_features, steps = 8 * 8 * 2, 50
     rate = build_model("dvs_gesture_net", m, n_features, 3, 2, spiking=False, steps_per_frame=1)
     spiking = build_model("dvs_gesture_net", m, n_features, 3, 2, spiking=True, steps_per_frame=steps)
+    assert spiking.signature == rate.signature  # the spiking run loads the rate network's parameters
     frame = np.random.default_rng(1).uniform(0, 2, (4, 1, n_features)).astype(np.float32)
     x = np.repeat(frame, 2, axis=1)  # the same frame twice: the second is past the synapses' rise
     expected = rate.keras_model.predict(frame[:, 0], verbose=0)
