@@ -117,10 +117,10 @@ def time_rounds(contestants, frames, rounds):
 def demo_budget(workdir):
     """Generate + extract the demo set as the command does; seconds and probe scores."""
     cfg = load_config(ROOT / "configs" / "config.json", [f"data.root={workdir / 'data'}"])
-    if cfg["data"]["dataset"] != "synthetic_actions":
+    if cfg.data.dataset != "synthetic_actions":
         raise SystemExit("configs/config.json does not use the synthetic action set")
     start = time.perf_counter()
-    extract.load_dataset(cfg, progress=False)
+    extract.load_dataset(cfg.data, progress=False)
     generated = time.perf_counter() - start
     summary = extract.extract(cfg, progress=False)
     total = time.perf_counter() - start
@@ -130,7 +130,7 @@ def demo_budget(workdir):
         "generate_s": generated, "total_s": total, "extract_fps": summary.fps,
         "clips": summary.clips_done, "n_frames": summary.frames_this_run,
         "shape": summary.shape, "sides": summary.sides, "probe": scores,
-        "synthetic": cfg["data"]["synthetic"], "frames": cfg["frames"], "features": cfg["features"],
+        "synthetic": cfg.data.synthetic, "frames": cfg.frames, "features": cfg.features,
     }
 
 
@@ -208,11 +208,11 @@ def main(argv=None):
         probe, syn, fr, fe = demo["probe"], demo["synthetic"], demo["frames"], demo["features"]
         lines += [
             f"Demo budget (goal: at most 60 s), configs/config.json as it stands: generating the synthetic set "
-            f"({syn['n_classes']} classes x {syn['n_groups']} groups x {syn['clips_per_group']} clips, "
-            f"{syn['n_frames']} frames of {syn['size'][0]}x{syn['size'][1]}) took {demo['generate_s']:.1f} s; "
-            f"generation plus extraction ({demo['clips']} clips, {demo['n_frames']} frames, {fe['backbone']} at "
-            f"{fr['resize'][0]}x{fr['resize'][1]} with a {fe['pool_grid']}x{fe['pool_grid']} grid, "
-            f"{fr['policy']} {fr['n_frames']} steps: {demo['shape'][0]} steps x {demo['shape'][1]} features) took "
+            f"({syn.n_classes} classes x {syn.n_groups} groups x {syn.clips_per_group} clips, "
+            f"{syn.n_frames} frames of {syn.size[0]}x{syn.size[1]}) took {demo['generate_s']:.1f} s; "
+            f"generation plus extraction ({demo['clips']} clips, {demo['n_frames']} frames, {fe.backbone} at "
+            f"{fr.resize[0]}x{fr.resize[1]} with a {fe.pool_grid}x{fe.pool_grid} grid, "
+            f"{fr.policy} {fr.n_frames} steps: {demo['shape'][0]} steps x {demo['shape'][1]} features) took "
             f"{demo['total_s']:.1f} s ({demo['extract_fps']:.0f} frames/s in the network). "
             f"Motion probe on the store (nearest class mean of the mean feature change over time, "
             f"train {demo['sides']['train']} clips -> test {demo['sides']['test']} clips): "

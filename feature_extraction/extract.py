@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from nengo_actions.config import ConfigError, settings, write_json_atomic
+from nengo_actions.schema import Config, DataConfig
 from nengo_actions.io import remove_stale_temp_files, save_npz_atomic
 from nengo_actions.store import load_split, save_split, split_path
 
@@ -55,7 +56,7 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)
 class Job:
     """Everything an extraction run needs, checked before any work starts."""
 
-    cfg: dict
+    cfg: Config
     dataset: object  # ucf101.Dataset
     clips: list  # [(side, Clip)] train then test
     encoder: torch.nn.Module
@@ -69,7 +70,7 @@ class Job:
 
     @property
     def chunk_size(self):
-        return self.cfg["features"]["chunk_size"]
+        return self.cfg.features.chunk_size
 
     @property
     def n_chunks(self):
@@ -106,29 +107,28 @@ def parse_shard(text):
     return i, n
 
 
-def load_dataset(cfg, progress=True):
+def load_dataset(data: DataConfig, progress=True):
     """Generate the synthetic set if needed and read the split lists.
 
     Returns ``(dataset, generated)``.
     """
-    data = cfg["data"]
     generated = False
-    if data["dataset"] == "synthetic_actions":
-        spec = SyntheticSpec.from_config(data["synthetic"])
-        generated = ensure_synthetic(paths.data_root(cfg), spec, data["generate"], progress)
-    elif data["dataset"] != "ucf101":
+    if data.dataset == "synthetic_actions":
+        spec = SyntheticSpec.from_config(data.synthetic)
+        generated = ensure_synthetic(paths.data_root(data), spec, data.generate, progress)
+    elif data.dataset != "ucf101":
         raise ConfigError(
-            f"key 'data.dataset' is {data['dataset']!r}: the feature extraction reads "
+            f"key 'data.dataset' is {data.dataset!r}: the feature extraction reads "
             "'ucf101' or 'synthetic_actions' videos"
         )
-    if data.get("videos_dir") is None and data.get("splits_dir") is None:
-        root = paths.data_root(cfg)
+    if data.videos_dir is None and data.splits_dir is None:
+        root = paths.data_root(data)
         if not root.is_dir():
             raise DatasetError(f"key 'data.root': data folder not found: {root}")
-    dataset = read_split(paths.splits_dir(cfg), data["split"])
-    source = paths.frames_dir(cfg) or paths.videos_dir(cfg)
+    dataset = read_split(paths.splits_dir(data), data.split)
+    source = paths.frames_dir(data) or paths.videos_dir(data)
     if not source.is_dir():
-        key = "data.frames_dir" if paths.frames_dir(cfg) else "data.videos_dir"
+        key = "data.frames_dir" if paths.frames_dir(data) else "data.videos_dir"
         raise DatasetError(f"key '{key}': video folder not found: {source}")
     return dataset, generated
 
@@ -138,48 +138,45 @@ def _clip_list_hash(clips):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def prepare(cfg, progress=True):
+def prepare(cfg: Config, progress=True):
     """Check the config, the data and the weights; build the network. No extraction yet."""
-    frames_cfg, features_cfg = cfg["frames"], cfg["features"]
-    dataset, generated = load_dataset(cfg, progress)
+    frames_cfg, features_cfg = cfg.frames, cfg.features
+    dataset, generated = load_dataset(cfg.data, progress)
     clips = [("train", c) for c in dataset.train] + [("test", c) for c in dataset.test]
     if not clips:
-        raise DatasetError(f"{paths.splits_dir(cfg)}: the split lists name no clips")
+        raise DatasetError(f"{paths.splits_dir(cfg.data)}: the split lists name no clips")
     try:
-        sampler = FrameSampler(frames_cfg["policy"], frames_cfg["n_frames"], frames_cfg["short_clips"])
+        sampler = FrameSampler(frames_cfg.policy, frames_cfg.n_frames, frames_cfg.short_clips)
     except ValueError as e:
         raise ConfigError(f"frames: {e}") from None
-    resize = frames_cfg["resize"]
+    resize = frames_cfg.resize
     if len(resize) != 2 or any(int(v) < 16 for v in resize):
-        raise ConfigError(f"key 'frames.resize' must be [height, width] of at least 16, got {resize}")
-    for key in ("batch_size", "chunk_size", "decode_workers"):
-        if features_cfg[key] < 1:
-            raise ConfigError(f"key 'features.{key}' must be at least 1, got {features_cfg[key]}")
-    weights = paths.resolve_path(features_cfg["weights"]) if features_cfg["weights"] else None
+        raise ConfigError(f"key 'frames.resize' must be [height, width] of at least 16, got {list(resize)}")
+    weights = paths.resolve_path(features_cfg.weights) if features_cfg.weights else None
     encoder = build_encoder(
-        features_cfg["backbone"], weights, features_cfg["pool_grid"], features_cfg["output"],
-        frames_cfg["mean"], frames_cfg["std"], seed=cfg.get("seed", 0),
+        features_cfg.backbone, weights, features_cfg.pool_grid, features_cfg.output,
+        frames_cfg.mean, frames_cfg.std, seed=cfg.seed,
     )
     # inference only: BatchNorm folded into the convolutions (about 10-20% faster on CPU)
     encoder = fold_batch_norm(encoder)
-    device = resolve_device(features_cfg["device"])
-    if features_cfg["threads"] > 0:
-        torch.set_num_threads(features_cfg["threads"])
+    device = resolve_device(features_cfg.device)
+    if features_cfg.threads > 0:
+        torch.set_num_threads(features_cfg.threads)
     encoder = encoder.to(device)
-    if features_cfg["channels_last"]:
+    if features_cfg.channels_last:
         encoder = encoder.to(memory_format=torch.channels_last)
     fingerprint = dict(
         paths.feature_settings(cfg),
         **{
             "features.weights_sha256": encoder.weights_sha256,
-            "features.chunk_size": features_cfg["chunk_size"],
-            "frames.allow_short_reads": frames_cfg["allow_short_reads"],
+            "features.chunk_size": features_cfg.chunk_size,
+            "frames.allow_short_reads": frames_cfg.allow_short_reads,
             "clips": _clip_list_hash(clips),
-            "seed": cfg.get("seed", 0) if encoder.random_init else None,
+            "seed": cfg.seed if encoder.random_init else None,
         },
     )
     return Job(cfg, dataset, clips, encoder, device, sampler, Resize(*map(int, resize)),
-               paths.store_dir(cfg), fingerprint, VideoLocator(paths.videos_dir(cfg)), generated)
+               paths.store_dir(cfg), fingerprint, VideoLocator(paths.videos_dir(cfg.data)), generated)
 
 
 def _check_manifest(job):
@@ -209,14 +206,14 @@ def _check_manifest(job):
 
 def _decode(job, clip):
     """``(frames uint8 (steps, H, W, 3) or None, n_available, status)`` of one clip."""
-    frames_dir = paths.frames_dir(job.cfg)
+    frames_dir = paths.frames_dir(job.cfg.data)
     try:
         if frames_dir is not None:
             source, from_folder = frame_folder(frames_dir, clip), True
         else:
             source, from_folder = job.locate(clip), False
         frames, available, damage = load_clip(
-            source, job.sampler, job.resize, from_folder, job.cfg["frames"]["allow_short_reads"]
+            source, job.sampler, job.resize, from_folder, job.cfg.frames.allow_short_reads
         )
         return frames, available, damage
     except ShortClipError as e:
@@ -230,7 +227,7 @@ def _decode(job, clip):
 def _encode(job, frames):
     """Features ``(frames, dim)`` float32 of ``uint8`` frames, in batches."""
     out = []
-    batch = job.cfg["features"]["batch_size"]
+    batch = job.cfg.features.batch_size
     with torch.inference_mode():
         for start in range(0, len(frames), batch):
             x = torch.from_numpy(frames[start:start + batch]).to(job.device, non_blocking=True)
@@ -245,7 +242,7 @@ def _write_chunk(job, k, decoded):
     ok = [f for f, _, _ in decoded if f is not None]
     frames = np.concatenate(ok) if ok else np.zeros((0, *job.resize_shape, 3), np.uint8)
     features = _encode(job, frames)
-    dtype = np.dtype(job.cfg["features"]["dtype"])
+    dtype = np.dtype(job.cfg.features.dtype)
     if dtype == np.float16 and features.size and np.abs(features).max() > FLOAT16_MAX:
         raise ConfigError(
             f"features reach {np.abs(features).max():.3g}, beyond float16's range; "
@@ -294,11 +291,11 @@ def run(job, shard=(1, 1), progress=True, on_chunk=None, force=False):
     Summary
     """
     i, n = shard
-    features_cfg = job.cfg["features"]
+    features_cfg = job.cfg.features
     summary = Summary(job.store_dir, clips_total=len(job.clips), chunks_total=job.n_chunks,
-                      allow_failures=features_cfg["allow_failures"], warnings=list(job.encoder.warnings))
+                      allow_failures=features_cfg.allow_failures, warnings=list(job.encoder.warnings))
     if job.generated:
-        summary.note = f"generated the synthetic action set in {paths.data_root(job.cfg)}"
+        summary.note = f"generated the synthetic action set in {paths.data_root(job.cfg.data)}"
     if force:
         for name in ("train.npz", "test.npz", SUMMARY):
             (job.store_dir / name).unlink(missing_ok=True)
@@ -320,7 +317,7 @@ def run(job, shard=(1, 1), progress=True, on_chunk=None, force=False):
     n_pending_clips = sum(len(job.chunk_clips(k)) for k in pending)
     bar = Progress(n_pending_clips, f"extracting{'' if n == 1 else f' shard {i}/{n}'}", "clip", progress)
     start = time.perf_counter()
-    workers = features_cfg["decode_workers"]
+    workers = features_cfg.decode_workers
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         def submit(k):
             return [pool.submit(_decode, job, clip) for _, clip in job.chunk_clips(k)]
@@ -391,7 +388,7 @@ def _count_chunks(job, done, summary):
 def assemble(job, summary):
     """Join all chunks into ``train.npz`` and ``test.npz`` (atomically); fill ``summary``."""
     dim = job.encoder.feature_dim
-    dtype = np.dtype(job.cfg["features"]["dtype"])
+    dtype = np.dtype(job.cfg.features.dtype)
     per_side = {"train": [], "test": []}
     for k in range(job.n_chunks):
         chunk = _read_chunk(job, k)
@@ -420,7 +417,7 @@ def assemble(job, summary):
         summary.sides[side] = len(items)
     summary.shape, summary.dtype, summary.complete = (steps, dim), dtype.name, True
     summary.chunks_done = job.n_chunks
-    if not job.cfg["features"]["keep_chunks"]:
+    if not job.cfg.features.keep_chunks:
         shutil.rmtree(job.chunk_dir, ignore_errors=True)
     return summary
 
@@ -429,8 +426,8 @@ def _metadata(job, side, steps, dim, summary, side_ids):
     cfg, encoder = job.cfg, job.encoder
     return {
         "split": side,
-        "official_split": cfg["data"]["split"],
-        "dataset": cfg["data"]["dataset"],
+        "official_split": cfg.data.split,
+        "dataset": cfg.data.dataset,
         "class_names": list(job.dataset.class_names),
         "backbone": encoder.backbone,
         "output": encoder.output,
@@ -444,11 +441,11 @@ def _metadata(job, side, steps, dim, summary, side_ids):
             "short_clips": job.sampler.short_clips,
         },
         "resize": [job.resize.height, job.resize.width],
-        "mean": list(cfg["frames"]["mean"]),
-        "std": list(cfg["frames"]["std"]),
+        "mean": list(cfg.frames.mean),
+        "std": list(cfg.frames.std),
         "feature_dim": dim,
         "steps": steps,
-        "dtype": cfg["features"]["dtype"],
+        "dtype": cfg.features.dtype,
         "warnings": list(encoder.warnings),
         "config": settings(cfg),
         "clips_skipped": {k: v for k, v in summary.clips_skipped.items() if k in side_ids},
@@ -479,12 +476,12 @@ def _summarize_store(job, summary):
 # Entry points
 
 
-def extract(cfg, shard=(1, 1), progress=True, on_chunk=None, force=False):
+def extract(cfg: Config, shard=(1, 1), progress=True, on_chunk=None, force=False):
     """Prepare and run an extraction (or a seed-pickle import when configured).
 
     Returns a :class:`Summary`; its ``exit_code`` is what the command exits with.
     """
-    if cfg["features"].get("seed_pickles"):
+    if cfg.features.seed_pickles:
         return import_seed_pickles(cfg)
     job = prepare(cfg, progress)
     return run(job, shard, progress, on_chunk, force)

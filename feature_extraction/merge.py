@@ -14,12 +14,13 @@ from pathlib import Path
 
 from nengo_actions.config import ConfigError, write_json_atomic
 from nengo_actions.io import atomic_path
+from nengo_actions.schema import Config
 
 from .extract import CHUNK_DIR, MANIFEST, SUMMARY, _check_manifest, _chunk_done, assemble, prepare
 from .summary import Summary
 
 
-def merge(cfg, sources=(), progress=True):
+def merge(cfg: Config, sources=(), progress=True):
     """Gather the chunks of sharded runs and assemble the store.
 
     Parameters
@@ -55,7 +56,7 @@ def merge(cfg, sources=(), progress=True):
             f"(e.g. {shown}); run the shards that make them, or name their folders after --merge"
         )
     summary = Summary(job.store_dir, clips_total=len(job.clips), chunks_total=job.n_chunks,
-                      allow_failures=cfg["features"]["allow_failures"], warnings=list(job.encoder.warnings))
+                      allow_failures=cfg.features.allow_failures, warnings=list(job.encoder.warnings))
     summary.note = "merged the chunks of all shards"
     assemble(job, summary)
     write_json_atomic(job.store_dir / SUMMARY, summary.to_json())

@@ -16,6 +16,7 @@ import numpy as np
 
 from nengo_actions.config import SEED_PICKLES, ConfigError, resolve_path, settings
 from nengo_actions.io import write_bytes_atomic
+from nengo_actions.schema import Config
 from nengo_actions.store import load_split, save_split, split_path
 
 from . import paths
@@ -70,7 +71,7 @@ def _labels_per_clip(labels, path, n):
     return labels.astype(np.int64)
 
 
-def import_seed_pickles(cfg):
+def import_seed_pickles(cfg: Config):
     """Read the seed's pickles (``features.seed_pickles``) into the feature store.
 
     Groups are not in the pickles, so every clip becomes its own group (the validation
@@ -79,11 +80,10 @@ def import_seed_pickles(cfg):
 
     Returns an extraction :class:`~feature_extraction.extract.Summary`.
     """
-
-    locations = cfg["features"]["seed_pickles"]
-    if not cfg.get("allow_pickle"):
+    locations = cfg.features.seed_pickles
+    if not cfg.allow_pickle:
         raise ConfigError(
-            f"{cfg.get('_source', 'config')}: key 'features.seed_pickles' names pickle files; "
+            f"{cfg.source}: key 'features.seed_pickles' names pickle files; "
             "unpickling can run code stored in the file, so it is refused unless the config "
             "sets allow_pickle: true (do so only for files you trust)"
         )
@@ -99,19 +99,20 @@ def import_seed_pickles(cfg):
     store = paths.store_dir(cfg)
     arrays = {}
     for side in ("train", "test"):
-        data = np.asarray(_load_pickle(files[f"{side}_data"], f"{side}_data", cfg.get("allow_pickle")))
+        data = np.asarray(_load_pickle(files[f"{side}_data"], f"{side}_data", cfg.allow_pickle))
         if data.ndim != 3:
             raise ConfigError(f"{files[f'{side}_data']}: expected (clips, steps, dim), got shape {data.shape}")
-        labels = _labels_per_clip(_load_pickle(files[f"{side}_labels"], f"{side}_labels", cfg.get("allow_pickle")), files[f"{side}_labels"], len(data))
+        labels_file = files[f"{side}_labels"]
+        labels = _labels_per_clip(_load_pickle(labels_file, f"{side}_labels", cfg.allow_pickle), labels_file, len(data))
         arrays[side] = (data, labels)
     n_classes = int(max(labels.max() for _, labels in arrays.values())) + 1
-    class_file = split_files(paths.splits_dir(cfg), cfg["data"]["split"])[0]
+    class_file = split_files(paths.splits_dir(cfg.data), cfg.data.split)[0]
     class_names = read_class_index(class_file) if class_file.is_file() else []
     if len(class_names) < n_classes:
         class_names = [f"class_{i:03d}" for i in range(n_classes)]
     warning = ("the seed's pickles hold no groups: every clip is its own group, so a "
                "validation split is by clip and may share source videos with training")
-    dtype = np.dtype(cfg["features"]["dtype"])
+    dtype = np.dtype(cfg.features.dtype)
     summary = Summary(store, note=f"imported the seed's pickles ({', '.join(str(p) for p in files.values())})",
                       warnings=[warning])
     offset = 0
@@ -119,8 +120,8 @@ def import_seed_pickles(cfg):
         n, steps, dim = data.shape
         metadata = {
             "split": side,
-            "official_split": cfg["data"]["split"],
-            "dataset": cfg["data"]["dataset"],
+            "official_split": cfg.data.split,
+            "dataset": cfg.data.dataset,
             "class_names": class_names,
             "backbone": "seed_pickles",
             "output": "seed_head",

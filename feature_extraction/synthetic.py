@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from nengo_actions.io import atomic_path
+from nengo_actions.schema import SyntheticActionsConfig
 
 from .progress import Progress
 from .ucf101 import DatasetError
@@ -101,13 +102,9 @@ class SyntheticSpec:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, block):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in block.items() if k in fields}
-        for key in ("size", "test_groups"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
+    def from_config(cls, synthetic: SyntheticActionsConfig):
+        """The spec of the config section ``data.synthetic``."""
+        return cls(**{f.name: getattr(synthetic, f.name) for f in dataclasses.fields(cls)})
 
     def __post_init__(self):
         where = "data.synthetic"

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from nengo_actions.errors import DataError, ExtractionError
+from nengo_actions.schema import Config
 from nengo_actions.splits import check_group_leak, split_by_group
 from nengo_actions.store import StoreError, load_split, split_path
 from nengo_actions.streaming import standardized as standardized_in_chunks
@@ -28,7 +29,7 @@ from nengo_actions.streaming import store_clips, store_input_bytes, stream_wante
 EXTRACT_COMMAND = (sys.executable, "-m", "feature_extraction")
 
 
-def store_dir(cfg) -> Path:
+def store_dir(cfg: Config) -> Path:
     """The feature store folder of a config (``feature_extraction.paths.store_dir``;
     that module imports neither torch nor OpenCV, so importing it here is cheap)."""
     from feature_extraction.paths import store_dir as _store_dir
@@ -40,15 +41,15 @@ def store_complete(folder) -> bool:
     return split_path(folder, "train").exists() and split_path(folder, "test").exists()
 
 
-def extraction_command(cfg, overrides=()):
+def extraction_command(cfg: Config, overrides=()):
     """The argv that extracts the features of ``cfg`` (as a user would type it)."""
-    argv = [*EXTRACT_COMMAND, "-c", str(cfg["_source"])]
+    argv = [*EXTRACT_COMMAND, "-c", str(cfg.source)]
     for text in overrides:
         argv += ["--set", text]
     return argv
 
 
-def ensure_features(cfg, overrides=(), log=print):
+def ensure_features(cfg: Config, overrides=(), log=print):
     """Run the extraction process unless the store of ``cfg`` is complete.
 
     Its output is streamed as it comes. Raises :class:`ExtractionError` when the process
@@ -132,7 +133,7 @@ class ClipData:
         )
 
 
-def load_clip_data(cfg, mmap=None, folder=None) -> ClipData:
+def load_clip_data(cfg: Config, mmap=None, folder=None) -> ClipData:
     """Load the store of ``cfg``, carve validation from training by group, check it all.
 
     ``mmap``: keep the features in the store files and read them a minibatch at a time
@@ -144,7 +145,7 @@ def load_clip_data(cfg, mmap=None, folder=None) -> ClipData:
     folder = Path(folder) if folder is not None else store_dir(cfg)
     splits = {}
     if mmap is None:
-        mmap = stream_wanted(cfg, sum(store_input_bytes(split_path(folder, name)) for name in ("train", "test")))
+        mmap = stream_wanted(cfg.data, sum(store_input_bytes(split_path(folder, name)) for name in ("train", "test")))
     for name in ("train", "test"):
         path = split_path(folder, name)
         try:
@@ -173,10 +174,10 @@ def load_clip_data(cfg, mmap=None, folder=None) -> ClipData:
                 f"({len(class_names)} classes); found {sorted(set(split.labels[bad].tolist()))[:5]}"
             )
     check_group_leak(train.groups, test.groups, where=str(folder))
-    fraction = cfg["data"]["val_fraction"]
+    fraction = cfg.data.val_fraction
     if fraction > 0:
         try:
-            train_mask, val_mask = split_by_group(train.groups, fraction, cfg["seed"])
+            train_mask, val_mask = split_by_group(train.groups, fraction, cfg.seed)
         except ValueError as e:
             raise DataError(f"{split_path(folder, 'train')}: {e}") from None
     else:

@@ -18,7 +18,8 @@ from feature_extraction import extract, paths
 from feature_extraction.cli import main
 from feature_extraction.merge import merge
 from feature_extraction.synthetic import write_video
-from nengo_actions.config import IMAGENET_MEAN, IMAGENET_STD, PROJECT_ROOT, ConfigError, load_config
+from nengo_actions import config as config_module
+from nengo_actions.config import IMAGENET_MEAN, IMAGENET_STD, PROJECT_ROOT, ConfigError, load_config, settings
 from nengo_actions.splits import check_group_leak
 from nengo_actions.store import load_split
 
@@ -57,7 +58,7 @@ def data_root(tmp_path_factory):
     """The tiny synthetic set, generated once (extraction runs use their own store folders)."""
     root = tmp_path_factory.mktemp("tiny_data")
     cfg = load_config(write_config(root, data__root=str(root)))
-    extract.load_dataset(cfg, progress=False)
+    extract.load_dataset(cfg.data, progress=False)
     return root
 
 
@@ -111,6 +112,7 @@ def test_store_holds_both_official_sides_with_metadata(reference_store, data_roo
     assert meta["feature_dim"] == 512 and meta["steps"] == 6
     assert meta["clips_failed"] == {} and meta["clips_skipped"] == {}
     assert meta["config"]["features"]["backbone"] == "resnet18"
+    assert meta["config"]["frames"]["resize"] == [32, 32]  # plain JSON: a list, as written
     # loads without pickles, and memory-mapped
     mapped = load_split(Path(reference_store) / "train.npz", mmap=True)
     assert isinstance(mapped.features, np.memmap) and np.array_equal(mapped.features, train.features)
@@ -203,6 +205,37 @@ def test_store_dir_default_encodes_the_settings(tmp_path, data_root):
         [sys.executable, "-c", "import feature_extraction.paths, sys; print(' '.join(sys.modules))"],
         capture_output=True, text=True, cwd=PROJECT_ROOT, check=True,
     ).stdout.split()
+
+
+SYNTHETIC_DEMO_SETTINGS = {
+    "data.dataset": "synthetic_actions", "data.frames_dir": None, "data.root": "/checkout/data/synthetic_actions",
+    "data.split": 1,
+    "data.synthetic": {"clips_per_group": 2, "fps": 25, "n_classes": 8, "n_frames": 32, "n_groups": 40, "seed": 0,
+                       "size": [64, 64], "test_groups": [1, 2, 3, 4, 5, 6]},
+    "features.backbone": "resnet18", "features.dtype": "float16", "features.output": "pool", "features.pool_grid": 2,
+    "features.weights": None, "frames.mean": [0.485, 0.456, 0.406], "frames.n_frames": 8, "frames.policy": "uniform",
+    "frames.resize": [112, 112], "frames.short_clips": "pad", "frames.std": [0.229, 0.224, 0.225],
+}
+
+
+@pytest.mark.parametrize("name, store, settings_pinned", [
+    ("config.json", "synthetic_actions/features/resnet18-uniform8-grid2-9cd933bf", SYNTHETIC_DEMO_SETTINGS),
+    ("ucf101_lmu.json", "ucf101/features/resnet152-first28-seedhead-5f15c4d1", None),
+    ("ucf101_ensemble.json", "ucf101/features/resnet152-first28-seedhead-5f15c4d1", None),
+])
+def test_store_names_of_the_shipped_configs_are_pinned(monkeypatch, name, store, settings_pinned):
+    """A changed name would orphan every user's extracted features. The names are those
+    the dict-based config gave, for a checkout at /checkout: the hash covers the absolute
+    data.root, so the root is fixed here."""
+    path = PROJECT_ROOT / "configs" / name
+    monkeypatch.setattr(config_module, "PROJECT_ROOT", Path("/checkout"))
+    cfg = load_config(path)
+    assert paths.store_dir(cfg) == Path("/checkout/data") / store
+    if settings_pinned is not None:
+        assert paths.feature_settings(cfg) == settings_pinned
+    # what is hashed and what a store records are plain JSON (lists, not tuples)
+    assert json.loads(json.dumps(paths.feature_settings(cfg))) == paths.feature_settings(cfg)
+    assert json.loads(json.dumps(settings(cfg))) == settings(cfg)
 
 
 @pytest.fixture

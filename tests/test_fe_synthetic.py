@@ -10,6 +10,8 @@ from feature_extraction import synthetic, ucf101
 from feature_extraction.frames import decode_video
 from feature_extraction.synthetic import SyntheticSpec, ensure_synthetic, generate
 from feature_extraction.ucf101 import DatasetError
+from nengo_actions.config import override
+from nengo_actions.schema import SyntheticActionsConfig
 
 SPEC = SyntheticSpec(n_classes=4, n_groups=3, clips_per_group=2, n_frames=10, size=(32, 32), test_groups=(1,))
 
@@ -123,5 +125,7 @@ def test_spec_validation_names_the_key():
         SyntheticSpec(n_groups=3, test_groups=(1, 2, 3))
     with pytest.raises(DatasetError, match="data.synthetic.size"):
         SyntheticSpec(size=(33, 32))
-    spec = SyntheticSpec.from_config({"n_classes": 3, "size": [48, 64], "test_groups": [2]})
+    section = override(SyntheticActionsConfig(), {"n_classes": 3, "size": [48, 64], "test_groups": [2]}, "test")
+    spec = SyntheticSpec.from_config(section)
     assert spec.size == (48, 64) and spec.test_groups == (2,)
+    assert spec.n_classes == 3 and spec.n_groups == section.n_groups
