@@ -104,15 +104,15 @@ def make_optimizer(settings, steps_per_epoch, mixed=False):
 
 
 def _optimizer(settings, steps_per_epoch):
-    lr = settings["learning_rate"]
-    if settings["schedule"] == "cosine":
-        lr = tf.keras.optimizers.schedules.CosineDecay(lr, max(1, steps_per_epoch * settings["epochs"]))
-    elif settings["schedule"] == "step":
+    lr = settings.learning_rate
+    if settings.schedule == "cosine":
+        lr = tf.keras.optimizers.schedules.CosineDecay(lr, max(1, steps_per_epoch * settings.epochs))
+    elif settings.schedule == "step":
         lr = tf.keras.optimizers.schedules.ExponentialDecay(
-            lr, max(1, steps_per_epoch * settings["step_epochs"]), settings["step_factor"], staircase=True
+            lr, max(1, steps_per_epoch * settings.step_epochs), settings.step_factor, staircase=True
         )
-    kind = settings["optimizer"]
-    decay = settings.get("weight_decay", 0.0)
+    kind = settings.optimizer
+    decay = settings.weight_decay
     if kind == "adam" and decay:
         return tf.keras.optimizers.AdamW(lr, weight_decay=decay)
     if kind == "adam":
@@ -256,16 +256,21 @@ class Engine:
 
     # -- training ----------------------------------------------------------------------
 
+    def compile_optimizer(self, settings, n_train):
+        """Set the optimizer and its schedule (a ``TrainConfig``) for ``n_train`` clips
+        an epoch, with mixed precision where the settings and the device ask for it."""
+        self.settings = settings
+        self.mixed_precision = mixed_precision(settings.mixed_precision, self.device)
+        if self.mixed_precision:
+            # a process-wide grappler option, read when the graph is traced
+            tf.config.optimizer.set_experimental_options({"auto_mixed_precision": True})
+        steps_per_epoch = math.ceil(n_train / self.minibatch_size)
+        self.optimizer = make_optimizer(settings, steps_per_epoch, self.mixed_precision)
+
     def compile(self, settings, n_train):
         """Set optimizer, schedule and losses from the ``train`` settings."""
-        steps_per_epoch = math.ceil(n_train / self.minibatch_size)
-        self.settings = settings
-        self.mixed_precision = mixed_precision(settings.get("mixed_precision", "off"), self.device)
-        if self.mixed_precision:
-            # a process-wide grappler option, read when the simulator's graph is traced
-            tf.config.optimizer.set_experimental_options({"auto_mixed_precision": True})
-        self.optimizer = make_optimizer(settings, steps_per_epoch, self.mixed_precision)
-        loss = {self.built.output: clip_loss(self.built.n_classes, settings["loss"], settings["loss_steps"])}
+        self.compile_optimizer(settings, n_train)
+        loss = {self.built.output: clip_loss(self.built.n_classes, settings.loss, settings.loss_steps)}
         weights = {self.built.output: 1.0}
         for probe, fn, weight in self.built.loss_terms:
             loss[probe] = fn

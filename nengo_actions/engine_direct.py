@@ -23,12 +23,10 @@ layer, averaged over each class's votes):
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from nengo_actions.compat import tf
-from nengo_actions.engine import Engine, make_optimizer, mixed_precision, select_device
+from nengo_actions.engine import Engine, select_device
 from nengo_actions.params import check_signature, read_params
 
 
@@ -109,13 +107,8 @@ class DirectEngine(Engine):
     # -- training ----------------------------------------------------------------------
 
     def compile(self, settings, n_train):
-        steps_per_epoch = math.ceil(n_train / self.minibatch_size)
-        self.settings = settings
-        self.mixed_precision = mixed_precision(settings.get("mixed_precision", "off"), self.device)
-        if self.mixed_precision:
-            tf.config.optimizer.set_experimental_options({"auto_mixed_precision": True})
-        self.optimizer = make_optimizer(settings, steps_per_epoch, self.mixed_precision)
-        loss_fn = rate_loss(self.built.n_classes, settings["loss"], settings["loss_steps"])
+        self.compile_optimizer(settings, n_train)
+        loss_fn = rate_loss(self.built.n_classes, settings.loss, settings.loss_steps)
         model, optimizer, mixed = self.model, self.optimizer, self.mixed_precision
 
         @tf.function(reduce_retracing=True)

@@ -48,46 +48,12 @@ class ModelResult:
     out_dir: Path = None
 
 
-def model_types(cfg):
-    """``model.type`` followed by ``model.compare`` (without repeats), validated."""
-    types = [cfg["model"]["type"]]
-    for t in cfg["model"]["compare"]:
-        if t not in registry.MODELS:
-            raise ConfigError(
-                f"{cfg.get('_source', 'config')}: key 'model.compare' holds {t!r}; model "
-                f"types are {', '.join(registry.model_names())}"
-            )
-        if t not in types:
-            types.append(t)
-    return types
-
-
-def train_settings(cfg, model_type):
-    """``train`` with ``train.models.<model_type>`` overrides applied and validated."""
-    base = {k: v for k, v in cfg["train"].items() if k != "models"}
-    models = cfg["train"]["models"]
-    for name in models:
-        if name not in registry.MODELS:
-            raise ConfigError(
-                f"{cfg.get('_source', 'config')}: key 'train.models' names {name!r}; model "
-                f"types are {', '.join(registry.model_names())}"
-            )
-    override = models.get(model_type, {})
-    return config_mod.merge(base, override, cfg.get("_source", "config"), f"train.models.{model_type}.")
-
-
-def check_evaluate_settings(cfg):
-    ev = cfg["evaluate"]
-    where = cfg.get("_source", "config")
-    steps = ev["steps_per_frame"]
-    if not steps or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in steps):
-        raise ConfigError(f"{where}: key 'evaluate.steps_per_frame' must be a list of integers >= 1")
-    if ev["spiking_steps_per_frame"] < 1:
-        raise ConfigError(f"{where}: key 'evaluate.spiking_steps_per_frame' must be >= 1")
+def check_evaluate_settings(ev, where):
+    """The energy devices of ``ev`` (an ``EvaluateConfig``) are ones keras-spiking knows."""
     from nengo_actions.energy import device_table
 
     known = device_table()
-    for device in ev["energy_devices"]:
+    for device in ev.energy_devices:
         if str(device).lower() not in known:
             raise ConfigError(
                 f"{where}: key 'evaluate.energy_devices' holds {device!r}; keras-spiking "
@@ -137,27 +103,27 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ev, ts, seed = cfg["evaluate"], train_settings(cfg, model_type), cfg["seed"]
-    if params is None and 0 < len(data.y_train) < ts["minibatch_size"]:
-        log(f"[{model_type}] train.minibatch_size {ts['minibatch_size']} is more than the {len(data.y_train)} "
+    ev, ts, seed = cfg.evaluate, cfg.train.for_model(model_type), cfg.seed
+    if params is None and 0 < len(data.y_train) < ts.minibatch_size:
+        log(f"[{model_type}] train.minibatch_size {ts.minibatch_size} is more than the {len(data.y_train)} "
             f"training clips; using minibatches of {len(data.y_train)}")
-        ts = dict(ts, minibatch_size=len(data.y_train))
-    direct = registry.trains_directly(model_type, cfg["model"])
+        ts = ts.replace(minibatch_size=len(data.y_train))
+    direct = registry.trains_directly(model_type, cfg.model)
     if direct:  # trained with spikes over time; the Nengo network is built from the parameters
         from nengo_actions.engine_direct import DirectEngine
         from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal
 
         built = build_temporal(
-            model_type, cfg["model"], n_features=data.n_features, n_classes=data.n_classes, dt=ev["dt"], seed=seed
+            model_type, cfg.model, n_features=data.n_features, n_classes=data.n_classes, dt=ev.dt, seed=seed
         )
-        engine = DirectEngine(built, ts["minibatch_size"], ts["device"], seed)
+        engine = DirectEngine(built, ts.minibatch_size, ts.device, seed)
     else:
         build = functools.partial(
-            build_model, model_type, cfg["model"], data.n_features, data.n_classes, data.n_frames,
-            dt=ev["dt"], seed=seed, raster_neurons=ev["raster_neurons"],
+            build_model, model_type, cfg.model, data.n_features, data.n_classes, data.n_frames,
+            dt=ev.dt, seed=seed, raster_neurons=ev.raster_neurons,
         )
         built = build(spiking=False)
-        engine = Engine(built, ts["minibatch_size"], ts["device"], seed)
+        engine = Engine(built, ts.minibatch_size, ts.device, seed)
     log(f"[{model_type}] {built.description}")
     metrics = {} if direct else {"n_neurons": count_neurons(built)}
     try:
@@ -190,16 +156,16 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
             )
             if tracker is not None:
                 metrics.update(tracker.metrics())
-        loss_kind, loss_steps = ts["loss"], ts["loss_steps"]
+        loss_kind, loss_steps = ts.loss, ts.loss_steps
         if len(data.y_val):
             _, val, val_loss = evaluate_split(engine, data.x_val, data.y_val, ev, loss_kind, loss_steps)
-            metrics.update(_flat_split_metrics("val_", val, ev["top_k"]), val_loss=val_loss)
+            metrics.update(_flat_split_metrics("val_", val, ev.top_k), val_loss=val_loss)
         else:
             metrics.update(val_clip_accuracy=None, val_step_accuracy=None)
         test_out, extra = engine.predict(data.x_test, layer_probes(built))
 
         test = evaluate_as_configured(test_out, data.y_test, data.n_classes, ev)
-        metrics.update(_flat_split_metrics("test_", test, ev["top_k"]))
+        metrics.update(_flat_split_metrics("test_", test, ev.top_k))
         rate_rates, _ = layer_readings(built, extra)
         for name, hz in rate_rates.items():
             metrics[f"rate_mode_firing_rate_hz_{name}"] = hz
@@ -212,31 +178,31 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
     )
     if direct:
         build = functools.partial(
-            build_direct_network, model_type, cfg["model"], n_features=data.n_features, n_classes=data.n_classes,
-            params_path=params_path, dt=ev["dt"], seed=seed, raster_neurons=ev["raster_neurons"],
+            build_direct_network, model_type, cfg.model, n_features=data.n_features, n_classes=data.n_classes,
+            params_path=params_path, dt=ev.dt, seed=seed, raster_neurons=ev.raster_neurons,
         )
         built = build(spiking=True, steps_per_frame=1)
         metrics["n_neurons"] = count_neurons(built)
 
-    dense_ops = operations_per_inference(built, {}, data.n_frames, 1, ev["dt"])
-    non_spiking = [d for d in ev["energy_devices"] if not _device_spiking(d)]
+    dense_ops = operations_per_inference(built, {}, data.n_frames, 1, ev.dt)
+    non_spiking = [d for d in ev.energy_devices if not _device_spiking(d)]
     for device, joules in energy_per_inference(dense_ops, non_spiking).items():
         metrics[f"energy_{device}_joules_per_inference"] = joules
     metrics["synapses"] = dense_ops["synapses"]
     metrics["ann_ops_per_inference"] = dense_ops["dense_synops"]
 
     result = ModelResult(model_type, built.description, metrics, history, test=test, out_dir=out_dir)
-    if model_is_spiking(model_type, cfg["model"]) and ev["spiking"]:
-        steps = sorted(set(ev["steps_per_frame"]) | {ev["spiking_steps_per_frame"]})
+    if model_is_spiking(model_type, cfg.model) and ev.spiking:
+        steps = sorted(set(ev.steps_per_frame) | {ev.spiking_steps_per_frame})
         runs = evaluate_spiking(
-            build, params_path, data.x_test, data.y_test, steps, ev, ts["minibatch_size"],
-            ts["device"], seed, ev["energy_devices"], log=log,
+            build, params_path, data.x_test, data.y_test, steps, ev, ts.minibatch_size,
+            ts.device, seed, ev.energy_devices, log=log,
         )
         result.spiking_runs = runs
         for run in runs:
             metrics[f"spiking_test_clip_accuracy_k{run.steps_per_frame}"] = run.metrics["clip_accuracy"]
-        head = next(r for r in runs if r.steps_per_frame == ev["spiking_steps_per_frame"])
-        metrics.update(_flat_split_metrics("spiking_test_", head.metrics, ev["top_k"]))
+        head = next(r for r in runs if r.steps_per_frame == ev.spiking_steps_per_frame)
+        metrics.update(_flat_split_metrics("spiking_test_", head.metrics, ev.top_k))
         metrics["spiking_steps_per_frame"] = head.steps_per_frame
         metrics["spiking_inference_clips_per_second"] = head.clips_per_second
         for name, hz in head.layer_rates_hz.items():
@@ -252,16 +218,6 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
     write_json_atomic(out_dir / "result.json", jsonable({"model": model_type, "description": built.description, "metrics": metrics}))
     np.savetxt(out_dir / "confusion_test.csv", test["confusion"], fmt="%d", delimiter=",")
     return result
-
-
-def check_model_settings(cfg):
-    """Ranges of the direct-training LIF settings (types and choices are checked on load)."""
-    conv, where = cfg["model"]["dvs_conv"], cfg.get("_source", "config")
-    if conv["lif_tau"] < 1 or (conv["plif"] and conv["lif_tau"] <= 1):
-        raise ConfigError(f"{where}: key 'model.dvs_conv.lif_tau' must be >= 1 step (> 1 with plif), got {conv['lif_tau']}")
-    for key in ("threshold", "surrogate_alpha"):
-        if conv[key] <= 0:
-            raise ConfigError(f"{where}: key 'model.dvs_conv.{key}' must be > 0, got {conv[key]}")
 
 
 def _device_spiking(name):
@@ -286,11 +242,8 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print
     start = time.perf_counter()
     if resume and run_dir is not None and not Path(run_dir).is_dir():
         raise ConfigError(f"--resume {run_dir}: no such run folder")
-    types = model_types(cfg)
-    for t in types:
-        train_settings(cfg, t)
-    check_evaluate_settings(cfg)
-    check_model_settings(cfg)
+    types = cfg.model.types
+    check_evaluate_settings(cfg.evaluate, cfg.source)
     from nengo_actions.event_data import is_event_dataset, load_event_data
 
     if is_event_dataset(cfg):  # DVS recordings: framed events instead of a feature store
@@ -299,7 +252,7 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print
         ensure_features(cfg, overrides, log=log)
         data = load_clip_data(cfg)
     log(f"features: {data.store_dir} ({data.summary()})")
-    if cfg["train"]["standardize"]:
+    if cfg.train.standardize:
         data = data.standardized()
     if params is not None:
         check_params_files(params, types, data)
@@ -332,4 +285,4 @@ def load_run_config(run_dir, overrides=()):
     return config_mod.load_config(path, overrides)
 
 
-__all__ = ["run", "run_model", "model_types", "train_settings", "load_run_config", "ModelResult"]
+__all__ = ["run", "run_model", "check_evaluate_settings", "load_run_config", "ModelResult"]

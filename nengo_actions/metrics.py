@@ -133,6 +133,6 @@ def evaluate_outputs(outputs, labels, n_classes, method="last", last_k=5, top_k=
 def evaluate_as_configured(outputs, labels, n_classes, evaluate):
     """:func:`evaluate_outputs` with the clip method, ``last_k`` and ``top_k`` of a
     config's ``evaluate`` section."""
-    return evaluate_outputs(outputs, labels, n_classes, evaluate["clip_method"], evaluate["last_k"], evaluate["top_k"])
+    return evaluate_outputs(outputs, labels, n_classes, evaluate.clip_method, evaluate.last_k, evaluate.top_k)
 
 

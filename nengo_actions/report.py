@@ -76,7 +76,7 @@ def flat_metrics(cfg, data, results, total_seconds):
         n_features=int(data.n_features),
         **{run_metrics.CHANCE_ACCURACY: 1.0 / data.n_classes},
         total_seconds=float(total_seconds),
-        clip_method=cfg["evaluate"]["clip_method"],
+        clip_method=cfg.evaluate.clip_method,
     )
     if primary.test:
         for name, acc in zip(data.class_names, primary.test["per_class_accuracy"]):
@@ -192,10 +192,10 @@ def plot_accuracy_per_frame(path, results):
 
 
 def _results_table(results, cfg):
-    ev = cfg["evaluate"]
-    k, topk = ev["spiking_steps_per_frame"], ev["top_k"]
+    ev = cfg.evaluate
+    k, topk = ev.spiking_steps_per_frame, ev.top_k
     lines = [
-        f"| model | test per-clip ({ev['clip_method']}) | mean last {ev['last_k']} | vote | top-{topk} | "
+        f"| model | test per-clip ({ev.clip_method}) | mean last {ev.last_k} | vote | top-{topk} | "
         f"per-step (seed's figure) | validation per-clip | spiking per-clip ({k} steps/frame) | "
         "training time |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -213,7 +213,7 @@ def _results_table(results, cfg):
 
 def _spiking_tables(results, cfg):
     lines = []
-    devices = cfg["evaluate"]["energy_devices"]
+    devices = cfg.evaluate.energy_devices
     for r in results:
         if not r.spiking_runs:
             continue
@@ -261,7 +261,7 @@ def write_report(run_dir, cfg, data, results, total_seconds=0.0):
         figures.append(("Accuracy against simulation steps per frame",
                         plot_accuracy_vs_steps(run_dir / "accuracy_vs_steps.png", results)))
     figures.append(("Accuracy over the clip", plot_accuracy_per_frame(run_dir / "accuracy_per_frame.png", results)))
-    k = cfg["evaluate"]["spiking_steps_per_frame"]
+    k = cfg.evaluate.spiking_steps_per_frame
     for r in results:
         if r.raster:
             figures.append(
@@ -273,21 +273,21 @@ def write_report(run_dir, cfg, data, results, total_seconds=0.0):
     primary = results[0]
     chance = 1.0 / data.n_classes
     lines = [
-        f"# {cfg['name']}: {', '.join(r.model_type for r in results)}",
+        f"# {cfg.name}: {', '.join(r.model_type for r in results)}",
         "",
-        f"Run of {datetime.datetime.now():%Y-%m-%d %H:%M}, config `{Path(cfg.get('_source', 'config')).name}`"
-        f" (resolved copy: `config.json`), seed {cfg['seed']}, {total_seconds:.0f} s in all.",
+        f"Run of {datetime.datetime.now():%Y-%m-%d %H:%M}, config `{Path(cfg.source).name}`"
+        f" (resolved copy: `config.json`), seed {cfg.seed}, {total_seconds:.0f} s in all.",
         "",
         "## Data and protocol",
         "",
-        f"- Features: `{_shown_path(data.store_dir)}`; dataset `{cfg['data']['dataset']}`; {data.summary()} "
+        f"- Features: `{_shown_path(data.store_dir)}`; dataset `{cfg.data.dataset}`; {data.summary()} "
         f"(chance {_pct(chance)}).",
         f"- Validation: whole groups carved out of the training side (`data.val_fraction` = "
-        f"{cfg['data']['val_fraction']}); the epoch with the best validation per-clip accuracy is "
+        f"{cfg.data.val_fraction}); the epoch with the best validation per-clip accuracy is "
         "kept. The test set is used once, for the figures below, never for selection.",
-        f"- Per-clip accuracy: one answer per clip ({cfg['evaluate']['clip_method']!r}: "
-        + {"last": "the scores at the last frame", "mean": f"the mean scores of the last {cfg['evaluate']['last_k']} frames",
-           "vote": "the class most frames pick"}[cfg["evaluate"]["clip_method"]]
+        f"- Per-clip accuracy: one answer per clip ({cfg.evaluate.clip_method!r}: "
+        + {"last": "the scores at the last frame", "mean": f"the mean scores of the last {cfg.evaluate.last_k} frames",
+           "vote": "the class most frames pick"}[cfg.evaluate.clip_method]
         + "). Per-step accuracy is the seed's figure (every frame of every clip counted).",
         "",
         "## Models",

@@ -113,32 +113,6 @@ class Section:
         """A copy with ``changes``, checked again."""
         return dataclasses.replace(self, **changes)
 
-    # TRANSITIONAL: read access by key while modules move to attributes.
-    def __getitem__(self, key):
-        if key not in field_names(type(self)):
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def get(self, key, default=None):
-        if key in ("_source", "_notes"):
-            return getattr(self, key[1:])
-        return getattr(self, key) if key in field_names(type(self)) else default
-
-    def keys(self):
-        return field_names(type(self))
-
-    def items(self):
-        return [(k, getattr(self, k)) for k in self.keys()]
-
-    def __iter__(self):
-        return iter(self.keys())
-
-    def __contains__(self, key):
-        return key in self.keys()
-
-    def __len__(self):
-        return len(self.keys())
-
 
 def _plain(value):
     if isinstance(value, Section):

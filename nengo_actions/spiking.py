@@ -21,6 +21,7 @@ import numpy as np
 from nengo_actions.energy import energy_per_inference, operations_per_inference
 from nengo_actions.engine import Engine
 from nengo_actions.metrics import evaluate_as_configured
+from nengo_actions.schema import EvaluateConfig
 
 
 @dataclasses.dataclass
@@ -80,7 +81,7 @@ def evaluate_spiking(
     -------
     list of SpikingRun
     """
-    eval_settings = eval_settings or {"clip_method": "last", "last_k": 5, "top_k": 5}
+    eval_settings = eval_settings or EvaluateConfig()
     runs = []
     for k in steps_per_frame:
         built = build(spiking=True, steps_per_frame=int(k))

@@ -109,10 +109,9 @@ def train(
 
     Parameters
     ----------
-    settings : dict
-        The ``train`` section (optimizer, learning_rate, schedule, loss, loss_steps,
-        epochs, early_stopping, initial_accuracy, tensorboard).
-    eval_settings : dict
+    settings : TrainConfig
+        The model's training settings (``cfg.train.for_model(model_type)``).
+    eval_settings : EvaluateConfig
         The ``evaluate`` section (clip_method, last_k, top_k).
     on_epoch_end : callable or None
         Called as ``on_epoch_end(epoch, row)`` after each epoch's checkpoint is written.
@@ -130,7 +129,7 @@ def train(
     if has_val:
         engine.check_arrays(x_val, y_val, "validation split")
     engine.compile(settings, len(x_train))
-    loss_kind, loss_steps = settings["loss"], settings["loss_steps"]
+    loss_kind, loss_steps = settings.loss, settings.loss_steps
     checkpoint = out_dir / "checkpoint.npz"
     remove_stale_temp_files(out_dir)  # half-written files of a killed run
     best_path = out_dir / "params_best.npz"
@@ -147,7 +146,7 @@ def train(
         log(f"resuming from epoch {start_epoch} ({checkpoint})")
     elif resume:
         log(f"no checkpoint in {out_dir}; starting from the beginning")
-    elif settings["initial_accuracy"] and has_val:
+    elif settings.initial_accuracy and has_val:
         _, m, _ = evaluate_split(engine, x_val, y_val, eval_settings, loss_kind, loss_steps)
         initial = m["clip_accuracy"]
         chance = 1.0 / engine.built.n_classes
@@ -158,9 +157,9 @@ def train(
                 "do not leak into the features"
             )
 
-    writer = tf.summary.create_file_writer(str(out_dir / "tensorboard")) if settings["tensorboard"] else None
-    epochs = settings["epochs"]
-    patience = settings["early_stopping"]
+    writer = tf.summary.create_file_writer(str(out_dir / "tensorboard")) if settings.tensorboard else None
+    epochs = settings.epochs
+    patience = settings.early_stopping
     stopped = False
     seconds = sum(float(r.get("seconds", 0)) for r in history)
     bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", unit="epoch", leave=False, dynamic_ncols=True)

@@ -98,7 +98,7 @@ def base(tmp_path_factory):
     videos = root / "ucf"
     cfg_path = root / "video.json"
     cfg_path.write_text(json.dumps(dict(TINY_VIDEO, data=dict(TINY_VIDEO["data"], root=str(videos)))))
-    extract.load_dataset(load_config(cfg_path), progress=False)  # writes the UCF101 layout
+    extract.load_dataset(load_config(cfg_path).data, progress=False)  # writes the UCF101 layout
     store = root / "store"
     store.mkdir()
     make_ring_store(store, n_classes=3, n_groups=4, clips_per_group=2, n_frames=6, n_features=8, test_groups=(1,))

@@ -16,21 +16,21 @@ def write(tmp_path, obj, name="cfg.json"):
 def test_defaults_and_overrides(tmp_path):
     path = write(tmp_path, {"name": "x", "train": {"epochs": 3}})
     cfg = C.load_config(path, ["train.learning_rate=0.01", "frames.resize=[112,112]"])
-    assert cfg["name"] == "x"
-    assert cfg["train"]["epochs"] == 3
-    assert cfg["train"]["learning_rate"] == 0.01
-    assert cfg["frames"]["resize"] == [112, 112]
+    assert cfg.name == "x"
+    assert cfg.train.epochs == 3
+    assert cfg.train.learning_rate == 0.01
+    assert cfg.frames.resize == (112, 112)
     # untouched keys keep their defaults
-    assert cfg["seed"] == C.DEFAULTS["seed"]
-    assert cfg["_source"] == str(path)
+    assert cfg.seed == C.Config().seed
+    assert cfg.source == str(path)
 
 
 def test_override_int_to_float_and_string_fallback(tmp_path):
     cfg = C.load_config(write(tmp_path, {}), ["train.learning_rate=1", "name=run-a"])
-    assert cfg["train"]["learning_rate"] == 1.0 and isinstance(
-        cfg["train"]["learning_rate"], float
+    assert cfg.train.learning_rate == 1.0 and isinstance(
+        cfg.train.learning_rate, float
     )
-    assert cfg["name"] == "run-a"
+    assert cfg.name == "run-a"
 
 
 def test_unknown_key_names_file_and_suggests(tmp_path):
@@ -105,17 +105,17 @@ def test_seed_config_is_mapped_with_notes(tmp_path):
         },
     }
     cfg = C.load_config(write(tmp_path, seed))
-    assert cfg["name"] == "SNN_action" and cfg["seed"] == 7
-    assert cfg["data"]["dataset"] == "ucf101"
-    assert cfg["data"]["videos_dir"] == "/data/UCF-101"
-    assert cfg["data"]["root"] == "/data"
-    assert cfg["features"]["device"] == "auto"
-    assert cfg["train"]["minibatch_size"] == 50 and cfg["train"]["epochs"] == 12
-    assert cfg["train"]["initial_accuracy"] is True
-    assert cfg["frames"]["resize"] == [200, 224]
-    assert cfg["features"]["seed_pickles"]["test_labels"] == "d.pkl"
-    assert cfg["allow_pickle"] is False  # mapping never grants permission to unpickle
-    notes = "\n".join(cfg["_notes"])
+    assert cfg.name == "SNN_action" and cfg.seed == 7
+    assert cfg.data.dataset == "ucf101"
+    assert cfg.data.videos_dir == "/data/UCF-101"
+    assert cfg.data.root == "/data"
+    assert cfg.features.device == "auto"
+    assert cfg.train.minibatch_size == 50 and cfg.train.epochs == 12
+    assert cfg.train.initial_accuracy is True
+    assert cfg.frames.resize == (200, 224)
+    assert cfg.features.seed_pickles["test_labels"] == "d.pkl"
+    assert cfg.allow_pickle is False  # mapping never grants permission to unpickle
+    notes = "\n".join(cfg.notes)
     for key in ("data_path", "use_cuda", "SNN_trainer.epochs", "do_SNN_training",
                 "pickle_locations.SNN_weights", "dataloader.batch_size", "allow_pickle"):
         assert key in notes

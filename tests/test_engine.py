@@ -14,6 +14,7 @@ from nengo_actions.params import read_params_header
 from nengo_actions.training import train
 from nengo_actions.feature_data import DataError
 from nengo_actions.networks import build_model
+from nengo_actions.schema import EvaluateConfig, TrainConfig
 
 
 def test_a_tiny_nengo_dl_network_trains_through_the_shim():
@@ -45,21 +46,17 @@ def tiny(n=24, frames=6, features=5, classes=3, seed=0):
     return x, y
 
 
-def model_cfg():
-    m = C.load_config(C.DEFAULT_CONFIG)["model"]
-    m["lmu"].update(order=3, units=12, memory_d=1, hidden_to_hidden=True)
-    m["ensemble_array"].update(n_ensembles=8, n_neurons=5)
-    return m
+def model_cfg(**changes):
+    values = {"lmu.order": 3, "lmu.units": 12, "lmu.memory_d": 1, "lmu.hidden_to_hidden": True,
+              "ensemble_array.n_ensembles": 8, "ensemble_array.n_neurons": 5, **changes}
+    return C.override(C.load_config(C.DEFAULT_CONFIG).model, values, "test")
 
 
 def settings(**kw):
-    s = dict(C.TRAIN_DEFAULTS, epochs=4, learning_rate=0.01, initial_accuracy=False, tensorboard=False)
-    s.pop("models")
-    s.update(kw)
-    return s
+    return TrainConfig(**{"epochs": 4, "learning_rate": 0.01, "initial_accuracy": False, "tensorboard": False, **kw})
 
 
-EVAL = dict(C.EVALUATE_DEFAULTS)
+EVAL = EvaluateConfig()
 
 
 def make_engine(model_type="lmu", m=None, features=5, classes=3, frames=6):
@@ -176,8 +173,7 @@ def test_params_from_another_model_are_refused_by_name(tmp_path):
 
 
 def test_a_params_file_loads_into_the_spiking_build_of_the_same_model(tmp_path):
-    m = model_cfg()
-    m["lmu"]["hidden_to_hidden"] = False
+    m = model_cfg(**{"lmu.hidden_to_hidden": False})
     rate = Engine(build_model("lmu_spiking", m, 5, 3, 6, spiking=False), minibatch_size=4)
     path = rate.save_params(tmp_path / "p.npz")
     values = rate.get_params()
@@ -215,10 +211,11 @@ def test_predict_pads_to_whole_minibatches():
 def test_an_inference_engine_predicts_what_the_training_engine_predicts(kind, tmp_path):
     """Parameters frozen into the network and NengoDL's inference_only build give the
     same spiking outputs as loading them into a trainable simulator."""
-    m = C.load_config(C.DEFAULT_CONFIG)["model"]
-    m["lmu"].update(order=3, units=12, memory_d=2)
-    m["lmu_spiking"].update(memory_neurons_per_dim=4)
-    m["dvs_gesture_net"].update(channels=4, depth=2, dense=8, votes=2)
+    m = C.override(C.load_config(C.DEFAULT_CONFIG).model, {
+        "lmu.order": 3, "lmu.units": 12, "lmu.memory_d": 2, "lmu_spiking.memory_neurons_per_dim": 4,
+        "dvs_gesture_net.channels": 4, "dvs_gesture_net.depth": 2, "dvs_gesture_net.dense": 8,
+        "dvs_gesture_net.votes": 2,
+    }, "test")
     n_features = 8 * 8 * 2 if kind == "dvs_gesture_net" else 6
     build = functools.partial(build_model, kind, m, n_features, 3, 4)
     rng = np.random.default_rng(0)

@@ -26,21 +26,21 @@ FAKE_TRAIN = textwrap.dedent(
     p = c.add_config_arguments(argparse.ArgumentParser())
     cfg = c.load_config(*(lambda a: (a.config, a.overrides))(p.parse_args()))
     start = time.time()
-    nt = cfg["model"]["lmu"]["neuron_type"]
+    nt = cfg.model.lmu.neuron_type
     if nt == "Izhikevich":
         print("simulated failure", file=sys.stderr)
         sys.exit(3)
     time.sleep(float(os.environ.get("FAKE_TRAIN_SLEEP", "0")))
     run = c.make_run_dir(cfg)
     base = {"LIF": 0.8, "LIFRate": 0.9}.get(nt, 0.5)
-    acc = base + 0.01 * cfg["seed"]
+    acc = base + 0.01 * cfg.seed
     c.write_json_atomic(run / "metrics.json", {
         "test_clip_accuracy": acc, "spiking_test_clip_accuracy": acc - 0.05,
         "test_step_accuracy": acc - 0.1, "val_clip_accuracy": acc,
-        "train_seconds": 2.0 + cfg["seed"], "firing_rate_hz_ensembles": 100.0 * base,
+        "train_seconds": 2.0 + cfg.seed, "firing_rate_hz_ensembles": 100.0 * base,
         "rate_mode_firing_rate_hz_ensembles": 90.0 * base,
         "energy_loihi_joules_per_inference": 1e-6 * base, "energy_cpu_joules_per_inference": 1e-3,
-        "lif.test_clip_accuracy": 0.1, "epochs": cfg["train"]["epochs"],
+        "lif.test_clip_accuracy": 0.1, "epochs": cfg.train.epochs,
         "note": "text values are left out of the tables",
         "start": start, "end": time.time(),
     })
@@ -130,7 +130,7 @@ def test_set_overrides_on_the_sweep_config(tmp_path):
     cfg = sweep.load_sweep_config(path, ['grid.model.lmu.neuron_type=["AdaptiveLIFRate"]', "repeats=3", "base_settings.train.epochs=2"])
     trials = sweep.expand_trials(cfg)
     assert [t.label for t in trials] == ["AdaptiveLIFRate"] * 3
-    assert cfg["base_settings"] == {"train": {"epochs": 2}}
+    assert cfg.base_settings == {"train": {"epochs": 2}}
     with pytest.raises(ConfigError, match="did you mean 'repeats'"):
         sweep.load_sweep_config(path, ["repeat=3"])
 

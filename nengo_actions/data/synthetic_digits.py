@@ -41,7 +41,7 @@ import numpy as np
 
 from ..io import read_json
 from .emulator import EventEmulator
-from .synthetic_gestures import is_current, write_gesture_layout
+from .synthetic_gestures import ensure_generated, write_gesture_layout
 
 CLASSES = tuple(f"digit_{k}" for k in range(10))
 N_IMAGES = 1797  # images in sklearn.datasets.load_digits
@@ -360,12 +360,8 @@ def ensure_synthetic_digits(root, spec=None, emulator=None, progress=True):
 
     Returns ``(DvsGesture folder, generated)``.
     """
-    spec = spec or SyntheticDigitSpec()
-    emulator = emulator or DEFAULT_EMULATOR
-    if is_current(root, MARKER, GENERATOR_VERSION, spec, emulator):
-        return Path(root) / "DvsGesture", False
-    (Path(root) / MARKER).unlink(missing_ok=True)
-    return generate_synthetic_digits(root, spec, emulator, progress), True
+    return ensure_generated(generate_synthetic_digits, root, MARKER, GENERATOR_VERSION,
+                            spec or SyntheticDigitSpec(), emulator or DEFAULT_EMULATOR, progress)
 
 
 def synthetic_digits_metadata(root):

@@ -379,17 +379,26 @@ def is_current(root, marker, version, spec, emulator):
     )
 
 
+def ensure_generated(generate, root, marker, version, spec, emulator, progress):
+    """``generate(root, spec, emulator, progress)`` unless ``root`` already holds a set
+    made with the same settings (:func:`is_current`); a stale marker is removed first,
+    so a set that is cut short is never taken for a complete one.
+
+    Returns ``(DvsGesture folder, generated)``.
+    """
+    if is_current(root, marker, version, spec, emulator):
+        return Path(root) / "DvsGesture", False
+    (Path(root) / marker).unlink(missing_ok=True)
+    return generate(root, spec, emulator, progress), True
+
+
 def ensure_synthetic_gestures(root, spec=None, emulator=None, progress=True):
     """Generate the set unless ``root`` already holds one made with the same settings.
 
     Returns ``(DvsGesture folder, generated)``.
     """
-    spec = spec or SyntheticGestureSpec()
-    emulator = emulator or DEFAULT_EMULATOR
-    if is_current(root, MARKER, GENERATOR_VERSION, spec, emulator):
-        return Path(root) / "DvsGesture", False
-    (Path(root) / MARKER).unlink(missing_ok=True)
-    return generate_synthetic_gestures(root, spec, emulator, progress), True
+    return ensure_generated(generate_synthetic_gestures, root, MARKER, GENERATOR_VERSION,
+                            spec or SyntheticGestureSpec(), emulator or DEFAULT_EMULATOR, progress)
 
 
 def synthetic_metadata(root):

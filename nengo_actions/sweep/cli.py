@@ -48,7 +48,7 @@ def _command(argv):
     trials = prepare(sweep_cfg, write=not args.dry_run)
     out_dir = output_dir(sweep_cfg)
     n_done = sum(finished_run(t) is not None for t in trials)
-    print(f"sweep '{sweep_cfg['name']}': {len(trials)} trials ({n_done} finished before), output: {out_dir}")
+    print(f"sweep '{sweep_cfg.name}': {len(trials)} trials ({n_done} finished before), output: {out_dir}")
     if args.dry_run:
         for t in trials:
             state = "finished" if finished_run(t) else "to run"

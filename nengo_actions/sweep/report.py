@@ -179,15 +179,15 @@ def write_markdown(path, sweep_cfg, trials, rows, summary, columns, plots):
     ones and the ``plots`` (paths beside ``path``)."""
     shown = table_columns(columns)
     frac = {c: _is_fraction_column(c, rows) for c in shown}
-    repeats = sweep_cfg["repeats"]
-    grid = sweep_cfg["grid"]
+    repeats = sweep_cfg.repeats
+    grid = sweep_cfg.grid
     lines = [
-        f"# Sweep: {sweep_cfg['name']}",
+        f"# Sweep: {sweep_cfg.name}",
         "",
-        f"- base config: `{sweep_cfg['base']}`"
-        + (f", with `{json.dumps(sweep_cfg['base_settings'])}`" if sweep_cfg["base_settings"] else ""),
+        f"- base config: `{sweep_cfg.base}`"
+        + (f", with `{json.dumps(sweep_cfg.base_settings)}`" if sweep_cfg.base_settings else ""),
         f"- grid: `{json.dumps(grid)}`",
-        f"- repeats: {repeats} (seeds {sweep_cfg['seed']}..{sweep_cfg['seed'] + repeats - 1})",
+        f"- repeats: {repeats} (seeds {sweep_cfg.seed}..{sweep_cfg.seed + repeats - 1})",
         f"- trials: {len(trials)}; finished: {sum(1 for r in rows if r['metrics'])}; "
         f"failed: {sum(1 for r in rows if r['status'] == 'failed')}",
         f"- written: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",

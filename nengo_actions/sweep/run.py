@@ -18,11 +18,11 @@ def run_sweep(sweep_cfg, trial_fn=None, progress=True):
     outcomes = run_trials(
         trials,
         trial_fn=trial_fn,
-        backend=sweep_cfg["backend"],
-        jobs=sweep_cfg["jobs"],
-        ray_address=sweep_cfg["ray_address"],
-        cpus_per_trial=sweep_cfg["cpus_per_trial"],
-        timeout=sweep_cfg["timeout"],
+        backend=sweep_cfg.backend,
+        jobs=sweep_cfg.jobs,
+        ray_address=sweep_cfg.ray_address,
+        cpus_per_trial=sweep_cfg.cpus_per_trial,
+        timeout=sweep_cfg.timeout,
         progress=progress,
     )
     rows = write_report(sweep_cfg, trials, outcomes)

@@ -1,6 +1,6 @@
 """The sweep config: loading and checking it, expanding its grid into trials.
 
-A sweep config (every key optional; :data:`SWEEP_DEFAULTS` holds the defaults)::
+A sweep config (every key optional; :class:`SweepConfig` holds the defaults)::
 
     {
       "name": "sweep_neurons",
@@ -29,7 +29,6 @@ not (each run folder records the full config it ran with).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import itertools
@@ -38,38 +37,58 @@ import re
 from pathlib import Path
 
 from nengo_actions import config as config_mod
-from nengo_actions.config import (
-    DEFAULTS,
-    flatten,
-    merge,
-    parse_override,
-    resolve_path,
-    set_path,
-    settings,
-)
+from nengo_actions.config import flatten, parse_override, read_json, resolve_path, set_path, settings
 from nengo_actions.errors import ConfigError, NeuronTypeError
 from nengo_actions.io import write_json_atomic
 from nengo_actions.neuron_types import parse_neuron_type
+from nengo_actions.schema import Config
+from nengo_actions.section import FieldError, Section, build, setting
 
-SWEEP_DEFAULTS = {
-    "name": "sweep",
-    "base": "configs/config.json",
-    "base_settings": {},
-    "grid": {},
-    "repeats": 1,
-    "seed": 0,
-    "output_dir": None,  # default: results/sweeps/<name>
-    "backend": "process",  # "process": local subprocesses; "ray": tasks on a Ray cluster
-    "jobs": 1,  # trials at once (process backend; CPUs of a local Ray)
-    "ray_address": None,  # an existing cluster; null starts a local one
-    "cpus_per_trial": 1,  # CPUs Ray reserves for each trial
-    "timeout": None,  # seconds per trial
-}
+BACKENDS = ("process", "ray")
 #: Keys whose value is free-form and validated separately (against the train config).
 OPEN_KEYS = ("grid", "base_settings")
-BACKENDS = ("process", "ray")
 #: Train config keys the sweep sets itself for every trial.
 RESERVED_KEYS = ("seed", "save_dir", "name")
+
+
+def _open_setting():
+    """A free-form JSON object (``grid``, ``base_settings``), checked by the section."""
+    return dataclasses.field(default_factory=dict, metadata={"kind": None})
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig(Section):
+    """A sweep config; ``source`` (the file it came from) is not a setting."""
+
+    name: str = setting("sweep")
+    base: str = setting("configs/config.json", kind=str)  # a train config; null: the built-in defaults
+    base_settings: dict = _open_setting()  # applied on top of the base config
+    grid: object = _open_setting()  # a key (as for --set) -> the values to try; or a list of such objects
+    repeats: int = setting(1, low=1)  # repeat r runs with seed = seed + r
+    seed: int = setting(0)
+    output_dir: str = setting(kind=str)  # default: results/sweeps/<name>
+    backend: str = setting("process", choices=BACKENDS)  # "process": local subprocesses; "ray": a Ray cluster
+    jobs: int = setting(1, low=1)  # trials at once (process backend; CPUs of a local Ray)
+    ray_address: str = setting(kind=str)  # an existing cluster; null starts a local one
+    cpus_per_trial: int = setting(1, low=1)  # CPUs Ray reserves for each trial
+    timeout: float = setting(kind=float, above=0)  # seconds per trial; null: no limit
+    source: str = dataclasses.field(default="sweep config", metadata={"setting": False})
+
+    def check(self):
+        if not isinstance(self.base_settings, dict):
+            raise FieldError("base_settings", "must be an object")
+        grids = self.grids
+        if not grids or not all(isinstance(g, dict) for g in grids):
+            raise FieldError("grid", "must be an object or a non-empty list of objects")
+        for g in grids:
+            for key, values in g.items():
+                if not isinstance(values, list) or not values:
+                    raise FieldError(f"grid.{key}", f"must have a non-empty list of values, got {values!r}")
+
+    @property
+    def grids(self):
+        """``grid`` as a list of objects."""
+        return self.grid if isinstance(self.grid, list) else [self.grid]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,32 +116,6 @@ class Trial:
         return argv
 
 
-def _check_sweep_types(cfg, where):
-    if cfg["backend"] not in BACKENDS:
-        raise ConfigError(
-            f"{where}: key 'backend' must be one of {', '.join(BACKENDS)}; got {cfg['backend']!r}"
-        )
-    for key in ("repeats", "jobs", "cpus_per_trial"):
-        if cfg[key] < 1:
-            raise ConfigError(f"{where}: key '{key}' must be at least 1, got {cfg[key]}")
-    for key, kind in (("output_dir", str), ("ray_address", str), ("base", str), ("timeout", (int, float))):
-        value = cfg[key]
-        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-            raise ConfigError(f"{where}: key '{key}' must be {'a number' if key == 'timeout' else 'a string'} or null, got {value!r}")
-    if not isinstance(cfg["base_settings"], dict):
-        raise ConfigError(f"{where}: key 'base_settings' must be an object")
-    grid = cfg["grid"]
-    grids = grid if isinstance(grid, list) else [grid]
-    if not grids or not all(isinstance(g, dict) for g in grids):
-        raise ConfigError(f"{where}: key 'grid' must be an object or a non-empty list of objects")
-    for g in grids:
-        for key, values in g.items():
-            if not isinstance(values, list) or not values:
-                raise ConfigError(
-                    f"{where}: grid key '{key}' must have a non-empty list of values, got {values!r}"
-                )
-
-
 def load_sweep_config(path, overrides=()):
     """Read a sweep config, apply ``--set`` overrides and check its own keys.
 
@@ -132,66 +125,57 @@ def load_sweep_config(path, overrides=()):
 
     Returns
     -------
-    dict
-        The resolved sweep config, ``cfg["_source"]`` naming the file.
+    SweepConfig
+        ``source`` names the file.
     """
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"sweep config not found: {path}") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+    if not path.exists():
+        raise ConfigError(f"sweep config not found: {path}")
+    raw = read_json(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a JSON object")
-    open_values = {k: raw.pop(k) for k in OPEN_KEYS if k in raw}
-    schema = {k: v for k, v in SWEEP_DEFAULTS.items() if k not in OPEN_KEYS}
-    cfg = merge(schema, raw, str(path))
-    for key in OPEN_KEYS:
-        cfg[key] = copy.deepcopy(open_values.get(key, SWEEP_DEFAULTS[key]))
+    cfg = build(SweepConfig, raw, str(path), base=SweepConfig(source=str(path)))
     for text in overrides:
         key, value = parse_override(text)
+        where = f"--set {text}"
         if key.startswith("grid."):
-            grid = cfg["grid"]
-            if isinstance(grid, list):
-                raise ConfigError(f"--set {text}: 'grid' is a list of grids; edit the file instead")
-            grid[key[len("grid."):]] = value
+            if isinstance(cfg.grid, list):
+                raise ConfigError(f"{where}: 'grid' is a list of grids; edit the file instead")
+            cfg = build(SweepConfig, {"grid": {**cfg.grid, key[len("grid."):]: value}}, where, base=cfg)
         elif key.startswith("base_settings."):
-            set_path(cfg["base_settings"], key[len("base_settings."):], value)
-        elif key in OPEN_KEYS:
-            cfg[key] = value
+            base_settings = json.loads(json.dumps(cfg.base_settings))
+            set_path(base_settings, key[len("base_settings."):], value)
+            cfg = build(SweepConfig, {"base_settings": base_settings}, where, base=cfg)
         else:
             partial = {}
             set_path(partial, key, value)
-            cfg.update(merge({k: cfg[k] for k in schema}, partial, f"--set {text}"))
-    _check_sweep_types(cfg, str(path))
-    cfg["_source"] = str(path)
+            cfg = build(SweepConfig, partial, where, base=cfg)
     return cfg
 
 
 def output_dir(sweep_cfg):
     """The sweep's output folder (``results/sweeps/<name>`` unless set)."""
-    return resolve_path(sweep_cfg["output_dir"] or f"results/sweeps/{sweep_cfg['name']}")
+    return resolve_path(sweep_cfg.output_dir or f"results/sweeps/{sweep_cfg.name}")
 
 
 def base_config(sweep_cfg):
     """The train config every trial starts from: ``base`` plus ``base_settings``."""
-    where = sweep_cfg.get("_source", "sweep config")
-    if sweep_cfg["base"] is not None:
-        base_path = resolve_path(sweep_cfg["base"])
+    where = sweep_cfg.source
+    if sweep_cfg.base is not None:
+        base_path = resolve_path(sweep_cfg.base)
         if not base_path.exists():
             raise ConfigError(f"{where}: key 'base' names a file that does not exist: {base_path}")
         cfg = config_mod.load_config(base_path)
     else:
-        cfg = merge(DEFAULTS, {}, where)
-    cfg = merge(cfg, sweep_cfg["base_settings"], f"{where}: base_settings")
+        cfg = Config(source=where)
+    cfg = build(Config, sweep_cfg.base_settings, f"{where}: base_settings", base=cfg)
     config_mod.check_paths(cfg)
     return cfg
 
 
 def _points(grid):
     """Grid points in order: lists of (key, value), key possibly comma-separated."""
-    for g in grid if isinstance(grid, list) else [grid]:
+    for g in grid:
         keys = list(g)
         for values in itertools.product(*(g[k] for k in keys)):
             yield list(zip(keys, values))
@@ -235,16 +219,16 @@ def expand_trials(sweep_cfg, base_cfg=None):
         Grid points in order, each repeated ``repeats`` times with seeds
         ``seed, seed + 1, ...``.
     """
-    where = sweep_cfg.get("_source", "sweep config")
+    where = sweep_cfg.source
     base_cfg = base_config(sweep_cfg) if base_cfg is None else base_cfg
     _check_neuron_types(base_cfg, f"{where}: base config")
     base_identity = None
-    if sweep_cfg["base"] is not None:
-        base_identity = json.loads(resolve_path(sweep_cfg["base"]).read_text(encoding="utf-8"))
+    if sweep_cfg.base is not None:
+        base_identity = json.loads(resolve_path(sweep_cfg.base).read_text(encoding="utf-8"))
     out_dir = output_dir(sweep_cfg)
     base_path = out_dir / "base_config.json"
     trials, seen = [], set()
-    for point in _points(sweep_cfg["grid"]):
+    for point in _points(sweep_cfg.grids):
         cfg, overrides = base_cfg, []
         for group, value in point:
             for key in [k.strip() for k in group.split(",")]:
@@ -253,15 +237,13 @@ def expand_trials(sweep_cfg, base_cfg=None):
                         f"{where}: grid key '{key}' is set by the sweep itself "
                         "(use 'repeats' and 'seed' for seeds)"
                     )
-                partial = {}
-                set_path(partial, key, value)
-                cfg = merge(cfg, partial, f"{where}: grid key '{key}'")
+                cfg = config_mod.override(cfg, {key: value}, f"{where}: grid key '{key}'")
                 overrides.append(f"{key}={json.dumps(value)}")
         _check_neuron_types(cfg, f"{where}: grid point {_slug(point)}")
         label = " / ".join(value_text(v) for _, v in point) or "base"
-        for repeat in range(sweep_cfg["repeats"]):
-            seed = sweep_cfg["seed"] + repeat
-            stated = [base_identity, sweep_cfg["base_settings"], [[k, v] for k, v in point], seed]
+        for repeat in range(sweep_cfg.repeats):
+            seed = sweep_cfg.seed + repeat
+            stated = [base_identity, sweep_cfg.base_settings, [[k, v] for k, v in point], seed]
             trial_id = f"{_slug(point)}-s{seed}-{_digest(stated)}"
             if trial_id in seen:
                 raise ConfigError(f"{where}: grid point {label!r} appears twice in the grid")
@@ -294,6 +276,6 @@ def prepare(sweep_cfg, write=True):
         return trials
     out_dir = output_dir(sweep_cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / "sweep.json", {k: v for k, v in sweep_cfg.items() if not k.startswith("_")})
+    write_json_atomic(out_dir / "sweep.json", sweep_cfg.to_dict())
     write_json_atomic(out_dir / "base_config.json", settings(base_cfg))
     return trials
