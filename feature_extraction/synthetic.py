@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nengo_actions.io import atomic_path
+from nengo_actions.io import atomic_path, write_json_atomic
 from nengo_actions.schema import SyntheticActionsConfig
 
 from .progress import Progress
@@ -329,9 +329,7 @@ def generate(root, spec, progress=True):
         os.replace(staging / sub, root / sub)
     shutil.rmtree(staging, ignore_errors=True)
     marker = dict(spec.to_json(), generated=time.strftime("%Y-%m-%dT%H:%M:%S"), clips=len(jobs))
-    tmp = root / f".{MARKER}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(marker, indent=2) + "\n")
-    os.replace(tmp, root / MARKER)
+    write_json_atomic(root / MARKER, marker)
     return len(jobs)
 
 

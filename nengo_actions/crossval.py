@@ -20,6 +20,7 @@ from pathlib import Path
 from nengo_actions import config as config_mod
 from nengo_actions import run_metrics
 from nengo_actions.config import ConfigError, write_json_atomic
+from nengo_actions.experiment import run
 from nengo_actions.schema import Config
 
 SETS = {"full": False, "reduced": True}
@@ -60,8 +61,6 @@ def cross_validate(cfg: Config, sets=("full", "reduced"), folds=None, log=print)
     folds : sequence of int or None
         Folds to run; ``None``: all ``events.sl_animals.n_folds``.
     """
-    from nengo_actions.experiment import run
-
     if cfg.data.dataset != "sl_animals":
         raise ConfigError(f"{cfg.source}: cross-validation over recordings needs data.dataset = 'sl_animals'")
     for name in sets:

@@ -23,6 +23,7 @@ import numpy as np
 from nengo_actions.compat import nengo_dl, tf
 import nengo_actions.neurons  # noqa: F401,E402  (native builders: AdaptiveLIF, AdaptiveLIFRate, Izhikevich)
 from nengo_actions.metrics import frame_outputs
+from nengo_actions.networks.constant_inputs import fold_constant_inputs
 from nengo_actions.errors import DataError, ParamsError
 from nengo_actions.io import write_bytes_atomic
 from nengo_actions.params import PARAMS_FORMAT, check_signature, read_params
@@ -356,8 +357,6 @@ class Engine:
         trained or load parameters. A network built with its parameters
         (``built.params_in_network``) is only folded and rebuilt.
         """
-        from nengo_actions.networks.constant_inputs import fold_constant_inputs
-
         loader = cls(built, minibatch_size=minibatch_size, device=device, seed=seed)
         try:
             if not built.params_in_network:

@@ -31,18 +31,19 @@ NumPy only: importing this module does not import TensorFlow.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from nengo_actions.data import load_arrays
+from nengo_actions.data.frame_cache import cached_frames
 from nengo_actions.data.prepare import DATASETS, frame_transforms, open_event_splits
 from nengo_actions.feature_data import ClipData, DataError
+from nengo_actions.io import write_text_atomic
 from nengo_actions.metrics import evaluate_as_configured
 from nengo_actions.schema import Config, EvaluateConfig
 from nengo_actions.splits import check_group_leak, split_by_group
-from nengo_actions.streaming import stream_wanted
+from nengo_actions.streaming import event_clips, stream_wanted
 
 #: ``data.dataset`` values read through this module.
 EVENT_DATASETS = DATASETS
@@ -96,8 +97,6 @@ def frames_cache_dir(dataset):
 def _cached(key, dataset, transform, channels, cache_dir, desc, progress):
     """The frames of ``dataset`` from the count cache in ``cache_dir``; ``key`` holds the
     settings the transform does not show (the seed, whether crops are random)."""
-    from nengo_actions.data.frame_cache import cached_frames
-    from nengo_actions.streaming import event_clips
 
     if len(dataset) == 0:
         raise DataError(f"{dataset.name}: the split holds no samples")
@@ -207,9 +206,7 @@ class PerEpochTestAccuracy:
     def __call__(self, epoch, row=None):
         m = evaluate_as_configured(self.engine.predict(self.x), self.y, self.engine.built.n_classes, self.ev)
         self.rows = [r for r in self.rows if r[0] < epoch] + [(int(epoch), float(m["clip_accuracy"]))]
-        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        tmp.write_text("epoch,test_clip_accuracy\n" + "".join(f"{e},{a:.6f}\n" for e, a in self.rows))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "epoch,test_clip_accuracy\n" + "".join(f"{e},{a:.6f}\n" for e, a in self.rows))
 
     def metrics(self):
         """``test_clip_accuracy_max_over_epochs`` (accuracy-A) and its epoch."""

@@ -27,10 +27,14 @@ import numpy as np
 from nengo_actions import config as config_mod
 from nengo_actions import registry
 from nengo_actions.config import ConfigError, jsonable, write_json_atomic
+from nengo_actions.energy import count_neurons, device_table, energy_per_inference, operations_per_inference
 from nengo_actions.errors import ParamsError, UserError
+from nengo_actions.event_data import is_event_dataset, load_event_data, per_epoch_test_tracker
 from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
 from nengo_actions.metrics import evaluate_as_configured
+from nengo_actions.networks import build_model, model_is_spiking
 from nengo_actions.params import read_params_header
+from nengo_actions.report import write_report
 
 SPIKING_DEVICES_NOTE = "spiking devices use the firing rates measured in the spiking run"
 
@@ -50,8 +54,6 @@ class ModelResult:
 
 def check_evaluate_settings(ev, where):
     """The energy devices of ``ev`` (an ``EvaluateConfig``) are ones keras-spiking knows."""
-    from nengo_actions.energy import device_table
-
     known = device_table()
     for device in ev.energy_devices:
         if str(device).lower() not in known:
@@ -95,9 +97,7 @@ def check_params_files(params, types, data):
 
 def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=None, log=print):
     """Train (or load) and evaluate one model type; see the module docstring."""
-    from nengo_actions.energy import count_neurons, energy_per_inference, operations_per_inference
     from nengo_actions.engine import Engine
-    from nengo_actions.networks import build_model, model_is_spiking
     from nengo_actions.spiking import evaluate_spiking, layer_probes, layer_readings
     from nengo_actions.training import evaluate_split, train
 
@@ -135,8 +135,6 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
             history, params_path = [], path
             metrics.update(train_seconds=0.0, best_epoch=None, epochs_run=0)
         else:
-            from nengo_actions.event_data import per_epoch_test_tracker
-
             # event datasets: test accuracy per epoch for the max-over-epochs figure
             tracker = per_epoch_test_tracker(cfg, engine, data, ev, out_dir, resume)
             result = train(
@@ -221,8 +219,6 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
 
 
 def _device_spiking(name):
-    from nengo_actions.energy import device_table
-
     return bool(device_table()[str(name).lower()]["spiking"])
 
 
@@ -244,7 +240,6 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print
         raise ConfigError(f"--resume {run_dir}: no such run folder")
     types = cfg.model.types
     check_evaluate_settings(cfg.evaluate, cfg.source)
-    from nengo_actions.event_data import is_event_dataset, load_event_data
 
     if is_event_dataset(cfg):  # DVS recordings: framed events instead of a feature store
         data = load_event_data(cfg, log=log)
@@ -271,7 +266,6 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print
         if created:  # a run that failed on bad input leaves nothing behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    from nengo_actions.report import write_report
 
     write_report(run_dir, cfg, data, results, total_seconds=time.perf_counter() - start)
     return run_dir

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+# the store folder names (standard library only: neither torch nor OpenCV)
+from feature_extraction.paths import store_dir
 from nengo_actions.errors import DataError, ExtractionError
 from nengo_actions.schema import Config
 from nengo_actions.splits import check_group_leak, split_by_group
@@ -27,14 +29,6 @@ from nengo_actions.streaming import store_clips, store_input_bytes, stream_wante
 
 #: The extraction command (run as its own process: PyTorch never shares one with TensorFlow).
 EXTRACT_COMMAND = (sys.executable, "-m", "feature_extraction")
-
-
-def store_dir(cfg: Config) -> Path:
-    """The feature store folder of a config (``feature_extraction.paths.store_dir``;
-    that module imports neither torch nor OpenCV, so importing it here is cheap)."""
-    from feature_extraction.paths import store_dir as _store_dir
-
-    return _store_dir(cfg)
 
 
 def store_complete(folder) -> bool:

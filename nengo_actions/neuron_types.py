@@ -22,6 +22,8 @@ from __future__ import annotations
 import ast
 import difflib
 
+import nengo
+
 from .errors import NeuronTypeError
 
 #: The neuron types a config may name; each is ``nengo.<name>``.
@@ -69,8 +71,6 @@ def _literal(text, node):
 
 
 def _build(text, node):
-    import nengo
-
     if isinstance(node, ast.Name):
         name, args, keywords = node.id, [], []
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
@@ -127,8 +127,6 @@ def parse_neuron_type(text):
         For an unknown name, a spiking type inside a wrapper, a non-literal argument or
         arguments the type does not take; the message lists the valid names.
     """
-    import nengo
-
     if isinstance(text, nengo.neurons.NeuronType):
         return text
     if not isinstance(text, str):

@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from nengo_actions.config import add_config_arguments, config_from_args, run_command
+from nengo_actions.experiment import load_run_config, run
 
 
 def build_parser():
@@ -35,8 +36,6 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
 
     def job():
-        from nengo_actions.experiment import load_run_config, run
-
         if args.resume:
             cfg = load_run_config(args.resume, args.overrides)
         else:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from nengo_actions.compat import tf
 from nengo_actions.errors import ParamsError
@@ -120,8 +121,6 @@ def train(
     -------
     TrainResult
     """
-    from tqdm import tqdm
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     engine.check_arrays(x_train, y_train, "training split")

@@ -10,6 +10,7 @@ import inspect
 import nengo
 
 from nengo_actions import registry
+from nengo_actions.networks.tensor_nodes import MeanRate
 from nengo_actions.neuron_types import parse_neuron_type
 
 
@@ -210,8 +211,6 @@ def rate_counterpart(neuron_type):
 
 def add_layer_probes(built, name, ensemble, raster_neurons=20):
     """Add a mean-rate probe and a raster probe for ``ensemble`` (inside its network)."""
-    from nengo_actions.networks.tensor_nodes import MeanRate
-
     amplitude = neuron_amplitude(ensemble.neuron_type)
     with built.network:
         rate_node = MeanRate(ensemble.n_neurons, 1.0 / amplitude, label=f"{name}_mean_rate")

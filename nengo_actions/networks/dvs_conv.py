@@ -48,9 +48,11 @@ from nengo_actions.networks.base import (
     BuiltNetwork,
     add_layer_probes,
     frames_to_synapse,
+    rate_counterpart,
     rate_regularizer,
     unmerged_ops,
 )
+from nengo_actions.networks.tensor_nodes import ChannelBroadcast
 from nengo_actions.neuron_types import parse_neuron_type
 from nengo_actions.schema import DVSConvConfig, GestureNetConfig, SLAnimalsNetConfig
 
@@ -239,8 +241,6 @@ def tile_conv_biases(network):
     same trainable parameters (the biases stay on the relay's input connection).
     Returns the number of connections replaced.
     """
-    from nengo_actions.networks.tensor_nodes import ChannelBroadcast
-
     replaced = 0
     for net in [network, *network.all_networks]:
         for conn in list(net.connections):
@@ -288,7 +288,6 @@ def convert(
         Filter on every connection leaving neurons (seconds).
     """
     from nengo_actions.compat import nengo_dl, tf
-    from nengo_actions.networks.base import rate_counterpart
 
     # the rate build trains through the spiking type's rate function (ReLU for
     # SpikingRectifiedLinear, LIFRate for LIF), so the spiking run computes the same
