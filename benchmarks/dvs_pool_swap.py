@@ -12,6 +12,7 @@ import argparse
 import numpy as np
 
 from nengo_actions.config import PROJECT_ROOT, add_config_arguments, config_from_args, resolve_path, run_command
+from nengo_actions.event_data import load_event_data
 from nengo_actions.io import write_json_atomic, write_text_atomic
 from nengo_actions.networks.dvs_conv import _frame_shape, built_from_keras, fold_batch_norm, gesture_net
 from nengo_actions.schema import ModelConfig
@@ -86,8 +87,6 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
-    from nengo_actions.event_data import load_event_data
-
     data = load_event_data(cfg)
     ks = sorted(set(cfg.evaluate.steps_per_frame))
     result = pool_swap_effect(cfg.model, data, epochs=args.epochs, steps_per_frame=ks, seed=cfg.seed)
