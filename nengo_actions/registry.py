@@ -3,9 +3,12 @@
 As nengo's ``Builder.register`` and NengoDL's ``Converter.register``: every model type
 (``model.type``) and dataset (``data.dataset``) is an entry here, and every list of
 types, every "is it spiking" and every "which data does it read" is derived from these
-entries. A new model is one new module with its builder and one
-:func:`register_model` call. Standard library only (configs are checked with it before
-TensorFlow loads); builders are named as ``"module:function"`` and imported when built.
+entries. A new model is one new module: its builder, its settings (a
+:class:`~nengo_actions.section.Section`, which configs then take as ``model.<name>``) and
+one :func:`register_model` call, made before the config is loaded. Standard library only
+(configs are checked with it before TensorFlow loads); builders are named as
+``"module:function"`` and imported when built. The shipped types' settings are declared in
+:mod:`nengo_actions.schema`.
 """
 
 from __future__ import annotations
@@ -85,12 +88,40 @@ class DatasetType:
 
 MODELS: dict = {}
 DATASETS: dict = {}
+#: ``{name: Section class}``: the ``model.<name>`` sections that registered models bring.
+SECTIONS: dict = {}
+#: Keys of the ``model`` section that no registered section may take.
+RESERVED_SECTION_NAMES = ("type", "compare", "registered")
 
 
-def register_model(model_type: ModelType):
-    """Add a model type; a second registration of a name replaces the first."""
+def register_model(model_type: ModelType, sections=None):
+    """Add a model type; a second registration of a name replaces the first.
+
+    Parameters
+    ----------
+    model_type : ModelType
+    sections : dict or None
+        ``{name: Section class}`` of the settings the model brings, each named in
+        ``model_type.sections``; configs take them as ``model.<name>`` (checked as the
+        schema's sections are) and the builder gets them in ``model_type.sections``'s order.
+    """
+    sections = dict(sections or {})
+    taken = {n for m in MODELS.values() if m.name != model_type.name for n in m.sections if n not in SECTIONS}
+    for name, cls in sections.items():
+        if name not in model_type.sections:
+            raise ValueError(f"model type {model_type.name!r}: section {name!r} is not in its sections {model_type.sections}")
+        if name in taken or name in RESERVED_SECTION_NAMES or not name.isidentifier():
+            raise ValueError(f"model type {model_type.name!r}: {name!r} cannot name a section (taken or reserved)")
+        if not callable(getattr(cls, "registered_sections", None)):
+            raise ValueError(f"model type {model_type.name!r}: section {name!r} must be a nengo_actions.section.Section")
+    SECTIONS.update(sections)
     MODELS[model_type.name] = model_type
     return model_type
+
+
+def registered_sections():
+    """A copy of :data:`SECTIONS`."""
+    return dict(SECTIONS)
 
 
 def register_dataset(dataset: DatasetType):
@@ -147,5 +178,5 @@ for _entry in (
     register_dataset(_entry)
 
 
-__all__ = ["ModelType", "DatasetType", "MODELS", "DATASETS", "register_model", "register_dataset",
-           "model_names", "dataset_names", "trains_directly", "lookup"]
+__all__ = ["ModelType", "DatasetType", "MODELS", "DATASETS", "SECTIONS", "register_model", "register_dataset",
+           "registered_sections", "model_names", "dataset_names", "trains_directly", "lookup"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .registry import dataset_names, model_names
+from .registry import dataset_names, model_names, registered_sections
 from .section import FieldError, Section, merge, setting
 
 #: The repository root, where ``configs/`` and ``results/`` live.
@@ -244,6 +244,12 @@ class ModelConfig(Section):
     dvs_gesture_net: GestureNetConfig = setting(factory=GestureNetConfig)
     sl_animals_net: SLAnimalsNetConfig = setting(factory=SLAnimalsNetConfig)
     dvs_conv: DVSConvConfig = setting(factory=DVSConvConfig)
+    # the sections of models registered with their own settings (registry.register_model)
+    registered: dict = dataclasses.field(default_factory=dict, metadata={"setting": False})
+
+    @classmethod
+    def registered_sections(cls):
+        return registered_sections()
 
     def check(self):
         names = model_names()

@@ -105,6 +105,20 @@ class Section:
     def check(self):
         """Checks that span several fields (none by default)."""
 
+    @classmethod
+    def registered_sections(cls):
+        """``{name: Section class}`` of the sections that code outside the schema adds
+        to this one (a registered model's own settings); read as attributes like fields,
+        and kept in the field ``registered``. None by default."""
+        return {}
+
+    def __getattr__(self, name):
+        # called only for names that are not attributes: the registered sections
+        sections = type(self).registered_sections()
+        if name in sections:
+            return self.__dict__.get("registered", {}).get(name) or sections[name]()
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def to_dict(self):
         """The section as plain JSON values (nested dicts and lists)."""
         return _plain(self)
@@ -116,7 +130,8 @@ class Section:
 
 def _plain(value):
     if isinstance(value, Section):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.metadata.get("setting", True)}
+        names = field_names(type(value)) + list(type(value).registered_sections())
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -139,10 +154,15 @@ def merge(cls, override, base=None, prefix=""):
     if not isinstance(override, dict):
         raise ConfigError(f"'{prefix[:-1] or 'config'}' must be an object")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("setting", True)}
+    registered = cls.registered_sections()
     changes = {}
     for key, value in override.items():
+        if key in registered:
+            merged = merge(registered[key], value, getattr(base, key), f"{prefix}{key}.")
+            changes["registered"] = {**changes.get("registered", base.registered), key: merged}
+            continue
         if key not in fields:
-            raise FieldError(prefix + key, closest(key, fields, prefix), unknown=True)
+            raise FieldError(prefix + key, closest(key, [*fields, *registered], prefix), unknown=True)
         sub = fields[key].metadata.get("section")
         changes[key] = merge(sub, value, getattr(base, key), f"{prefix}{key}.") if sub is not None else value
     try:

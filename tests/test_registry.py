@@ -1,6 +1,7 @@
 """The registry: every list of model types and datasets comes from it, and a model
 registered from outside the package is configured and built like the others."""
 
+import dataclasses
 import json
 
 import nengo
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 
 from nengo_actions import registry
-from nengo_actions.config import ConfigError, load_config
+from nengo_actions.config import ConfigError, load_config, make_run_dir
 from nengo_actions.networks import BuiltNetwork, build_model, model_is_spiking
+from nengo_actions.section import Section, setting
 
 
 def build_readout(args, *, gain=1.0):
@@ -21,6 +23,36 @@ def build_readout(args, *, gain=1.0):
         probe = nengo.Probe(out)
     return BuiltNetwork(network=net, input=inp, output=probe, n_classes=args.n_classes,
                         description=f"readout, gain {gain}")
+
+
+@dataclasses.dataclass(frozen=True)
+class GainedReadoutConfig(Section):
+    """The settings a model registered from outside brings with it."""
+
+    gain: float = setting(1.0, above=0)
+    label: str = setting("readout")
+
+
+def build_gained_readout(section, args):
+    """The README's example: an input node (the engine feeds it one frame per step) and a
+    trainable linear readout."""
+    with nengo.Network(seed=args.seed) as net:
+        inp = nengo.Node(np.zeros(args.n_features))
+        out = nengo.Node(size_in=args.n_classes)
+        nengo.Connection(inp, out, transform=np.full((args.n_classes, args.n_features), 1e-3 * section.gain))
+        probe = nengo.Probe(out)
+    return BuiltNetwork(network=net, input=inp, output=probe, n_classes=args.n_classes,
+                        description=f"{section.label}, gain {section.gain}")
+
+
+@pytest.fixture
+def gained_readout():
+    entry = registry.register_model(
+        registry.ModelType("gained_readout", f"{__name__}:build_gained_readout", ("gained_readout",)),
+        sections={"gained_readout": GainedReadoutConfig},
+    )
+    yield entry
+    del registry.MODELS["gained_readout"], registry.SECTIONS["gained_readout"]
 
 
 @pytest.fixture
@@ -60,3 +92,72 @@ def test_bad_registrations_are_refused():
         registry.ModelType("x", "a:b", inputs="pixels")
     with pytest.raises(ValueError, match="sections"):
         registry.ModelType("x", "a:b", sections="lmu")
+
+
+def test_a_model_registered_with_its_own_settings_is_configured_like_the_shipped_ones(tmp_path, gained_readout):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"model": {"type": "gained_readout", "gained_readout": {"gain": 3}}}))
+    cfg = load_config(path, ['model.gained_readout.label="mine"'])
+    assert cfg.model.gained_readout == GainedReadoutConfig(gain=3.0, label="mine")
+    assert cfg.model.lmu.order == 2  # the schema's sections as before
+    built = build_model("gained_readout", cfg.model, n_features=4, n_classes=3, n_frames=2)
+    assert built.description == "mine, gain 3.0"
+    assert built.signature == {"model": "gained_readout", "n_features": 4, "n_classes": 3,
+                               "gained_readout": {"gain": 3.0, "label": "mine"}}
+    # the run folder's config holds the section and loads back to the same config
+    saved = make_run_dir(cfg.replace(save_dir=str(tmp_path / "runs"))) / "config.json"
+    assert json.loads(saved.read_text())["model"]["gained_readout"] == {"gain": 3.0, "label": "mine"}
+    assert load_config(saved).model == cfg.model
+    # defaults when the config does not name the section; its keys are checked by name
+    (tmp_path / "plain.json").write_text(json.dumps({"model": {"type": "gained_readout"}}))
+    assert load_config(tmp_path / "plain.json").model.gained_readout == GainedReadoutConfig()
+    with pytest.raises(ConfigError, match=r"c\.json: unknown key 'model\.gained_readout\.gian' \(did you mean 'model\.gained_readout\.gain'"):
+        path.write_text(json.dumps({"model": {"gained_readout": {"gian": 2}}}))
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"--set model\.gained_readout\.gain=0: key 'model\.gained_readout\.gain' must be more than 0"):
+        load_config(tmp_path / "plain.json", ["model.gained_readout.gain=0"])
+    with pytest.raises(ConfigError, match=r"did you mean 'model\.gained_readout'"):
+        load_config(tmp_path / "plain.json", ["model.gained_readot.gain=2"])
+
+
+def test_a_registered_model_is_trained_and_evaluated_by_the_engine(tmp_path, gained_readout):
+    """The train command's per-model step takes the registered model as it takes the shipped
+    ones: trained from an uninformative start to a separable task, then its parameters
+    checked against its settings."""
+    from nengo_actions.engine import ParamsError
+    from nengo_actions.experiment import run_model
+    from nengo_actions.feature_data import ClipData
+
+    rng = np.random.default_rng(0)
+
+    def clips(n):  # the class is which of two features is high
+        y = np.arange(n) % 2
+        x = rng.normal(0, 0.1, (n, 3, 4)).astype(np.float32)
+        x[np.arange(n), :, y] += 1.0
+        return x, y
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = clips(32), clips(8), clips(16)
+    groups = lambda n: np.array(["g"] * n)  # noqa: E731
+    data = ClipData(x_train, y_train, x_val, y_val, x_test, y_test, groups(32), groups(8), groups(16),
+                    ["a", "b"], tmp_path, {})
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"model": {"type": "gained_readout"}}))
+    cfg = load_config(path, ["train.epochs=5", "train.learning_rate=0.05", "train.minibatch_size=8",
+                             "train.tensorboard=false", 'evaluate.energy_devices=["cpu"]'])
+    result = run_model("gained_readout", cfg, data, tmp_path / "run", log=lambda s: None)
+    assert result.metrics["initial_val_clip_accuracy"] == 0.5  # equal weights: every clip scores the same
+    assert result.metrics["test_clip_accuracy"] >= 0.9
+    other = cfg.replace(model=cfg.model.replace(registered={"gained_readout": GainedReadoutConfig(gain=2.0)}))
+    with pytest.raises(ParamsError, match=r"gained_readout\.gain"):
+        run_model("gained_readout", other, data, tmp_path / "again", params=tmp_path / "run" / "params_best.npz",
+                  log=lambda s: None)
+
+
+def test_a_registered_section_cannot_take_a_schema_name_or_go_unnamed():
+    with pytest.raises(ValueError, match="'lmu' cannot name a section"):
+        registry.register_model(registry.ModelType("x", "a:b", ("lmu",)), sections={"lmu": GainedReadoutConfig})
+    with pytest.raises(ValueError, match="not in its sections"):
+        registry.register_model(registry.ModelType("x", "a:b"), sections={"x": GainedReadoutConfig})
+    with pytest.raises(ValueError, match="must be a nengo_actions.section.Section"):
+        registry.register_model(registry.ModelType("x", "a:b", ("x",)), sections={"x": dict})
+    assert "x" not in registry.MODELS and "x" not in registry.SECTIONS
