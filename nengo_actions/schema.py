@@ -290,7 +290,7 @@ class TrainConfig(Section):
     mixed_precision: str = setting("auto", choices=("auto", "on", "off"))
     tensorboard: bool = setting(True)
     # Per model type, overrides of the keys above, e.g. {"keras_lmu": {"epochs": 10}}.
-    models: dict = setting(kind=dict)
+    models: dict = setting(kind=dict, factory=dict)
 
     def check(self):
         for name, override in (self.models or {}).items():
@@ -303,7 +303,7 @@ class TrainConfig(Section):
     def for_model(self, model_type):
         """The settings of ``model_type``: these with ``models.<model_type>`` applied."""
         override = (self.models or {}).get(model_type, {})
-        return merge(TrainConfig, override, dataclasses.replace(self, models=None), f"models.{model_type}.")
+        return merge(TrainConfig, override, dataclasses.replace(self, models={}), f"models.{model_type}.")
 
 
 @frozen

@@ -50,12 +50,15 @@ def setting(default=None, *, kind=None, low=None, above=None, choices=None, fact
         The strings the key may take; a callable is asked when a value is checked (the
         names in :mod:`nengo_actions.registry`, which may grow after import).
     factory : type or None
-        A nested :class:`Section` class; its default instance is the default.
+        A nested :class:`Section` class, whose default instance is the default; or
+        ``dict`` for a free-form JSON object that defaults to an empty one.
     """
-    if factory is not None:
+    if factory is not None and factory is not dict:
         return dataclasses.field(default_factory=factory, metadata={"section": factory})
     kind = kind or (type(default) if default is not None else None)
     metadata = {"kind": kind, "low": low, "above": above, "choices": choices}
+    if factory is dict:
+        return dataclasses.field(default_factory=dict, metadata=metadata)
     if isinstance(default, (dict, list)):
         raise TypeError("mutable default: give lists as tuples, objects as None")
     return dataclasses.field(default=default, metadata=metadata)

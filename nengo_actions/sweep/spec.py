@@ -51,19 +51,14 @@ OPEN_KEYS = ("grid", "base_settings")
 RESERVED_KEYS = ("seed", "save_dir", "name")
 
 
-def _open_setting():
-    """A free-form JSON object (``grid``, ``base_settings``), checked by the section."""
-    return dataclasses.field(default_factory=dict, metadata={"kind": None})
-
-
 @dataclasses.dataclass(frozen=True)
 class SweepConfig(Section):
     """A sweep config; ``source`` (the file it came from) is not a setting."""
 
     name: str = setting("sweep")
     base: str = setting("configs/config.json", kind=str)  # a train config; null: the built-in defaults
-    base_settings: dict = _open_setting()  # applied on top of the base config
-    grid: object = _open_setting()  # a key (as for --set) -> the values to try; or a list of such objects
+    base_settings: dict = setting(kind=dict, factory=dict)  # applied on top of the base config
+    grid: object = setting(factory=dict)  # a key (as for --set) -> the values to try; or a list of such objects
     repeats: int = setting(1, low=1)  # repeat r runs with seed = seed + r
     seed: int = setting(0)
     output_dir: str = setting(kind=str)  # default: results/sweeps/<name>
@@ -75,8 +70,6 @@ class SweepConfig(Section):
     source: str = dataclasses.field(default="sweep config", metadata={"setting": False})
 
     def check(self):
-        if not isinstance(self.base_settings, dict):
-            raise FieldError("base_settings", "must be an object")
         grids = self.grids
         if not grids or not all(isinstance(g, dict) for g in grids):
             raise FieldError("grid", "must be an object or a non-empty list of objects")
