@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from nengo_actions.io import write_text_atomic
 
 README = Path(__file__).resolve().parent / "README.md"
 
@@ -21,7 +21,4 @@ def write_section(text, heading, readme=README):
     else:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
         lines = lines[:start] + section + ([""] if end < len(lines) else []) + lines[end:]
-    fd, tmp = tempfile.mkstemp(dir=readme.parent, prefix=f".{readme.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines).rstrip("\n") + "\n")
-    os.replace(tmp, readme)
+    write_text_atomic(readme, "\n".join(lines).rstrip("\n") + "\n")

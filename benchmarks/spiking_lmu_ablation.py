@@ -50,6 +50,7 @@ VARIANTS = (
 
 def main(argv=None):
     from nengo_actions import config as C
+    from nengo_actions.io import write_text_atomic
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     C.add_config_arguments(parser)
@@ -103,11 +104,7 @@ def main(argv=None):
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        out = ROOT / "results" / "spiking_lmu_ablation.md"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text("# " + text.lstrip("# "), encoding="utf-8")
-        os.replace(tmp, out)
+        write_text_atomic(ROOT / "results" / "spiking_lmu_ablation.md", "# " + text.lstrip("# "))
         write_section(text, HEADING)
 
 

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..io import read_json
 from .emulator import EventEmulator
-from .synthetic_gestures import ensure_generated, write_gesture_layout
+from .synthetic_gestures import TrialClock, ensure_generated, write_gesture_layout
 
 CLASSES = tuple(f"digit_{k}" for k in range(10))
 N_IMAGES = 1797  # images in sklearn.datasets.load_digits
@@ -245,7 +245,7 @@ class _Sample:
         return self.corners[leg] + (self.corners[leg + 1] - self.corners[leg]) * along + self.drift * u
 
 
-class _DigitTrial:
+class _DigitTrial(TrialClock):
     """One user's trial: every sample's timing, pose and motion are drawn up front (so
     the labels are known), its frames are rendered one at a time as :meth:`frames` is
     iterated."""
@@ -278,14 +278,9 @@ class _DigitTrial:
             frame += 2 * (self.n_fade + self.n_hold) + n_motion + n_pause
         self.n_frames = frame
 
-    def time(self, frame):
-        """Timestamp (µs) of frame ``frame``; recordings do not start at t = 0."""
-        return 1e6 + frame * self.dt
-
     def frames(self):
         """Yield the trial's frames (intensity in [0, 1], float64 ``(size, size)``) in order."""
-        size = self.spec.sensor_size
-        still = np.full((size, size), self.background)
+        size, still = self.spec.sensor_size, self.still()
         for _ in range(self.n_settle):
             yield still
         fade = np.linspace(0.0, 1.0, self.n_fade + 2)[1:-1]

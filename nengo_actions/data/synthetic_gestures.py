@@ -145,7 +145,20 @@ def _render(name, n_frames, size, rng):
     raise ValueError(f"unknown synthetic gesture {name!r}")
 
 
-class _Trial:
+class TrialClock:
+    """What the synthetic trials share: frame timestamps and the plain background frame
+    (a subclass sets ``spec``, ``dt`` in µs per frame and ``background``)."""
+
+    def time(self, frame):
+        """Timestamp (µs) of frame ``frame``; recordings do not start at t = 0."""
+        return 1e6 + frame * self.dt
+
+    def still(self):
+        """The background alone, ``(size, size)``."""
+        return np.full((self.spec.sensor_size,) * 2, self.background)
+
+
+class _Trial(TrialClock):
     """One user's trial: its timing is drawn up front (so the labels are known), its
     frames are rendered one gesture at a time as :meth:`frames` is iterated."""
 
@@ -174,14 +187,9 @@ class _Trial:
             frame += 2 * self.n_fade + n_motion + n_pause
         self.n_frames = frame
 
-    def time(self, frame):
-        """Timestamp (µs) of frame ``frame``; recordings do not start at t = 0."""
-        return 1e6 + frame * self.dt
-
     def frames(self):
         """Yield the trial's frames (intensity, ``(size, size)``) in order."""
-        size = self.spec.sensor_size
-        still = np.full((size, size), self.background)
+        size, still = self.spec.sensor_size, self.still()
         for _ in range(self.n_settle):
             yield still
         fade = np.linspace(0.0, 1.0, self.n_fade + 2)[1:-1, None, None]
