@@ -35,9 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nengo_actions import registry
 from nengo_actions.data import load_arrays
 from nengo_actions.data.frame_cache import cached_frames
-from nengo_actions.data.prepare import DATASETS, frame_transforms, open_event_splits
+from nengo_actions.data.prepare import frame_transforms, open_event_splits
 from nengo_actions.feature_data import ClipData, DataError
 from nengo_actions.io import write_text_atomic
 from nengo_actions.metrics import evaluate_as_configured
@@ -45,20 +46,16 @@ from nengo_actions.schema import Config, EvaluateConfig
 from nengo_actions.splits import check_group_leak, split_by_group
 from nengo_actions.streaming import event_clips, stream_wanted
 
-#: ``data.dataset`` values read through this module.
-EVENT_DATASETS = DATASETS
-
-
 def is_event_dataset(cfg: Config):
     """Whether ``cfg`` trains on DVS event frames (rather than clip features)."""
-    return cfg.data.dataset in EVENT_DATASETS
+    return cfg.data.dataset in registry.events_datasets()
 
 
 def split_units(dataset, name):
-    """Per sample, the unit a validation split keeps whole: recording or user."""
-    if name == "sl_animals":
-        return np.asarray(dataset.recordings).astype(str)
-    return np.asarray(dataset.groups).astype(str)
+    """Per sample, the unit a validation split keeps whole: the recording or the user, as
+    dataset ``name`` registered (:attr:`~nengo_actions.registry.DatasetType.split_unit`)."""
+    units = dataset.recordings if registry.DATASETS[name].split_unit == "recording" else dataset.groups
+    return np.asarray(units).astype(str)
 
 
 def frames_to_features(frames):
@@ -116,7 +113,8 @@ def load_event_data(cfg: Config, progress=True, log=print, stream=None) -> ClipD
     -------
     ClipData
         ``metadata`` holds ``frame_shape`` (``[H, W, 2]``), ``dataset``,
-        ``split_unit`` and, for SL-Animals, ``fold`` and ``n_folds``.
+        ``split_unit`` and, for a cross-validated dataset (SL-Animals), ``fold`` and
+        ``n_folds``.
     """
     name = cfg.data.dataset
     splits = open_event_splits(cfg, progress=progress)
@@ -162,9 +160,11 @@ def load_event_data(cfg: Config, progress=True, log=print, stream=None) -> ClipD
     shape = list(test_tf.transforms[-1].output_shape()[1:])
     if channels == "first":
         shape = shape[1:] + shape[:1]
-    metadata = {"dataset": name, "frame_shape": shape, "split_unit": "recording" if name == "sl_animals" else "user"}
-    if name == "sl_animals":
-        metadata.update(fold=cfg.events.sl_animals.fold, n_folds=cfg.events.sl_animals.n_folds)
+    entry = registry.DATASETS[name]
+    metadata = {"dataset": name, "frame_shape": shape, "split_unit": entry.split_unit}
+    if entry.folds is not None:
+        folds = registry.lookup(cfg, entry.folds)
+        metadata.update(fold=folds.fold, n_folds=folds.n_folds)
     return ClipData(
         x_train=x_train,
         y_train=y_train,
@@ -225,7 +225,6 @@ def per_epoch_test_tracker(cfg: Config, engine, data, ev: EvaluateConfig, out_di
 
 
 __all__ = [
-    "EVENT_DATASETS",
     "PerEpochTestAccuracy",
     "is_event_dataset",
     "load_event_data",

@@ -14,8 +14,10 @@ one :func:`register_model` call, made before the config is loaded. Standard libr
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 INPUTS = ("features", "events")
+SPLIT_UNITS = ("group", "user", "recording")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,16 +76,42 @@ class ModelType:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetType:
-    """A dataset: ``name`` is the ``data.dataset`` value; ``inputs`` what it gives the
-    models (``"features"``: clips through the feature extraction; ``"events"``: DVS
-    recordings framed)."""
+    """A dataset.
+
+    Parameters
+    ----------
+    name : str
+        The ``data.dataset`` value.
+    inputs : str
+        What it gives the models: ``"features"`` (clips through the feature extraction)
+        or ``"events"`` (DVS recordings, framed).
+    reader : str or None
+        Event datasets: ``"module:function"`` called as ``reader(cfg, root, cache_dir,
+        allow_truncated=..., progress=...)`` returning ``{"train": EventDataset, "test":
+        EventDataset}`` (``root``: ``data.root``; ``cache_dir``: this dataset's sample cache).
+    split_unit : str
+        What a validation split keeps whole, so one never sits on two sides: ``"group"``
+        (UCF101's groups), ``"user"`` or ``"recording"`` (the samples' ``groups`` or
+        ``recordings``).
+    folds : str or None
+        The config section (``"events.sl_animals"``) whose ``fold`` and ``n_folds`` make the
+        train and test sides, for a dataset evaluated by cross-validation; ``None``: fixed
+        sides.
+    """
 
     name: str
     inputs: str
+    reader: str = None
+    split_unit: str = "group"
+    folds: str = None
 
     def __post_init__(self):
         if self.inputs not in INPUTS:
             raise ValueError(f"dataset {self.name!r}: inputs must be one of {INPUTS}, got {self.inputs!r}")
+        if self.inputs == "events" and (self.reader is None or ":" not in self.reader):
+            raise ValueError(f"dataset {self.name!r}: an event dataset needs a reader 'module:function', got {self.reader!r}")
+        if self.split_unit not in SPLIT_UNITS:
+            raise ValueError(f"dataset {self.name!r}: split_unit must be one of {SPLIT_UNITS}, got {self.split_unit!r}")
 
 
 MODELS: dict = {}
@@ -137,6 +165,17 @@ def dataset_names():
     return tuple(DATASETS)
 
 
+def load_function(spec):
+    """The function ``"module:function"`` names (its module imported now)."""
+    module, function = spec.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def events_datasets():
+    """The names of the registered event datasets."""
+    return tuple(name for name, d in DATASETS.items() if d.inputs == "events")
+
+
 def lookup(value, dotted):
     """``value.a.b`` for ``dotted = "a.b"`` (a key of a config section)."""
     for part in dotted.split("."):
@@ -168,15 +207,18 @@ for _entry in (
               inputs="events", spiking_key="dvs_conv.spiking_neuron_type", direct_key=("dvs_conv.method", "direct")),
 ):
     register_model(_entry)
+_READERS = "nengo_actions.data.prepare"
 for _entry in (
     DatasetType("ucf101", "features"),
     DatasetType("synthetic_actions", "features"),
-    DatasetType("dvs128_gesture", "events"),
-    DatasetType("sl_animals", "events"),
-    DatasetType("synthetic_gestures", "events"),
+    DatasetType("dvs128_gesture", "events", f"{_READERS}:open_dvs128_gesture", split_unit="user"),
+    DatasetType("sl_animals", "events", f"{_READERS}:open_sl_animals", split_unit="recording",
+                folds="events.sl_animals"),
+    DatasetType("synthetic_gestures", "events", f"{_READERS}:open_synthetic_gestures", split_unit="user"),
 ):
     register_dataset(_entry)
 
 
 __all__ = ["ModelType", "DatasetType", "MODELS", "DATASETS", "SECTIONS", "register_model", "register_dataset",
-           "registered_sections", "model_names", "dataset_names", "trains_directly", "lookup"]
+           "registered_sections", "model_names", "dataset_names", "events_datasets", "trains_directly", "lookup",
+           "load_function", "SPLIT_UNITS"]

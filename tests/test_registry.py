@@ -161,3 +161,34 @@ def test_a_registered_section_cannot_take_a_schema_name_or_go_unnamed():
     with pytest.raises(ValueError, match="must be a nengo_actions.section.Section"):
         registry.register_model(registry.ModelType("x", "a:b", ("x",)), sections={"x": dict})
     assert "x" not in registry.MODELS and "x" not in registry.SECTIONS
+
+
+def open_recorded(cfg, root, cache_dir, **reader):
+    """A stand-in reader: records what the registry's caller passes."""
+    return {"train": ("train", cfg.data.dataset, root, cache_dir, reader), "test": None}
+
+
+def test_an_event_dataset_is_opened_by_its_registered_reader(tmp_path):
+    from nengo_actions.data.prepare import open_event_splits
+    from nengo_actions.event_data import is_event_dataset
+
+    registry.register_dataset(registry.DatasetType("recorded", "events", f"{__name__}:open_recorded", split_unit="recording"))
+    try:
+        path = tmp_path / "c.json"
+        path.write_text(json.dumps({"data": {"dataset": "recorded", "root": str(tmp_path / "rec")}}))
+        cfg = load_config(path, ["events.allow_truncated=true"])
+        assert is_event_dataset(cfg)
+        splits = open_event_splits(cfg, progress=False)
+        assert splits["train"] == ("train", "recorded", tmp_path / "rec", tmp_path / "rec" / "cache" / "recorded",
+                                   {"allow_truncated": True, "progress": False})
+    finally:
+        del registry.DATASETS["recorded"]
+    with pytest.raises(ConfigError, match=r"data\.dataset.*'recorded'"):
+        load_config(path)
+
+
+def test_bad_dataset_registrations_are_refused():
+    with pytest.raises(ValueError, match="needs a reader"):
+        registry.DatasetType("x", "events")
+    with pytest.raises(ValueError, match="split_unit"):
+        registry.DatasetType("x", "features", split_unit="speaker")

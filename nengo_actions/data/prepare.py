@@ -1,8 +1,9 @@
 """Event datasets from a config: open (slicing and caching once), frame, summarise.
 
-The config keys are ``data.dataset`` (``"dvs128_gesture"``, ``"sl_animals"`` or
-``"synthetic_gestures"``), ``data.root``, ``data.generate`` (make the synthetic set when
-it is missing) and the ``events`` section (:class:`~nengo_actions.schema.EventsConfig`).
+The config keys are ``data.dataset`` (an event dataset of :mod:`nengo_actions.registry`,
+whose reader is one of the ``open_*`` functions here), ``data.root``, ``data.generate``
+(make the synthetic set when it is missing) and the ``events`` section
+(:class:`~nengo_actions.schema.EventsConfig`).
 """
 
 from __future__ import annotations
@@ -21,18 +22,13 @@ from .gesture import dvs128_gesture
 from .sl_animals import fold_split, sl_animals
 from .synthetic_gestures import SyntheticGestureSpec, ensure_synthetic_gestures, synthetic_metadata
 
-#: The event datasets (registered with ``inputs="events"``).
-DATASETS = tuple(name for name, d in registry.DATASETS.items() if d.inputs == "events")
-
-
 def check_events_config(cfg: Config):
     """Raise :class:`ConfigError` naming the file and key when ``data.dataset`` is not an
     event dataset (the ``events`` values are checked when the config is made)."""
-    dataset = cfg.data.dataset
-    if dataset not in DATASETS:
+    dataset, names = cfg.data.dataset, registry.events_datasets()
+    if dataset not in names:
         raise ConfigError(
-            f"{cfg.source}: key 'data.dataset' is {dataset!r}, not an event dataset; use one of "
-            f"{', '.join(DATASETS)}"
+            f"{cfg.source}: key 'data.dataset' is {dataset!r}, not an event dataset; use one of {', '.join(names)}"
         )
 
 
@@ -56,45 +52,54 @@ def synthetic_spec_from_config(synthetic: SyntheticGesturesConfig, where="config
 
 
 def open_event_splits(cfg: Config, progress=True):
-    """The configured dataset's ``{"train": EventDataset, "test": EventDataset}``.
+    """The configured dataset's ``{"train": EventDataset, "test": EventDataset}``, from
+    its registered reader (:class:`~nengo_actions.registry.DatasetType`).
 
-    Slices and caches recordings on first use. For SL-Animals the splits are fold
-    ``events.sl_animals.fold`` of the cross-validation over recordings.
+    Slices and caches recordings on first use (in ``events.cache_dir``, default
+    ``<data.root>/cache``, one folder per dataset).
     """
     check_events_config(cfg)
-    where, dataset, events = cfg.source, cfg.data.dataset, cfg.events
+    dataset, events = cfg.data.dataset, cfg.events
     root = resolve_path(cfg.data.root)
     cache_root = resolve_path(events.cache_dir) if events.cache_dir else root / "cache"
-    reader = {"allow_truncated": events.allow_truncated, "progress": progress}
-    if dataset == "sl_animals":
-        options = events.sl_animals
-        full = sl_animals(
-            root, reduced=options.reduced, cache_dir=cache_root / dataset,
-            recordings_dir=options.recordings_dir, tags_dir=options.tags_dir, **reader,
-        )
-        train, test = fold_split(full, options.fold, options.n_folds, options.fold_seed)
-        return {"train": train, "test": test}
-    sensor_size = DVS128_SENSOR
-    if dataset == "synthetic_gestures":
-        if cfg.data.generate:
-            ensure_synthetic_gestures(
-                root, synthetic_spec_from_config(events.synthetic, where),
-                emulator_from_config(events.emulator, where), progress,
-            )
-        meta = synthetic_metadata(root)
-        if meta is None:
-            raise ConfigError(
-                f"{where}: key 'data.root' ({root}) holds no synthetic gesture set; "
-                "set data.generate=true to make one"
-            )
-        sensor_size = tuple(meta["sensor_size"])
+    reader = registry.load_function(registry.DATASETS[dataset].reader)
+    return reader(cfg, root, cache_root / dataset, allow_truncated=events.allow_truncated, progress=progress)
+
+
+def open_sl_animals(cfg: Config, root, cache_dir, **reader):
+    """SL-Animals-DVS: fold ``events.sl_animals.fold`` of the cross-validation over
+    recordings."""
+    options = cfg.events.sl_animals
+    full = sl_animals(root, reduced=options.reduced, cache_dir=cache_dir, recordings_dir=options.recordings_dir,
+                      tags_dir=options.tags_dir, **reader)
+    train, test = fold_split(full, options.fold, options.n_folds, options.fold_seed)
+    return {"train": train, "test": test}
+
+
+def open_dvs128_gesture(cfg: Config, root, cache_dir, sensor_size=DVS128_SENSOR, **reader):
+    """DVS128 Gesture (or any tree in its layout): its official train and test trials."""
     return {
-        split: dvs128_gesture(
-            root, split, cache_dir=cache_root / dataset, sensor_size=sensor_size,
-            keep_invalid=events.keep_invalid, name=dataset, **reader,
-        )
+        split: dvs128_gesture(root, split, cache_dir=cache_dir, sensor_size=sensor_size,
+                              keep_invalid=cfg.events.keep_invalid, name=cfg.data.dataset, **reader)
         for split in ("train", "test")
     }
+
+
+def open_synthetic_gestures(cfg: Config, root, cache_dir, **reader):
+    """The embedded synthetic gestures in the DVS128 Gesture layout, generated first when
+    ``data.generate`` and missing or made with other settings."""
+    where, events = cfg.source, cfg.events
+    if cfg.data.generate:
+        ensure_synthetic_gestures(
+            root, synthetic_spec_from_config(events.synthetic, where),
+            emulator_from_config(events.emulator, where), reader["progress"],
+        )
+    meta = synthetic_metadata(root)
+    if meta is None:
+        raise ConfigError(
+            f"{where}: key 'data.root' ({root}) holds no synthetic gesture set; set data.generate=true to make one"
+        )
+    return open_dvs128_gesture(cfg, root, cache_dir, sensor_size=tuple(meta["sensor_size"]), **reader)
 
 
 def frame_transforms(frames: EventFramesConfig, sensor_size, rng=None, seed=0):

@@ -15,8 +15,6 @@ in **frames** and converted here (:func:`frames_to_synapse`).
 
 from __future__ import annotations
 
-import importlib
-
 from nengo_actions import registry
 from nengo_actions.neuron_types import is_spiking
 from nengo_actions.networks.base import (  # noqa: F401  (the package's public names)
@@ -69,8 +67,7 @@ def build_model(
             f"unknown model type {model_type!r}; expected one of {', '.join(registry.model_names())}"
         )
     entry = registry.MODELS[model_type]
-    module, function = entry.builder.split(":")
-    builder = getattr(importlib.import_module(module), function)  # builders import NengoDL
+    builder = registry.load_function(entry.builder)  # builders import NengoDL
     args = BuildArgs(
         n_features=n_features,
         n_classes=n_classes,
