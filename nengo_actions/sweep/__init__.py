@@ -42,7 +42,6 @@ from nengo_actions.sweep.report import (
 from nengo_actions.sweep.run import run_sweep
 from nengo_actions.sweep.spec import (
     BACKENDS,
-    OPEN_KEYS,
     RESERVED_KEYS,
     SweepConfig,
     Trial,
@@ -54,7 +53,7 @@ from nengo_actions.sweep.spec import (
 )
 
 __all__ = [
-    "ACCURACY_KEYS", "BACKENDS", "OPEN_KEYS", "RESERVED_KEYS", "RUN_DIR_PREFIX", "SweepConfig",
+    "ACCURACY_KEYS", "BACKENDS", "RESERVED_KEYS", "RUN_DIR_PREFIX", "SweepConfig",
     "TABLE_ENERGY_DEVICES", "TIME_KEYS", "TrainCommandTrial", "Trial", "TrialError", "base_config",
     "build_parser", "collect_rows", "expand_trials", "finished_run", "load_sweep_config", "main",
     "metric_columns", "output_dir", "prepare", "read_metrics", "run_sweep", "run_trials", "summarize",

@@ -45,8 +45,6 @@ from nengo_actions.schema import Config
 from nengo_actions.section import FieldError, Section, build, setting
 
 BACKENDS = ("process", "ray")
-#: Keys whose value is free-form and validated separately (against the train config).
-OPEN_KEYS = ("grid", "base_settings")
 #: Train config keys the sweep sets itself for every trial.
 RESERVED_KEYS = ("seed", "save_dir", "name")
 
