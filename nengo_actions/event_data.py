@@ -46,6 +46,7 @@ from nengo_actions.schema import Config, EvaluateConfig
 from nengo_actions.splits import check_group_leak, split_by_group
 from nengo_actions.streaming import event_clips, stream_wanted
 
+
 def is_event_dataset(cfg: Config):
     """Whether ``cfg`` trains on DVS event frames (rather than clip features)."""
     return cfg.data.dataset in registry.events_datasets()
@@ -94,7 +95,6 @@ def frames_cache_dir(dataset):
 def _cached(key, dataset, transform, channels, cache_dir, desc, progress):
     """The frames of ``dataset`` from the count cache in ``cache_dir``; ``key`` holds the
     settings the transform does not show (the seed, whether crops are random)."""
-
     if len(dataset) == 0:
         raise DataError(f"{dataset.name}: the split holds no samples")
     role = desc.split()[1]  # "training", "validation", "test"

@@ -5,16 +5,18 @@ As nengo's ``Builder.register`` and NengoDL's ``Converter.register``: every mode
 types, every "is it spiking" and every "which data does it read" is derived from these
 entries. A new model is one new module: its builder, its settings (a
 :class:`~nengo_actions.section.Section`, which configs then take as ``model.<name>``) and
-one :func:`register_model` call, made before the config is loaded. Standard library only
-(configs are checked with it before TensorFlow loads); builders are named as
-``"module:function"`` and imported when built. The shipped types' settings are declared in
-:mod:`nengo_actions.schema`.
+one :func:`register_model` call, made before the config is loaded. Standard library and
+:mod:`nengo_actions.section` only (configs are checked with it before TensorFlow loads);
+builders are named as ``"module:function"`` and imported when built. The shipped types'
+settings are declared in :mod:`nengo_actions.schema`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+
+from .section import Section
 
 INPUTS = ("features", "events")
 SPLIT_UNITS = ("group", "user", "recording")
@@ -140,7 +142,7 @@ def register_model(model_type: ModelType, sections=None):
             raise ValueError(f"model type {model_type.name!r}: section {name!r} is not in its sections {model_type.sections}")
         if name in taken or name in RESERVED_SECTION_NAMES or not name.isidentifier():
             raise ValueError(f"model type {model_type.name!r}: {name!r} cannot name a section (taken or reserved)")
-        if not callable(getattr(cls, "registered_sections", None)):
+        if not (isinstance(cls, type) and issubclass(cls, Section)):
             raise ValueError(f"model type {model_type.name!r}: section {name!r} must be a nengo_actions.section.Section")
     SECTIONS.update(sections)
     MODELS[model_type.name] = model_type

@@ -120,8 +120,6 @@ def load_sweep_config(path, overrides=()):
         ``source`` names the file.
     """
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"sweep config not found: {path}")
     raw = read_json(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a JSON object")
@@ -138,9 +136,7 @@ def load_sweep_config(path, overrides=()):
             set_path(base_settings, key[len("base_settings."):], value)
             cfg = build(SweepConfig, {"base_settings": base_settings}, where, base=cfg)
         else:
-            partial = {}
-            set_path(partial, key, value)
-            cfg = build(SweepConfig, partial, where, base=cfg)
+            cfg = config_mod.override(cfg, [(key, value)], where)
     return cfg
 
 
