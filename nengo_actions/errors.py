@@ -41,6 +41,11 @@ class NeuronTypeError(UserError, ValueError):
     """A neuron type string cannot be parsed; the message lists the valid names."""
 
 
+class NIRError(UserError, ValueError):
+    """A NIR file that cannot be read, or a graph or model that NIR exchange cannot build;
+    the message names the file, node or layer."""
+
+
 class EventDataError(UserError, ValueError):
     """Bad event data or dataset layout; the message names the file (and offset/row)."""
 
@@ -55,5 +60,5 @@ class DatasetError(EventDataError):
 
 __all__ = [
     "UserError", "ConfigError", "DataError", "ExtractionError", "ParamsError", "StoreError",
-    "SplitLeakError", "NeuronTypeError", "EventDataError", "EventFormatError", "DatasetError",
+    "SplitLeakError", "NeuronTypeError", "NIRError", "EventDataError", "EventFormatError", "DatasetError",
 ]

@@ -35,6 +35,7 @@ from nengo_actions.compat import nengo_dl, tf
 from nengo_actions.networks.base import BuiltNetwork, add_layer_probes, model_sections, model_signature, unmerged_ops
 from nengo_actions.networks.dvs_conv import _frame_shape, folded_weights, tile_conv_biases, voting
 from nengo_actions.networks.lif_node import LIF
+from nengo_actions.networks.nir_layers import EulerNeurons
 from nengo_actions.networks.tensor_nodes import MaxPool2D
 from nengo_actions.schema import DVSConvConfig, GestureNetConfig, ModelConfig, SLAnimalsNetConfig
 
@@ -269,6 +270,17 @@ def build_direct_network(kind, model_cfg: ModelConfig, *, n_features, n_classes,
 def convert_temporal(net, *, steps_per_frame=1, dt=0.001, raster_neurons=20):
     """The Nengo :class:`BuiltNetwork` of a :class:`TemporalNet` (its current weights)."""
     per_frame = frame_model(net.stages, net.frame_shape, net.keras_model, net.conv, dt=dt)
+    return convert_frame_model(
+        per_frame, n_classes=net.n_classes, signature=net.signature, description=net.description,
+        steps_per_frame=steps_per_frame, dt=dt, raster_neurons=raster_neurons,
+    )
+
+
+def convert_frame_model(per_frame, *, n_classes, signature, description, steps_per_frame=1, dt=0.001, raster_neurons=20):
+    """The Nengo :class:`BuiltNetwork` of a per-frame Keras model whose neurons are
+    :class:`LIF` or :class:`~nengo_actions.networks.nir_layers.EulerNeurons` layers:
+    converted by ``nengo_dl.Converter``, conv biases broadcast, operators unmerged, a
+    rate and raster probe per neuron layer (named after the layer)."""
     converter = nengo_dl.Converter(per_frame, inference_only=True, allow_fallback=False)
     tile_conv_biases(converter.net)
     unmerged_ops(converter.net)
@@ -276,16 +288,16 @@ def convert_temporal(net, *, steps_per_frame=1, dt=0.001, raster_neurons=20):
         network=converter.net,
         input=converter.inputs[per_frame.inputs[0]],
         output=converter.outputs[per_frame.outputs[0]],
-        n_classes=net.n_classes,
+        n_classes=int(n_classes),
         spiking=True,
         steps_per_frame=int(steps_per_frame),
         dt=dt,
-        signature=dict(net.signature),
-        description=net.description,
+        signature=dict(signature),
+        description=description,
         params_in_network=True,
     )
     for layer in per_frame.layers:
-        if isinstance(layer, LIF):
+        if isinstance(layer, (LIF, EulerNeurons)):
             ensemble = converter.layers[layer].ensemble
             if isinstance(ensemble, nengo.Ensemble):
                 add_layer_probes(built, layer.name.replace("lif_", ""), ensemble, raster_neurons)
@@ -303,5 +315,6 @@ __all__ = [
     "build_temporal",
     "build_direct_network",
     "convert_temporal",
+    "convert_frame_model",
     "STAGES",
 ]
