@@ -370,7 +370,7 @@ class Engine:
                     obj.seed = seeds[obj]
         finally:
             loader.close()
-        fold_constant_inputs(built.network)
+        fold_constant_inputs(built.network, inputs=(built.input,))
         with built.network:
             nengo_dl.configure_settings(inference_only=True)
         return cls(built, minibatch_size=minibatch_size, device=device, seed=seed)

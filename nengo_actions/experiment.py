@@ -27,6 +27,7 @@ import numpy as np
 from nengo_actions import config as config_mod
 from nengo_actions import registry
 from nengo_actions.config import ConfigError, jsonable, write_json_atomic
+from nengo_actions.deploy.nir_import import build_nir_network, read_graph
 from nengo_actions.energy import count_neurons, device_table, energy_per_inference, operations_per_inference
 from nengo_actions.errors import ParamsError, UserError
 from nengo_actions.event_data import is_event_dataset, load_event_data, per_epoch_test_tracker
@@ -98,7 +99,7 @@ def check_params_files(params, types, data):
 def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=None, log=print):
     """Train (or load) and evaluate one model type; see the module docstring."""
     from nengo_actions.engine import Engine
-    from nengo_actions.spiking import evaluate_spiking, layer_probes, layer_readings
+    from nengo_actions.spiking import layer_probes, layer_readings
     from nengo_actions.training import evaluate_split, train
 
     out_dir = Path(out_dir)
@@ -182,6 +183,18 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
         built = build(spiking=True, steps_per_frame=1)
         metrics["n_neurons"] = count_neurons(built)
 
+    _dense_figures(metrics, built, data, ev)
+    result = ModelResult(model_type, built.description, metrics, history, test=test, out_dir=out_dir)
+    if model_is_spiking(model_type, cfg.model) and ev.spiking:
+        _spiking_figures(result, build, params_path, cfg, data, ts, log)
+    else:
+        metrics.update(spiking_test_clip_accuracy=None, spiking_test_step_accuracy=None)
+    _write_result(result, test)
+    return result
+
+
+def _dense_figures(metrics, built, data, ev):
+    """Synapses, ANN operations and the non-spiking devices' energy of one pass per frame."""
     dense_ops = operations_per_inference(built, {}, data.n_frames, 1, ev.dt)
     non_spiking = [d for d in ev.energy_devices if not _device_spiking(d)]
     for device, joules in energy_per_inference(dense_ops, non_spiking).items():
@@ -189,40 +202,71 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
     metrics["synapses"] = dense_ops["synapses"]
     metrics["ann_ops_per_inference"] = dense_ops["dense_synops"]
 
-    result = ModelResult(model_type, built.description, metrics, history, test=test, out_dir=out_dir)
-    if model_is_spiking(model_type, cfg.model) and ev.spiking:
-        steps = sorted(set(ev.steps_per_frame) | {ev.spiking_steps_per_frame})
-        runs = evaluate_spiking(
-            build, params_path, data.x_test, data.y_test, steps, ev, ts.minibatch_size,
-            ts.device, seed, ev.energy_devices, log=log,
-        )
-        result.spiking_runs = runs
-        for run in runs:
-            metrics[f"spiking_test_clip_accuracy_k{run.steps_per_frame}"] = run.metrics["clip_accuracy"]
-        head = next(r for r in runs if r.steps_per_frame == ev.spiking_steps_per_frame)
-        metrics.update(_flat_split_metrics("spiking_test_", head.metrics, ev.top_k))
-        metrics["spiking_steps_per_frame"] = head.steps_per_frame
-        metrics["spiking_inference_clips_per_second"] = head.clips_per_second
-        for name, hz in head.layer_rates_hz.items():
-            metrics[f"firing_rate_hz_{name}"] = hz
-        metrics["spike_synops_per_inference"] = head.operations["spike_synops"]
-        metrics["value_synops_per_inference"] = head.operations["value_synops"]
-        for device, joules in head.energy.items():
-            if _device_spiking(device):
-                metrics[f"energy_{device}_joules_per_inference"] = joules
-        result.spiking_test, result.raster = head.metrics, head.raster
-    else:
-        metrics.update(spiking_test_clip_accuracy=None, spiking_test_step_accuracy=None)
-    write_json_atomic(out_dir / "result.json", jsonable({"model": model_type, "description": built.description, "metrics": metrics}))
-    np.savetxt(out_dir / "confusion_test.csv", test["confusion"], fmt="%d", delimiter=",")
+
+def _spiking_figures(result, build, params_path, cfg, data, ts, log):
+    """The spiking evaluation at every configured step count, its figures in ``result``."""
+    from nengo_actions.spiking import evaluate_spiking
+
+    ev, metrics = cfg.evaluate, result.metrics
+    steps = sorted(set(ev.steps_per_frame) | {ev.spiking_steps_per_frame})
+    runs = evaluate_spiking(
+        build, params_path, data.x_test, data.y_test, steps, ev, ts.minibatch_size,
+        ts.device, cfg.seed, ev.energy_devices, log=log,
+    )
+    result.spiking_runs = runs
+    for run in runs:
+        metrics[f"spiking_test_clip_accuracy_k{run.steps_per_frame}"] = run.metrics["clip_accuracy"]
+    head = next(r for r in runs if r.steps_per_frame == ev.spiking_steps_per_frame)
+    metrics.update(_flat_split_metrics("spiking_test_", head.metrics, ev.top_k))
+    metrics["spiking_steps_per_frame"] = head.steps_per_frame
+    metrics["spiking_inference_clips_per_second"] = head.clips_per_second
+    for name, hz in head.layer_rates_hz.items():
+        metrics[f"firing_rate_hz_{name}"] = hz
+    metrics["spike_synops_per_inference"] = head.operations["spike_synops"]
+    metrics["value_synops_per_inference"] = head.operations["value_synops"]
+    for device, joules in head.energy.items():
+        if _device_spiking(device):
+            metrics[f"energy_{device}_joules_per_inference"] = joules
+    result.spiking_test, result.raster = head.metrics, head.raster
+
+
+def run_graph(graph, path, cfg, data: ClipData, out_dir, *, log=print):
+    """Evaluate the NIR graph ``graph`` (read from ``path``; ``--nir``) on the test clips:
+    no training, the spiking evaluation at every configured step count, reported as the
+    model ``nir`` (its test figures are those at ``evaluate.spiking_steps_per_frame``)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ev = cfg.evaluate
+    build = functools.partial(
+        build_nir_network, graph, path, n_features=data.n_features, n_classes=data.n_classes, dt=ev.dt,
+        raster_neurons=ev.raster_neurons,
+    )
+    built = build()
+    log(f"[nir] {built.description}")
+    n_parameters = sum(int(np.size(getattr(node, name))) for node in graph.nodes.values()
+                       for name in ("weight", "bias") if getattr(node, name, None) is not None)
+    metrics = {"n_neurons": count_neurons(built), "n_parameters": n_parameters, "train_seconds": 0.0, "best_epoch": None, "epochs_run": 0,
+               "val_clip_accuracy": None, "val_step_accuracy": None}
+    _dense_figures(metrics, built, data, ev)
+    result = ModelResult("nir", built.description, metrics, [], out_dir=out_dir)
+    _spiking_figures(result, build, None, cfg, data, cfg.train, log)
+    result.test = result.spiking_test
+    metrics.update(_flat_split_metrics("test_", result.test, ev.top_k))
+    _write_result(result, result.test)
     return result
+
+
+def _write_result(result, test):
+    write_json_atomic(result.out_dir / "result.json",
+                      jsonable({"model": result.model_type, "description": result.description, "metrics": result.metrics}))
+    np.savetxt(result.out_dir / "confusion_test.csv", test["confusion"], fmt="%d", delimiter=",")
 
 
 def _device_spiking(name):
     return bool(device_table()[str(name).lower()]["spiking"])
 
 
-def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print):
+def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, nir=None, log=print):
     """Run the whole job of ``cfg``; returns the run folder.
 
     Parameters
@@ -234,12 +278,19 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print
     params : path or None
         Evaluate these parameters instead of training (a file, or a run folder holding
         ``<type>/params_best.npz``).
+    nir : path or None
+        Evaluate this NIR graph instead of the configured models (:func:`run_graph`).
     """
     start = time.perf_counter()
     if resume and run_dir is not None and not Path(run_dir).is_dir():
         raise ConfigError(f"--resume {run_dir}: no such run folder")
     types = cfg.model.types
     check_evaluate_settings(cfg.evaluate, cfg.source)
+    graph = None
+    if nir is not None:  # read and checked before any work
+        if resume or params is not None:
+            raise ConfigError("--nir evaluates a NIR graph; it takes neither --resume nor --params")
+        graph, types = read_graph(nir), ["nir"]
 
     if is_event_dataset(cfg):  # DVS recordings: framed events instead of a feature store
         data = load_event_data(cfg, log=log)
@@ -247,7 +298,9 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print
         ensure_features(cfg, overrides, log=log)
         data = load_clip_data(cfg)
     log(f"features: {data.store_dir} ({data.summary()})")
-    if cfg.train.standardize:
+    if graph is not None and cfg.train.standardize:
+        log("the NIR graph reads the frames as they are (train.standardize is not applied)")
+    elif cfg.train.standardize:
         data = data.standardized()
     if params is not None:
         check_params_files(params, types, data)
@@ -258,10 +311,11 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, log=print
     log(f"run folder: {run_dir}")
     results = []
     try:
-        for t in types:
-            results.append(
-                run_model(t, cfg, data, run_dir / t, resume=resume, params=params, log=log)
-            )
+        if graph is not None:
+            results.append(run_graph(graph, nir, cfg, data, run_dir / "nir", log=log))
+        else:
+            for t in types:
+                results.append(run_model(t, cfg, data, run_dir / t, resume=resume, params=params, log=log))
     except UserError:
         if created:  # a run that failed on bad input leaves nothing behind
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -279,4 +333,4 @@ def load_run_config(run_dir, overrides=()):
     return config_mod.load_config(path, overrides)
 
 
-__all__ = ["run", "run_model", "check_evaluate_settings", "load_run_config", "ModelResult"]
+__all__ = ["run", "run_model", "run_graph", "check_evaluate_settings", "load_run_config", "ModelResult"]

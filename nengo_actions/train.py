@@ -4,6 +4,7 @@
     python -m nengo_actions.train -c configs/ucf101_lmu.json --set data.root=/data/ucf101
     python -m nengo_actions.train --resume results/runs/synthetic_demo-20261124-101500
     python -m nengo_actions.train -c CONFIG --params results/runs/<run>   # evaluate only
+    python -m nengo_actions.train -c CONFIG --nir model.nir                # evaluate a NIR graph
 
 The last line printed is ``run directory: PATH``.
 """
@@ -29,6 +30,10 @@ def build_parser():
         "--params", metavar="PATH",
         help="evaluate these parameters instead of training (a params file, or a run folder)",
     )
+    parser.add_argument(
+        "--nir", metavar="FILE",
+        help="evaluate this NIR graph on the config's test clips, spiking, instead of training",
+    )
     return parser
 
 
@@ -42,7 +47,7 @@ def main(argv=None):
             cfg = config_from_args(args)
         run_dir = run(
             cfg, overrides=args.overrides, run_dir=args.resume, resume=bool(args.resume),
-            params=args.params,
+            params=args.params, nir=args.nir,
         )
         print(f"run directory: {run_dir}", flush=True)
         return 0

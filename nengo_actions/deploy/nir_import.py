@@ -103,10 +103,13 @@ def topological_order(graph, where):
     if missing:
         raise NIRError(f"{where}: node {missing[0]!r} is on a cycle or not reachable from the Input "
                        "(recurrent graphs are not supported)")
-    if order[-1] != outs[0] or outputs[outs[0]]:
-        dangling = next(k for k in order if not outputs[k] and k != outs[0])
-        raise NIRError(f"{where}: node {dangling!r} leads nowhere (it does not reach the Output)")
-    return order, {k: list(dict.fromkeys(v)) for k, v in inputs.items()}
+    if outputs[outs[0]]:
+        raise NIRError(f"{where}: the Output node {outs[0]!r} has outgoing edges")
+    dangling = [k for k in order if not outputs[k] and k != outs[0]]
+    if dangling:
+        raise NIRError(f"{where}: node {dangling[0]!r} leads nowhere (it does not reach the Output)")
+    order.remove(outs[0])  # the Output last: a node may reach it before its other inputs are done
+    return order + [outs[0]], {k: list(dict.fromkeys(v)) for k, v in inputs.items()}
 
 
 def _pairs(value, key, what):
@@ -283,10 +286,14 @@ def describe(graph, path):
     return f"NIR graph {Path(path).name} ({graph_dt(graph):g} s per step): {' - '.join(kinds)}; run as a Nengo network, one frame per step"
 
 
-def build_nir_network(graph, path, *, n_features, n_classes, steps_per_frame=1, dt=0.001, raster_neurons=20):
+def build_nir_network(graph, path, *, n_features, n_classes, spiking=True, steps_per_frame=1, dt=0.001, raster_neurons=20):
     """The :class:`~nengo_actions.networks.BuiltNetwork` of ``graph`` (read from ``path``)
-    for data of ``n_features`` values per frame and ``n_classes`` classes."""
+    for data of ``n_features`` values per frame and ``n_classes`` classes. Its neurons
+    spike; there is no rate form (``spiking=False`` is refused)."""
     from nengo_actions.networks.dvs_direct import convert_frame_model
+
+    if not spiking:
+        raise ValueError("a NIR graph's neurons spike; it has no rate network")
 
     model, input_shape, n_outputs = frame_model(graph, dt=dt, where=str(path))
     if int(np.prod(input_shape)) != int(n_features):

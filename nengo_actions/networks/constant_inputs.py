@@ -38,7 +38,7 @@ def _apply(matrix, value):
     return matrix * value if matrix.ndim < 2 else matrix @ value
 
 
-def fold_constant_inputs(network):
+def fold_constant_inputs(network, inputs=()):
     """Move constant inputs of neuron populations into their biases, in place.
 
     A *constant* is a node with a fixed output and no input, or a passthrough node or
@@ -48,7 +48,8 @@ def fold_constant_inputs(network):
     the neurons of an ensemble, or enters the neurons directly; the constants left
     without outgoing connections are removed. Ensemble gains and biases must be
     arrays (``Simulator.freeze_params`` writes them so). Returns the number of
-    connections folded. Outputs are unchanged up to float rounding.
+    connections folded. Outputs are unchanged up to float rounding. ``inputs`` are
+    the nodes the data is fed into: their placeholder outputs are not constants.
     """
     networks = [network, *network.all_networks]
     owner = {}
@@ -66,7 +67,7 @@ def fold_constant_inputs(network):
         if obj in values:
             return values[obj]
         value = values[obj] = None  # also what a loop back to obj sees
-        if isinstance(obj, nengo.Node) and obj not in probed:
+        if isinstance(obj, nengo.Node) and obj not in probed and obj not in inputs:
             if obj.size_in == 0 and isinstance(obj.output, np.ndarray):
                 value = np.asarray(obj.output, dtype=np.float64)
             elif (obj.output is None or isinstance(obj, ChannelBroadcast)) and incoming.get(obj):

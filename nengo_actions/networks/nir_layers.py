@@ -154,8 +154,8 @@ class EulerNeurons(tf.keras.layers.Layer):
     in a per-frame Keras model, for ``nengo_dl.Converter``.
 
     ``params`` maps the names of the neuron type's constructor to scalars or arrays in
-    the layer's flattened channels-last order. ``call`` is the identity: the model only
-    describes the layers for conversion.
+    the layer's flattened channels-last order. ``call`` passes the input current through:
+    the model only describes the layers for conversion.
     """
 
     def __init__(self, params, dt=0.001, **kwargs):
@@ -167,7 +167,8 @@ class EulerNeurons(tf.keras.layers.Layer):
         return kind(amplitude=self.dt, **self.params)
 
     def call(self, x):
-        return x
+        # a tensor of its own: the converter keys layers by their output tensors
+        return tf.identity(x)
 
 
 @nengo_dl.Converter.register(EulerNeurons)
