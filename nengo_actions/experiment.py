@@ -30,6 +30,7 @@ from nengo_actions.config import ConfigError, jsonable, write_json_atomic
 from nengo_actions.deploy.nir_import import build_nir_network, read_graph
 from nengo_actions.energy import count_neurons, device_table, energy_per_inference, operations_per_inference
 from nengo_actions.errors import ParamsError, UserError
+from nengo_actions.io import write_text_atomic
 from nengo_actions.event_data import is_event_dataset, load_event_data, per_epoch_test_tracker
 from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
 from nengo_actions.metrics import evaluate_as_configured
@@ -189,7 +190,7 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
         _spiking_figures(result, build, params_path, cfg, data, ts, log)
     else:
         metrics.update(spiking_test_clip_accuracy=None, spiking_test_step_accuracy=None)
-    _write_result(result, test)
+    _write_result(result, test, data.y_test)
     return result
 
 
@@ -252,14 +253,21 @@ def run_graph(graph, path, cfg, data: ClipData, out_dir, *, log=print):
     _spiking_figures(result, build, None, cfg, data, cfg.train, log)
     result.test = result.spiking_test
     metrics.update(_flat_split_metrics("test_", result.test, ev.top_k))
-    _write_result(result, result.test)
+    _write_result(result, result.test, data.y_test)
     return result
 
 
-def _write_result(result, test):
-    write_json_atomic(result.out_dir / "result.json",
+def _write_result(result, test, labels):
+    """``result.json``, the test confusion matrix and ``predictions_test.csv``: each test
+    clip's label and answer (spiking at ``evaluate.spiking_steps_per_frame`` where the
+    model spikes)."""
+    out = result.out_dir
+    write_json_atomic(out / "result.json",
                       jsonable({"model": result.model_type, "description": result.description, "metrics": result.metrics}))
-    np.savetxt(result.out_dir / "confusion_test.csv", test["confusion"], fmt="%d", delimiter=",")
+    np.savetxt(out / "confusion_test.csv", test["confusion"], fmt="%d", delimiter=",")
+    answers = (result.spiking_test or test)["predictions"]
+    rows = "".join(f"{i},{int(y)},{int(p)}\n" for i, (y, p) in enumerate(zip(labels, answers)))
+    write_text_atomic(out / "predictions_test.csv", "clip,label,prediction\n" + rows)
 
 
 def _device_spiking(name):

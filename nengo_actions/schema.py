@@ -306,6 +306,10 @@ class TrainConfig(Section):
         return merge(TrainConfig, override, dataclasses.replace(self, models={}), f"models.{model_type}.")
 
 
+#: The simulators a spiking evaluation runs in: NengoDL (the reference) and Loihi.
+SIMULATORS = ("nengo_dl", "nengo_loihi")
+
+
 @frozen
 class EvaluateConfig(Section):
     clip_method: str = setting("last", choices=("last", "mean", "vote"))  # the per-clip answer
@@ -317,11 +321,18 @@ class EvaluateConfig(Section):
     dt: float = setting(0.001, above=0)  # seconds per simulation step
     raster_neurons: int = setting(20, low=0)  # neurons per layer in the spike raster
     energy_devices: tuple = setting(("loihi", "spinnaker", "spinnaker2", "cpu", "gpu"))
+    # the spiking runs: NengoDL always; "nengo_loihi" adds Loihi (pip install -e ".[loihi]")
+    simulators: tuple = setting(("nengo_dl",))
+    loihi_target: str = setting("sim", choices=("sim", "loihi"))  # the emulator, or the chip (NxSDK)
+    loihi_max_clips: int = setting(100, low=1)  # test clips run on Loihi, one at a time
 
     def check(self):
         steps = self.steps_per_frame
         if not steps or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in steps):
             raise FieldError("steps_per_frame", "must be a list of integers >= 1")
+        unknown = [s for s in self.simulators if s not in SIMULATORS]
+        if unknown or "nengo_dl" not in self.simulators:
+            raise FieldError("simulators", f"must hold \"nengo_dl\" and may add \"nengo_loihi\"; got {list(self.simulators)}")
 
 
 # ---------------------------------------------------------------------------------------

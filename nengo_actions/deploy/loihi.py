@@ -1,60 +1,47 @@
 """A trained spiking conv net, given as a NIR graph, run on the Loihi emulator (nengo-loihi).
 
 :func:`loihi_network` builds the graph natively in Nengo for nengo-loihi; :func:`run_loihi`
-runs clips through ``nengo_loihi.Simulator(net, target="sim")``, the bit-level numpy
-emulator of Loihi 1 (``"simreal"``: the same model in float32, nothing discretised).
+runs clips on ``nengo_loihi.Simulator(net, target="sim")``, the bit-level numpy emulator of
+Loihi 1 (``"simreal"``: the same model in float32, nothing discretised). Graphs: chains
+``Input (C, H, W) -> ([AvgPool2d] Conv2d | [AvgPool2d] [Flatten] Affine/Linear..) -> LIF/IF ->
+... -> LIF/IF -> [[AvgPool2d] Flatten] [Affine/Linear..] -> Output``, >= 2 neuron layers; any
+other node or form is refused with a one-line :class:`~nengo_actions.errors.NIRError`.
 
-Graphs: a chain ``Input (C, H, W) -> {[AvgPool2d] Conv2d | [AvgPool2d] [Flatten]
-Affine/Linear...} -> LIF/IF -> ... -> LIF/IF -> [AvgPool2d] [Flatten] [Affine/Linear...] ->
-Output``, at least two neuron layers. Anything else (``Scale``, ``CubaLIF``, ``SumPool2d``,
-branches, dilation, groups, ``v_reset != 0``, ``tau``/``r``/``v_threshold`` varying within
-a layer) is refused with a one-line :class:`~nengo_actions.errors.NIRError` naming the node.
+Neurons. NIR's LIF under forward Euler with ``dt`` (``tau_steps = tau/dt``) is per step ``v <-
+v + (r*I + v_leak - v)/tau_steps``, a spike (1) when ``v >= v_threshold``, then ``v <- 0``; over
+the threshold, ``v <- k*v + (1-k)*J``, ``k = 1 - 1/tau_steps``, ``J = W's + b'``, ``W' =
+r*W/v_threshold``, ``b' = (r*b + v_leak)/v_threshold``, threshold 1. On chip that is
+``nengo.LIF(tau_rc=-dt/ln k, tau_ref=0, min_voltage=-inf, amplitude=dt)`` with ``synapse=None``:
+nengo-loihi sets decayU = 1 (the current is the step's input), decayV = 1 - k and folds the
+``1 - k`` into the weights; ``amplitude=dt`` makes a spike worth 1, so chip weights are ``W'``.
+``IF`` (``v <- v + dt*r*I``) is ``SpikingRectifiedLinear``. Float ("simreal") is NIR's step
+exactly but for ``v > 1`` (not ``>=``). The chip ("sim") adds 8-bit weights per core (largest
+255), 12-bit biases, decayV ``round(4095/tau_steps)/4096`` (exact for 2, 4), integer voltages
+floored at each decay, 1/4096 of a step's current carried over, IF voltages clamped at 0,
+and each step's input summed in 21 bits (it wraps, warning "Overflow").
 
-Neurons. NIR's LIF under forward Euler with the graph's ``dt`` is, per step, with
-``tau_steps = tau / dt``: ``v <- v + (r*I + v_leak - v) / tau_steps``, a spike (value 1)
-when ``v >= v_threshold``, then ``v <- 0``. Divided by the threshold: ``v <- k*v + (1-k)*J``,
-``k = 1 - 1/tau_steps``, ``J = W's + b'`` with ``W' = r*W/v_threshold``, ``b' = (r*b +
-v_leak)/v_threshold``, threshold 1. On chip this is ``nengo.LIF(tau_rc=-dt/ln(k),
-tau_ref=0, min_voltage=-inf, amplitude=dt)`` fed with ``synapse=None``: nengo-loihi gives
-it decayU = 1 (the current is each step's input), decayV = 1 - k, folds the ``1 - k``
-input scale into the weights, and ``amplitude=dt`` makes a spike worth 1, so the chip
-weights are ``W'``. ``IF`` (``v <- v + dt*r*I``) is ``SpikingRectifiedLinear``. In float
-("simreal") this is the NIR step exactly, except ``v > 1`` for ``v >= 1``. Approximate on
-chip ("sim"): 8-bit weights per core (the largest is 255), 12-bit biases, decayV
-``round(4095/tau_steps)/4096`` (exact for tau_steps = 2), integer voltages floored at each
-decay, ``1/4096`` of a step's current left over into the next, IF voltages clamped at 0,
-and the input of one step summed in 21 bits (it wraps, warning "Overflow", beyond about
-128 largest-weight spikes at once).
+Layout. The first neuron layer runs on the host (a convolution from a host node cannot be on
+chip) as :class:`DiscreteNeurons` (NIR's step, float64). A spike reaches the next layer a step
+later, so chip layer ``k`` (1, 2, ..) computes step ``t`` at step ``t + k``: a clip runs
+``T*steps_per_frame + k_last`` steps, layer ``k`` read from step ``k`` on; biases come as
+spikes of a clock (a host neuron firing every step, then chip neurons each a step behind), so
+no layer charges before its input arrives. nengo-loihi cannot pool spikes: AvgPool2d (``k x
+k``, stride ``k``) before a ``K x K`` conv of stride ``s``, padding ``p`` is one ``kK x kK``
+conv of stride ``ks``, padding ``kp`` on the pre-pool map, weights ``W[a//k, b//k]/k^2``;
+before Flatten and a matrix, each column spreads over its ``k x k`` pixels, /k^2. Convs are
+``nengo.Convolution(channels_last=False)`` (NIR's order) split over cores by ``BlockShape``;
+what follows the last layer (voting) is a matrix applied to its probed spikes.
 
-Layout. The first neuron layer runs on the host (a convolution fed by a host node cannot
-be on chip) with :class:`DiscreteNeurons` (NIR's step, float64) and sends its spikes to
-the chip. A spike reaches the next layer one step later, so chip layer ``k`` (1, 2, ...)
-computes clip step ``t`` at step ``t + k``: a clip runs ``T*steps_per_frame + k_last``
-steps and layer ``k``'s spikes are read from step ``k`` on. A bias would charge a layer
-while its input is still in flight, so biases arrive as spikes of a clock (one host
-neuron firing every step and a chain of chip neurons, each one step behind the last),
-which keeps every layer exactly in step with NIR. An AvgPool2d (``k x k``, stride ``k``,
-no padding) is folded into the next layer, since nengo-loihi cannot pool spikes: before a
-``K x K`` conv with stride ``s`` and padding ``p`` it becomes one ``kK x kK`` conv with
-stride ``ks`` and padding ``kp`` on the pre-pool map, weights ``W[a // k, b // k] / k^2``;
-before Flatten and a matrix, each column spreads over its ``k x k`` pixels divided by
-``k^2``. Layers are ``nengo.Convolution`` (``channels_last=False``, NIR's order) or dense
-transforms between ``Ensemble.neurons``, split over cores by ``nengo_loihi.BlockShape``.
-What follows the last layer (the voting ``Linear``) is one matrix applied on the host to
-the probed spikes.
-
-Data: ``x`` is ``(clips, T, H*W*C)``, each frame a channels-last ``(H, W, C)`` count image
-flattened in C order. ``outputs`` is ``(clips, T, n_outputs)``: per frame, the readout of
-the last layer's spikes averaged over the frame's steps. Between clips the state is reset
-in place (nengo-loihi 1.1 has no ``Simulator.reset``; for ``target="loihi"`` a simulator
-is built per clip).
+Data: ``x`` (clips, T, H*W*C), frames channels-last (H, W, C) count images flattened in C
+order; ``outputs`` (clips, T, n_outputs): per frame, the readout of the last layer's spikes
+averaged over the frame's steps. The state is zeroed in place between clips (nengo-loihi 1.1
+has no ``Simulator.reset``), so only the emulator targets are run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 import warnings
 
@@ -62,6 +49,7 @@ import nengo
 import numpy as np
 from nengo.dists import Choice
 from nengo.params import NumberParam
+from tqdm import tqdm
 
 from nengo_actions.errors import DataError, NIRError, UserError
 
@@ -73,7 +61,9 @@ ZERO = {"voltage": Choice([0.0])}  # Loihi starts every voltage at 0 (nengo's LI
 
 
 def _nengo_loihi():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # nengo-loihi imports TensorFlow
+    # nengo-loihi imports NengoDL if it can: unshimmed, that fails halfway on TF 2.15 and
+    # leaves a broken ``nengo_dl`` in sys.modules for every later import of it
+    from nengo_actions import compat  # noqa: F401
     try:
         import nengo_loihi
     except ImportError:
@@ -99,8 +89,7 @@ class DiscreteNeurons(nengo.neurons.NeuronType):
         return np.zeros_like(gain), np.zeros_like(gain)
 
     def step(self, dt, J, output, voltage):
-        voltage *= self.keep
-        voltage += self.scale * J
+        voltage[...] = self.keep * voltage + self.scale * J
         spiked = voltage >= 1
         output[...] = spiked * (self.amplitude / dt)
         voltage[spiked] = 0
@@ -109,7 +98,6 @@ class DiscreteNeurons(nengo.neurons.NeuronType):
 @dataclasses.dataclass
 class Layer:
     """A neuron layer and its (folded) input connection, in NIR's channel-first order."""
-
     name: str
     shape: tuple  # (C, H, W) or (N,)
     kind: str  # "LIF" or "IF"
@@ -119,10 +107,7 @@ class Layer:
     in_shape: tuple
     stride: tuple = (1, 1)
     padding: str = "valid"  # nengo's name for NIR's padding
-
-    @property
-    def size(self):
-        return int(np.prod(self.shape))
+    size = property(lambda self: int(np.prod(self.shape)))
 
 
 @dataclasses.dataclass
@@ -138,18 +123,11 @@ class LoihiNet:
     input_shape: tuple  # the graph's Input, (C, H, W)
     dt: float  # seconds per step (NIR's and the simulator's)
     block_shapes: dict  # chip layer name -> per-core shape
-    feeder: object  # the input node's output: the current clip, a row per step
+    clip: dict  # what the input node plays: {"frames": (steps, C*H*W), "start": step before}
 
 
 def _pair(v):
     return tuple(int(i) for i in np.broadcast_to(np.asarray(v).ravel(), (2,)))
-
-
-def _pool(name, node):
-    k, s, p = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
-    if k[0] != k[1] or s != k or p != (0, 0):
-        raise NIRError(f"NIR node {name!r}: only a square AvgPool2d with stride = kernel and no padding can be folded (kernel {k}, stride {s}, padding {p})")
-    return k[0]
 
 
 def _fold_conv(name, node, shape, pool):
@@ -179,17 +157,6 @@ def _fold_conv(name, node, shape, pool):
     return w, stride, modes.pop(), (w.shape[0], *out)
 
 
-def _fold_dense(name, weight, shape, pool):
-    """The matrix of avgpool ``pool``, Flatten (C order) and ``weight`` on a (C, H, W) map."""
-    c, h, w = shape
-    if weight.shape[1] != c * (h // pool) * (w // pool):
-        raise NIRError(f"NIR node {name!r}: expects {weight.shape[1]} inputs, gets {c * (h // pool) * (w // pool)}")
-    m = weight.reshape(-1, c, h // pool, w // pool)
-    full = np.zeros((m.shape[0], c, h, w))
-    full[:, :, : h // pool * pool, : w // pool * pool] = np.repeat(np.repeat(m, pool, 2), pool, 3) / pool**2
-    return full.reshape(m.shape[0], -1)
-
-
 def _fold(ops, shape):
     """The linear nodes between two neuron layers as ``(weight, bias, out shape, stride,
     padding)``: a conv kernel, or a matrix over the flattened input."""
@@ -199,9 +166,10 @@ def _fold(ops, shape):
         if conv is not None:
             raise NIRError(f"NIR node {name!r}: a {kind} after a Conv2d, with no neuron layer between")
         if kind == "AvgPool2d":
-            if pool > 1 or mat is not None or flat:
-                raise NIRError(f"NIR node {name!r}: one AvgPool2d on a (C, H, W) map, before a Conv2d or Flatten, is supported")
-            pool = _pool(name, node)
+            k, st, pad = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+            if pool > 1 or mat is not None or flat or k[0] != k[1] or st != k or pad != (0, 0):
+                raise NIRError(f"NIR node {name!r}: only one square AvgPool2d (stride = kernel, no padding) on a (C, H, W) map before a Conv2d or Flatten can be folded")
+            pool = k[0]
         elif kind == "Conv2d":
             if mat is not None or flat:
                 raise NIRError(f"NIR node {name!r}: a Conv2d after a Flatten or a matrix")
@@ -217,7 +185,12 @@ def _fold(ops, shape):
                 continue
             if not flat:
                 raise NIRError(f"NIR node {name!r}: a {kind} on a (C, H, W) map needs a Flatten first")
-            mat = _fold_dense(name, w, shape, pool) if len(shape) == 3 else w
+            mat, c, h, wd = w, *(shape if len(shape) == 3 else (0, 0, 0))
+            if pool > 1 and w.shape[1] == c * (h // pool) * (wd // pool):  # spread columns over their k x k pixels
+                mat = np.zeros((w.shape[0], c, h, wd))
+                mat[:, :, : h // pool * pool, : wd // pool * pool] = np.repeat(np.repeat(
+                    w.reshape(-1, c, h // pool, wd // pool), pool, 2), pool, 3) / pool**2
+                mat = mat.reshape(w.shape[0], -1)
             if mat.shape[1] != int(np.prod(shape)):
                 raise NIRError(f"NIR node {name!r}: expects {mat.shape[1]} inputs, gets {int(np.prod(shape))}")
             bias = b * np.ones(mat.shape[0])
@@ -226,13 +199,6 @@ def _fold(ops, shape):
     if mat is None:
         raise NIRError(f"NIR node {ops[-1][0] if ops else 'input'!r}: a neuron layer or the output needs a Conv2d, Affine or Linear before it")
     return mat, bias, (mat.shape[0],), (1, 1), "valid"
-
-
-def _uniform(name, node, attr):
-    v = np.asarray(getattr(node, attr), dtype=np.float64).ravel()
-    if not np.allclose(v, v[0]):
-        raise NIRError(f"NIR node {name!r}: {attr} must be one value for the whole layer on Loihi")
-    return float(v[0])
 
 
 def parse_graph(graph, dt):
@@ -259,8 +225,10 @@ def parse_graph(graph, dt):
             raise NIRError(f"NIR node {name!r}: {n} neurons after an op with {int(np.prod(out))} outputs")
         if np.any(np.asarray(node.v_reset) != 0):
             raise NIRError(f"NIR node {name!r}: v_reset must be 0 (Loihi resets to 0)")
-        r, vth = _uniform(name, node, "r"), _uniform(name, node, "v_threshold")
-        tau = _uniform(name, node, "tau") / dt if kind == "LIF" else math.inf
+        r, vth, tau = (np.asarray(getattr(node, a, 0.0), dtype=np.float64).ravel() for a in ("r", "v_threshold", "tau"))
+        if any(not np.allclose(v, v[0]) for v in (r, vth, tau)):  # Loihi sets them per core
+            raise NIRError(f"NIR node {name!r}: r, v_threshold and tau must each be one value for the layer on Loihi")
+        r, vth, tau = r[0], vth[0], (tau[0] / dt if kind == "LIF" else math.inf)
         if tau < 1:
             raise NIRError(f"NIR node {name!r}: tau is {tau:g} steps of dt = {dt:g} s; it must be >= 1")
         leak = np.asarray(getattr(node, "v_leak", 0.0), dtype=np.float64).ravel() * np.ones(n)
@@ -269,7 +237,7 @@ def parse_graph(graph, dt):
     if len(layers) < 2:
         raise NIRError(f"NIR graph: {len(layers)} LIF/IF layers; Loihi needs two or more (the first runs on the host)")
     if ops:
-        readout, offset, _, _, padding = _fold(ops, shape)
+        readout, offset, *_ = _fold(ops, shape)
         if readout.ndim != 2:
             raise NIRError(f"NIR node {ops[-1][0]!r}: a Conv2d after the last neuron layer")
     else:
@@ -278,10 +246,9 @@ def parse_graph(graph, dt):
 
 
 def default_block_shape(layer):
-    """A per-core shape within a core's 1024 compartments and ~1 Mbit of synapse memory.
-    nengo-loihi stores ~12 distinct weight sets per conv block (the tile's border cases),
-    each ``C_in * ceil(K/stride)^2 * filters`` weights of ~16 bits: so few filters and a
-    square tile of pixels per core. A dense block holds ``inputs * n`` weights, <= 8 bits."""
+    """A per-core shape within 1024 compartments and ~1 Mbit of synapse memory: a conv block
+    holds ~12 distinct weight sets (its tile's border cases in nengo-loihi's layout) of
+    ``C_in * ceil(K/stride)^2 * filters`` ~16-bit weights; a dense one ``inputs * n`` <= 8-bit."""
     if len(layer.shape) == 1:
         return (max(1, min(layer.shape[0], MAX_CORE, 2**17 // layer.weight.shape[1])),)
     c, h, w = layer.shape
@@ -292,59 +259,43 @@ def default_block_shape(layer):
     return (filters, rows, min(w, room // rows))
 
 
-class _Feeder:
-    """The input node's output at time ``t``: row ``step - start - 1`` of ``frames``, else 0."""
-
-    def __init__(self, size, dt):
-        self.frames, self.start, self.dt, self.zeros = np.zeros((0, size)), 0, dt, np.zeros(size)
-
-    def __call__(self, t):
-        i = int(round(t / self.dt)) - self.start - 1
-        return self.frames[i] if 0 <= i < len(self.frames) else self.zeros
-
-
 def _neuron_type(layer, dt, host):
     if host:
         return DiscreteNeurons(1 - 1 / layer.tau_steps, 1 / layer.tau_steps if layer.kind == "LIF" else dt, amplitude=dt)
     if layer.kind == "IF":
-        return nengo.SpikingRectifiedLinear(amplitude=dt)
+        return nengo.SpikingRectifiedLinear(amplitude=dt, initial_state=ZERO)
     keep = max(1 - 1 / layer.tau_steps, 1e-12)  # tau_steps 1: no memory (decayV 4095/4096)
     return nengo.LIF(tau_rc=-dt / math.log(keep), tau_ref=0.0, min_voltage=-np.inf, amplitude=dt, initial_state=ZERO)
 
 
-def _transform(layer):
-    if layer.weight.ndim == 2:
-        return layer.weight
-    return nengo.Convolution(layer.weight.shape[0], layer.in_shape, kernel_size=layer.weight.shape[2:], strides=layer.stride,
-                             padding=layer.padding, channels_last=False, init=layer.weight.transpose(2, 3, 1, 0))
-
-
 def loihi_network(graph, *, dt=None, block_shapes=None, seed=0):
-    """Build the ``nir.NIRGraph`` ``graph`` for nengo-loihi (see the module).
-
-    ``dt``: seconds per step, NIR's and the simulator's (None: the graph's metadata ``dt``,
-    else 1e-4). ``block_shapes``: chip layer name -> per-core shape in the layer's (C, H, W)
-    or (N,) order; the others get :func:`default_block_shape`.
-    """
+    """Build the ``nir.NIRGraph`` ``graph`` for nengo-loihi (see the module). ``dt``: seconds
+    per step, NIR's and the simulator's (None: the graph's metadata ``dt``, else 1e-4).
+    ``block_shapes``: chip layer name -> per-core shape in the layer's (C, H, W) or (N,)
+    order; the others get :func:`default_block_shape`."""
     nengo_loihi = _nengo_loihi()
     dt = float((getattr(graph, "metadata", None) or {}).get("dt", NIR_DT) if dt is None else dt)
     layers, readout, offset, in_shape = parse_graph(graph, dt)
     shapes = {x.name: tuple((block_shapes or {}).get(x.name) or default_block_shape(x)) for x in layers[1:]}
-    feeder = _Feeder(int(np.prod(in_shape)), dt)
+    size, clip = int(np.prod(in_shape)), {"frames": np.zeros((0, 1)), "start": 0}
+
+    def feed(t):  # row `step - start - 1` of the clip's frames, zeros around it
+        i = int(round(t / dt)) - clip["start"] - 1
+        return clip["frames"][i] if 0 <= i < len(clip["frames"]) else np.zeros(size)
+
     with nengo.Network(seed=seed, label="NIR graph on Loihi") as net:
         nengo_loihi.add_params(net)
-        node = nengo.Node(feeder, size_out=int(np.prod(in_shape)), label="input")
+        node = nengo.Node(feed, size_out=size, label="input")
 
-        def ensemble(n, neuron_type, bias, label, host=False):
+        def ensemble(n, neuron_type, bias, label, on_chip=True):
             e = nengo.Ensemble(n, 1, neuron_type=neuron_type, gain=np.ones(n), bias=bias, encoders=Choice([[1.0]]),
                                n_eval_points=2, label=label)
-            if host:
-                net.config[e].on_chip = False
+            net.config[e].on_chip = on_chip
             return e
 
         # the clock: clock0 (host) spikes every step; clock[j] (chip) is j + 1 steps behind
         biased = [k for k, x in enumerate(layers) if k and np.any(x.bias != 0)]
-        clock0 = ensemble(1, DiscreteNeurons(0.0, 1.0, amplitude=dt), np.array([2.0]), "clock0", host=True) if biased else None
+        clock0 = ensemble(1, DiscreteNeurons(0.0, 1.0, amplitude=dt), np.array([2.0]), "clock0", False) if biased else None
         if biased and max(biased) > 1:
             n = max(biased) - 1
             clock = ensemble(n, nengo.LIF(tau_rc=dt / math.log(2), tau_ref=0.0, amplitude=dt, initial_state=ZERO), np.zeros(n), "clock")
@@ -353,50 +304,42 @@ def loihi_network(graph, *, dt=None, block_shapes=None, seed=0):
                 nengo.Connection(clock.neurons, clock.neurons, transform=4.0 * np.eye(n, k=-1), synapse=None)
         ens, probes, pre = {}, {}, node
         for k, x in enumerate(layers):
-            e = ensemble(x.size, _neuron_type(x, dt, k == 0), x.bias if k == 0 else np.zeros(x.size), x.name, host=k == 0)
+            e = ensemble(x.size, _neuron_type(x, dt, k == 0), x.bias if k == 0 else np.zeros(x.size), x.name, k > 0)
             if k and shapes[x.name] != x.shape:
                 net.config[e].block_shape = nengo_loihi.BlockShape(shapes[x.name], x.shape)
-            nengo.Connection(pre, e.neurons, transform=_transform(x), synapse=None)
+            transform = x.weight if x.weight.ndim == 2 else nengo.Convolution(
+                x.shape[0], x.in_shape, kernel_size=x.weight.shape[2:], strides=x.stride, padding=x.padding,
+                channels_last=False, init=x.weight.transpose(2, 3, 1, 0))  # nengo: (kH, kW, C_in, C_out)
+            nengo.Connection(pre, e.neurons, transform=transform, synapse=None)
             if k in biased:  # layer k's bias from the clock neuron k - 1 steps behind clock0
                 nengo.Connection(clock0.neurons if k == 1 else clock.neurons[k - 2], e.neurons, transform=x.bias[:, None], synapse=None)
             ens[x.name], probes[x.name], pre = e, nengo.Probe(e.neurons, synapse=None), e.neurons
-    return LoihiNet(net, node, probes[layers[-1].name], readout.shape[0], ens, probes, readout, offset, in_shape, dt, shapes, feeder)
+    return LoihiNet(net, node, probes[layers[-1].name], readout.shape[0], ens, probes, readout, offset, in_shape, dt, shapes, clip)
 
 
 def board_size(model):
     """``(n_cores, n_chips)`` of a built nengo-loihi model: a core per block after splitting,
     placed on 128-core chips by nengo-loihi's ``Greedy`` allocator (hardware's own)."""
     from nengo_loihi.hardware.allocators import Greedy
-
     n = len(model.blocks)
-    if not n or next(iter(model.blocks)).compartment.vth.dtype != np.int32:
-        return n, -(-n // 128)  # not discretised ("simreal"): the allocator's rule by hand
+    if next(iter(model.blocks)).compartment.vth.dtype != np.int32:  # "simreal": not discretised
+        return n, -(-n // 128)  # the allocator's rule by hand
     board = Greedy()(model, n_chips=n)
     return int(sum(board.n_cores_per_chip)), int(board.n_chips)
 
 
 def _reset(sim):
-    """Zero the emulator's and host's neuron state and drop spikes in flight (nengo-loihi
-    1.1 has no ``Simulator.reset``); time and probes go on."""
+    """Zero the neuron state on chip and host and drop spikes in flight (nengo-loihi 1.1 has
+    no ``Simulator.reset``); time and probes go on."""
     state = sim.sims["emulator"].compartment
     for a in (state.input, state.current, state.voltage, state.ref_count, state.spiked):
         a[...] = 0
     for spike_input in sim.model.inputs:
-        spike_input.spikes.clear()  # host spikes of the last step, not yet delivered
-    for host in ("host_pre", "host"):
-        if host in sim.sims:
-            for obj, sig in sim.sims[host].model.sig.items():
-                if isinstance(obj, nengo.ensemble.Neurons) and "voltage" in sig:
-                    sim.sims[host].signals[sig["voltage"]][...] = 0
-
-
-def _simulator(nengo_loihi, net, target):
-    with warnings.catch_warnings(), np.errstate(divide="ignore"):  # LIF intercepts at gain 1, bias 0
-        warnings.filterwarnings("ignore", "invalid value encountered in cast")  # emulator's NaN init
-        try:
-            return nengo_loihi.Simulator(net.network, dt=net.dt, target=target, precompute=True, progress_bar=False)
-        except nengo.exceptions.BuildError as e:
-            raise NIRError(f"nengo-loihi cannot place the network ({e}); pass smaller block_shapes") from None
+        spike_input.spikes.clear()  # the host's spikes of the last step, not yet delivered
+    host = sim.sims["host_pre"]  # precompute: the host layer runs before the chip
+    for obj, sig in host.model.sig.items():
+        if isinstance(obj, nengo.ensemble.Neurons):
+            host.signals[sig["voltage"]][...] = 0
 
 
 @dataclasses.dataclass
@@ -412,47 +355,43 @@ class LoihiRun:
 
 
 def run_loihi(graph, x, *, steps_per_frame=1, target="sim", progress=True, dt=None, block_shapes=None, net=None):
-    """Run clips ``x`` (clips, T, H*W*C) through ``graph`` on nengo-loihi (see the module);
-    ``net``: a :class:`LoihiNet` of ``graph`` already built."""
-    from tqdm import tqdm
-
+    """Run clips ``x`` (clips, T, H*W*C) through ``graph`` on nengo-loihi's emulator, ``target``
+    "sim" or "simreal" (see the module); ``net``: a :class:`LoihiNet` of ``graph``."""
     nengo_loihi = _nengo_loihi()
+    if target not in ("sim", "simreal"):
+        raise UserError(f"target {target!r}: the runner resets the emulator's state between clips; use 'sim' or 'simreal'")
     t0 = time.perf_counter()
     net = net or loihi_network(graph, dt=dt, block_shapes=block_shapes)
     c, h, w = net.input_shape if len(net.input_shape) == 3 else (net.input_shape[0], 1, 1)
     x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 3 or x.shape[2] != c * h * w:
-        raise DataError(f"x: shape {x.shape}, expected (clips, T, {c * h * w}) for the graph's input {net.input_shape}")
-    if int(steps_per_frame) < 1:
-        raise DataError(f"steps_per_frame: {steps_per_frame}, must be >= 1")
+    if x.ndim != 3 or x.shape[2] != c * h * w or int(steps_per_frame) < 1:
+        raise DataError(f"x: shape {x.shape} (steps_per_frame {steps_per_frame}), expected (clips, T, {c * h * w}) for the graph's input {net.input_shape}")
     clips, frames, spf = x.shape[0], x.shape[1], int(steps_per_frame)
     names = list(net.layers)
     steps, lag = frames * spf, len(names) - 1  # chip layer k is k steps behind
     outputs, spikes = np.zeros((clips, frames, net.n_outputs)), dict.fromkeys(names, 0.0)
-    sim = _simulator(nengo_loihi, net, target) if target != "loihi" else None
-    model, build_seconds, t1 = sim and sim.model, time.perf_counter() - t0, time.perf_counter()
-    with tqdm(total=clips, desc=f"loihi {target}", unit="clip", disable=not progress, dynamic_ncols=True) as bar:
+    with warnings.catch_warnings(), np.errstate(divide="ignore"):  # nengo's LIF intercepts at gain 1, bias 0
+        warnings.filterwarnings("ignore", "invalid value encountered in cast")  # the emulator's NaN init
+        try:
+            sim = nengo_loihi.Simulator(net.network, dt=net.dt, target=target, precompute=True, progress_bar=False)
+        except nengo.exceptions.BuildError as e:
+            raise NIRError(f"nengo-loihi cannot place the network ({e}); pass smaller block_shapes") from None
+    build_seconds, t1 = time.perf_counter() - t0, time.perf_counter()
+    with sim, tqdm(total=clips, desc=f"loihi {target}", unit="clip", disable=not progress, dynamic_ncols=True) as bar:
         for i in range(clips):
-            if target == "loihi":  # the chip's state cannot be reset in place
-                sim = _simulator(nengo_loihi, net, target)
-                model = sim.model
-            elif i:
+            if i:
                 _reset(sim)
-            clip = x[i].reshape(frames, h, w, c).transpose(0, 3, 1, 2).reshape(frames, -1)  # channels first
-            net.feeder.frames, net.feeder.start = np.repeat(clip, spf, axis=0), sim.n_steps
+            frames_cf = x[i].reshape(frames, h, w, c).transpose(0, 3, 1, 2).reshape(frames, -1)  # channels first
+            net.clip.update(frames=np.repeat(frames_cf, spf, axis=0), start=sim.n_steps)
             sim.run_steps(steps + lag)
             for k, name in enumerate(names):
                 s = sim.data[net.probes[name]][k : k + steps]  # 1 per spike (amplitude = dt)
                 spikes[name] += s.sum() / clips
-            rates = s.reshape(frames, spf, -1).mean(axis=1)
-            outputs[i] = rates @ net.readout.T + net.offset
+            outputs[i] = s.reshape(frames, spf, -1).mean(axis=1) @ net.readout.T + net.offset
             sim.clear_probes()
-            if target == "loihi":
-                sim.close()
             bar.update()
     seconds = time.perf_counter() - t1
-    sim.close()
-    n_cores, n_chips = board_size(model)
+    n_cores, n_chips = board_size(sim.model)
     return LoihiRun(outputs, n_cores, n_chips, spikes, seconds, clips / max(seconds, 1e-9), build_seconds, steps + lag)
 
 

@@ -153,33 +153,42 @@ def run_model_type(cfg, run_dir, model):
     return model
 
 
-def export_run(run_dir, model=None, *, dt=NIR_DT):
-    """The NIR graph of the trained model ``model`` of the run folder ``run_dir``."""
+def model_graph(model, cfg, *, n_features, n_classes, params=None, dt=NIR_DT, where=None):
+    """The NIR graph of the directly trained ``model`` of ``cfg``, with the parameters of
+    the file ``params`` (``None``: its initial weights, to check what NIR can hold before
+    training)."""
     from nengo_actions.engine_direct import load_temporal_params
     from nengo_actions.networks.dvs_direct import build_temporal, frame_model
 
+    where = where or f"{cfg.source} ({model})"
+    if not registry.trains_directly(model, cfg.model):
+        raise NIRError(
+            f"{where}: {model} is not trained directly with LIF spikes; NIR export covers "
+            "the directly trained DVS nets (README, \"NIR\")"
+        )
+    if cfg.train.standardize:
+        raise NIRError(
+            f"{where}: trained on inputs standardised per pixel (train.standardize); a NIR graph "
+            "takes raw event counts: train with --set train.standardize=false"
+        )
+    net = build_temporal(model, cfg.model, n_features=n_features, n_classes=n_classes, dt=cfg.evaluate.dt, seed=cfg.seed)
+    if params is not None:
+        load_temporal_params(net, params)
+    per_frame = frame_model(net.stages, net.frame_shape, net.keras_model, net.conv, dt=cfg.evaluate.dt)
+    return frame_model_graph(per_frame, dt=dt, where=where)
+
+
+def export_run(run_dir, model=None, *, dt=NIR_DT):
+    """The NIR graph of the trained model ``model`` of the run folder ``run_dir``."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise NIRError(f"{run_dir}: not a run folder (no config.json)")
     cfg = load_config(run_dir / "config.json")
     model = run_model_type(cfg, run_dir, model)
-    if not registry.trains_directly(model, cfg.model):
-        raise NIRError(
-            f"{run_dir}: {model} is not trained directly with LIF spikes; NIR export covers "
-            "the directly trained DVS nets (README, \"NIR\")"
-        )
-    if cfg.train.standardize:
-        raise NIRError(
-            f"{run_dir}: trained on inputs standardised per pixel (train.standardize); a NIR graph "
-            "takes raw event counts: train with --set train.standardize=false"
-        )
     params = run_dir / model / "params_best.npz"
     signature = read_params_header(params).get("signature", {})
-    net = build_temporal(model, cfg.model, n_features=signature["n_features"], n_classes=signature["n_classes"],
-                         dt=cfg.evaluate.dt, seed=cfg.seed)
-    load_temporal_params(net, params)
-    per_frame = frame_model(net.stages, net.frame_shape, net.keras_model, net.conv, dt=cfg.evaluate.dt)
-    return frame_model_graph(per_frame, dt=dt, where=f"{run_dir} ({model})")
+    return model_graph(model, cfg, n_features=signature["n_features"], n_classes=signature["n_classes"], params=params,
+                       dt=dt, where=f"{run_dir} ({model})")
 
 
 def write_graph(graph, path):
@@ -191,4 +200,4 @@ def write_graph(graph, path):
     return path
 
 
-__all__ = ["NIR_DT", "FORMATS", "frame_model_graph", "export_run", "write_graph", "run_model_type"]
+__all__ = ["NIR_DT", "FORMATS", "frame_model_graph", "model_graph", "export_run", "write_graph", "run_model_type"]
