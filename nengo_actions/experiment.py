@@ -27,7 +27,8 @@ import numpy as np
 from nengo_actions import config as config_mod
 from nengo_actions import registry
 from nengo_actions.config import ConfigError, jsonable, write_json_atomic
-from nengo_actions.deploy.nir_import import build_nir_network, read_graph
+from nengo_actions.deploy.nir_export import model_graph
+from nengo_actions.deploy.nir_import import build_nir_network, graph_dt, read_graph
 from nengo_actions.energy import count_neurons, device_table, energy_per_inference, operations_per_inference
 from nengo_actions.errors import ParamsError, UserError
 from nengo_actions.io import write_text_atomic
@@ -74,6 +75,18 @@ def _flat_split_metrics(prefix, m, top_k):
         f"{prefix}top{top_k}_accuracy": m[f"top{top_k}_accuracy"],
         f"{prefix}step_accuracy": m["step_accuracy"],
     }
+
+
+def check_loihi_ready(cfg, types):
+    """Loihi runs a model as its NIR graph: nengo-loihi must be installed and each model
+    one that NIR can hold (directly trained, average pooling, raw counts)."""
+    from nengo_actions.deploy.loihi import import_nengo_loihi
+
+    import_nengo_loihi()
+    for model in types:
+        # the untrained network at a small frame size: what NIR refuses does not depend on either
+        model_graph(model, cfg.replace(model=config_mod.override(cfg.model, {f"{model}.frame_shape": [32, 32, 2]}, "loihi")),
+                    n_features=32 * 32 * 2, n_classes=2, where=f"{cfg.source}: evaluate.simulators holds nengo_loihi, and {model}")
 
 
 def params_for(params, model_type):
@@ -188,6 +201,9 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
     result = ModelResult(model_type, built.description, metrics, history, test=test, out_dir=out_dir)
     if model_is_spiking(model_type, cfg.model) and ev.spiking:
         _spiking_figures(result, build, params_path, cfg, data, ts, log)
+        if "nengo_loihi" in ev.simulators:
+            graph = model_graph(model_type, cfg, n_features=data.n_features, n_classes=data.n_classes, params=params_path)
+            _loihi_figures(result, graph, build, cfg, data, log)
     else:
         metrics.update(spiking_test_clip_accuracy=None, spiking_test_step_accuracy=None)
     _write_result(result, test, data.y_test)
@@ -253,8 +269,50 @@ def run_graph(graph, path, cfg, data: ClipData, out_dir, *, log=print):
     _spiking_figures(result, build, None, cfg, data, cfg.train, log)
     result.test = result.spiking_test
     metrics.update(_flat_split_metrics("test_", result.test, ev.top_k))
+    if "nengo_loihi" in ev.simulators:
+        _loihi_figures(result, graph, build, cfg, data, log)
     _write_result(result, result.test, data.y_test)
     return result
+
+
+def _loihi_figures(result, graph, build, cfg, data, log):
+    """The NIR graph ``graph`` of the model run on Loihi (``evaluate.loihi_target``) on the
+    first ``evaluate.loihi_max_clips`` test clips at ``evaluate.spiking_steps_per_frame``:
+    accuracy beside NengoDL's on the same clips, cores, chips, spikes and energy from the
+    spikes Loihi fired."""
+    from nengo_actions.deploy.loihi import run_loihi
+
+    ev, metrics = cfg.evaluate, result.metrics
+    n, k = min(ev.loihi_max_clips, len(data.y_test)), ev.spiking_steps_per_frame
+    x, y = np.asarray(data.x_test[np.arange(n)], np.float32), np.asarray(data.y_test[:n])
+    log(f"[{result.model_type}] Loihi ({ev.loihi_target}): {n} test clips, {k} step(s) per frame")
+    run = run_loihi(graph, x, steps_per_frame=k, target=ev.loihi_target)
+    loihi = evaluate_as_configured(run.outputs, y, data.n_classes, ev)
+    reference = np.asarray(result.spiking_test["predictions"][:n])
+    built = build(spiking=True, steps_per_frame=k)
+    neurons = {layer.name: layer.n_neurons for layer in built.layers}
+    steps = data.n_frames * k
+    rates = {}
+    for name, spikes in run.spikes_per_inference.items():
+        layer = name.replace("lif_", "")
+        if layer in neurons:
+            rates[layer] = spikes / (neurons[layer] * steps * built.dt)
+    ops = operations_per_inference(built, rates, data.n_frames, k, built.dt)
+    metrics.update(
+        loihi_test_clip_accuracy=loihi["clip_accuracy"],
+        loihi_reference_clip_accuracy=float(np.mean(reference == y)),
+        loihi_agreement=float(np.mean(loihi["predictions"] == reference)),
+        loihi_clips=int(n),
+        loihi_cores=int(run.n_cores),
+        loihi_chips=int(run.n_chips),
+        loihi_target=ev.loihi_target,
+        loihi_spikes_per_inference=float(sum(run.spikes_per_inference.values())),
+        loihi_spike_synops_per_inference=ops["spike_synops"],
+        loihi_measured_energy_joules_per_inference=energy_per_inference(ops, ["loihi"])["loihi"],
+        loihi_clips_per_second=run.clips_per_second,
+    )
+    log(f"[{result.model_type}] Loihi: clip accuracy {loihi['clip_accuracy']:.2%} (NengoDL on the same clips "
+        f"{metrics['loihi_reference_clip_accuracy']:.2%}), {run.n_cores} cores on {run.n_chips} chip(s)")
 
 
 def _write_result(result, test, labels):
@@ -294,11 +352,17 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, nir=None,
         raise ConfigError(f"--resume {run_dir}: no such run folder")
     types = cfg.model.types
     check_evaluate_settings(cfg.evaluate, cfg.source)
+    if "nengo_loihi" in cfg.evaluate.simulators:  # before any work: installed, and each model NIR-ready
+        check_loihi_ready(cfg, types if nir is None else ())
     graph = None
     if nir is not None:  # read and checked before any work
         if resume or params is not None:
             raise ConfigError("--nir evaluates a NIR graph; it takes neither --resume nor --params")
         graph, types = read_graph(nir), ["nir"]
+        if "nengo_loihi" in cfg.evaluate.simulators:
+            from nengo_actions.deploy.loihi import parse_graph
+
+            parse_graph(graph, graph_dt(graph))  # what Loihi cannot hold, named before any work
 
     if is_event_dataset(cfg):  # DVS recordings: framed events instead of a feature store
         data = load_event_data(cfg, log=log)

@@ -323,7 +323,8 @@ class EvaluateConfig(Section):
     energy_devices: tuple = setting(("loihi", "spinnaker", "spinnaker2", "cpu", "gpu"))
     # the spiking runs: NengoDL always; "nengo_loihi" adds Loihi (pip install -e ".[loihi]")
     simulators: tuple = setting(("nengo_dl",))
-    loihi_target: str = setting("sim", choices=("sim", "loihi"))  # the emulator, or the chip (NxSDK)
+    # nengo-loihi's emulator: "sim" bit for bit as the chip, "simreal" the same model in float
+    loihi_target: str = setting("sim", choices=("sim", "simreal"))
     loihi_max_clips: int = setting(100, low=1)  # test clips run on Loihi, one at a time
 
     def check(self):

@@ -5,7 +5,9 @@ The reference below is written from NIR's definitions alone: per step, forward E
 1 when ``v >= v_threshold``, reset to 0; AvgPool2d on the spikes; Flatten in C order.
 """
 
+import json
 import sys
+from pathlib import Path
 import warnings
 
 import numpy as np
@@ -211,3 +213,29 @@ def test_bad_input_and_missing_nengo_loihi(monkeypatch):
     monkeypatch.setitem(sys.modules, "nengo_loihi", None)
     with pytest.raises(UserError, match=r'nengo-loihi is not installed; install it with: pip install -e "\.\[loihi\]"'):
         loihi.loihi_network(tiny_graph())
+
+
+def test_train_with_the_loihi_emulator_reports_it_beside_nengo_dl(tmp_path, capsys):
+    from test_nir import _train
+
+    args, train_main = _train(tmp_path, 'evaluate.simulators=["nengo_dl","nengo_loihi"]', "evaluate.loihi_max_clips=3",
+                              "evaluate.loihi_target=simreal")
+    assert train_main(args) == 0
+    run = Path(capsys.readouterr().out.strip().splitlines()[-1][len("run directory: "):])
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["loihi_clips"] == 3 and m["loihi_chips"] == 1 and m["loihi_cores"] >= 2
+    # float emulation runs NIR's step: the answers are NengoDL's, but for a spike exactly at threshold
+    assert m["loihi_agreement"] >= 2 / 3
+    assert 0 <= m["loihi_test_clip_accuracy"] <= 1 and m["loihi_measured_energy_joules_per_inference"] > 0
+
+
+def test_loihi_with_max_pooling_is_refused_before_training(tmp_path, capsys):
+    from test_nir import _train
+
+    args, train_main = _train(tmp_path, 'evaluate.simulators=["nengo_dl","nengo_loihi"]', "model.dvs_gesture_net.pool=max")
+    with pytest.raises(SystemExit) as e:
+        train_main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "evaluate.simulators holds nengo_loihi" in err[0] and 'pool: "avg"' in err[0]
+    assert not list((tmp_path / "runs").glob("*"))

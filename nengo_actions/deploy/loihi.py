@@ -8,17 +8,17 @@ Loihi 1 (``"simreal"``: the same model in float32, nothing discretised). Graphs:
 other node or form is refused with a one-line :class:`~nengo_actions.errors.NIRError`.
 
 Neurons. NIR's LIF under forward Euler with ``dt`` (``tau_steps = tau/dt``) is per step ``v <-
-v + (r*I + v_leak - v)/tau_steps``, a spike (1) when ``v >= v_threshold``, then ``v <- 0``; over
-the threshold, ``v <- k*v + (1-k)*J``, ``k = 1 - 1/tau_steps``, ``J = W's + b'``, ``W' =
+v + (r*I + v_leak - v)/tau_steps``, a spike (1) when ``v >= v_threshold``, then ``v <- 0``; in units
+of the threshold, ``v <- k*v + (1-k)*J``, ``k = 1 - 1/tau_steps``, ``J = W's + b'``, ``W' =
 r*W/v_threshold``, ``b' = (r*b + v_leak)/v_threshold``, threshold 1. On chip that is
 ``nengo.LIF(tau_rc=-dt/ln k, tau_ref=0, min_voltage=-inf, amplitude=dt)`` with ``synapse=None``:
 nengo-loihi sets decayU = 1 (the current is the step's input), decayV = 1 - k and folds the
 ``1 - k`` into the weights; ``amplitude=dt`` makes a spike worth 1, so chip weights are ``W'``.
 ``IF`` (``v <- v + dt*r*I``) is ``SpikingRectifiedLinear``. Float ("simreal") is NIR's step
-exactly but for ``v > 1`` (not ``>=``). The chip ("sim") adds 8-bit weights per core (largest
-255), 12-bit biases, decayV ``round(4095/tau_steps)/4096`` (exact for 2, 4), integer voltages
-floored at each decay, 1/4096 of a step's current carried over, IF voltages clamped at 0,
-and each step's input summed in 21 bits (it wraps, warning "Overflow").
+exactly but for ``v > 1`` (not ``>=``) and IF voltages clamped at 0. The chip ("sim") adds
+8-bit weights per core (largest 255), 12-bit biases, decayV ``round(4095/tau_steps)/4096``
+(exact for 2, 4), integer voltages floored at each decay, 1/4096 of a step's current carried
+over, and each step's input summed in 21 bits (it wraps, warning "Overflow").
 
 Layout. The first neuron layer runs on the host (a convolution from a host node cannot be on
 chip) as :class:`DiscreteNeurons` (NIR's step, float64). A spike reaches the next layer a step
@@ -51,16 +51,18 @@ from nengo.dists import Choice
 from nengo.params import NumberParam
 from tqdm import tqdm
 
+from nengo_actions.deploy.nir_import import graph_dt, topological_order
 from nengo_actions.errors import DataError, NIRError, UserError
 
 MISSING = 'nengo-loihi is not installed; install it with: pip install -e ".[loihi]"'
-NIR_DT = 1e-4  # seconds per step when the graph's metadata has no dt (nir_export.NIR_DT)
+
 NEURONS, LINEAR = ("LIF", "IF"), ("Conv2d", "AvgPool2d", "Flatten", "Affine", "Linear")
 MAX_CORE = 1024  # compartments per Loihi core
 ZERO = {"voltage": Choice([0.0])}  # Loihi starts every voltage at 0 (nengo's LIF: uniform)
 
 
-def _nengo_loihi():
+def import_nengo_loihi():
+    """nengo_loihi, or :class:`UserError` saying how to install it."""
     # nengo-loihi imports NengoDL if it can: unshimmed, that fails halfway on TF 2.15 and
     # leaves a broken ``nengo_dl`` in sys.modules for every later import of it
     from nengo_actions import compat  # noqa: F401
@@ -203,8 +205,6 @@ def _fold(ops, shape):
 
 def parse_graph(graph, dt):
     """``(layers, readout, offset, input shape)`` of a NIR graph (see the module)."""
-    from nengo_actions.deploy.nir_import import topological_order
-
     for name, node in graph.nodes.items():
         if type(node).__name__ not in NEURONS + LINEAR + ("Input", "Output"):
             raise NIRError(f"NIR node {name!r} is a {type(node).__name__}, which the Loihi runner cannot build (it builds {', '.join(NEURONS + LINEAR)})")
@@ -273,8 +273,8 @@ def loihi_network(graph, *, dt=None, block_shapes=None, seed=0):
     per step, NIR's and the simulator's (None: the graph's metadata ``dt``, else 1e-4).
     ``block_shapes``: chip layer name -> per-core shape in the layer's (C, H, W) or (N,)
     order; the others get :func:`default_block_shape`."""
-    nengo_loihi = _nengo_loihi()
-    dt = float((getattr(graph, "metadata", None) or {}).get("dt", NIR_DT) if dt is None else dt)
+    nengo_loihi = import_nengo_loihi()
+    dt = graph_dt(graph) if dt is None else float(dt)
     layers, readout, offset, in_shape = parse_graph(graph, dt)
     shapes = {x.name: tuple((block_shapes or {}).get(x.name) or default_block_shape(x)) for x in layers[1:]}
     size, clip = int(np.prod(in_shape)), {"frames": np.zeros((0, 1)), "start": 0}
@@ -357,7 +357,7 @@ class LoihiRun:
 def run_loihi(graph, x, *, steps_per_frame=1, target="sim", progress=True, dt=None, block_shapes=None, net=None):
     """Run clips ``x`` (clips, T, H*W*C) through ``graph`` on nengo-loihi's emulator, ``target``
     "sim" or "simreal" (see the module); ``net``: a :class:`LoihiNet` of ``graph``."""
-    nengo_loihi = _nengo_loihi()
+    nengo_loihi = import_nengo_loihi()
     if target not in ("sim", "simreal"):
         raise UserError(f"target {target!r}: the runner resets the emulator's state between clips; use 'sim' or 'simreal'")
     t0 = time.perf_counter()
@@ -395,5 +395,5 @@ def run_loihi(graph, x, *, steps_per_frame=1, target="sim", progress=True, dt=No
     return LoihiRun(outputs, n_cores, n_chips, spikes, seconds, clips / max(seconds, 1e-9), build_seconds, steps + lag)
 
 
-__all__ = ["DiscreteNeurons", "Layer", "LoihiNet", "LoihiRun", "MISSING", "board_size", "default_block_shape",
+__all__ = ["import_nengo_loihi", "DiscreteNeurons", "Layer", "LoihiNet", "LoihiRun", "MISSING", "board_size", "default_block_shape",
            "loihi_network", "parse_graph", "run_loihi"]
