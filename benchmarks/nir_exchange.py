@@ -29,17 +29,16 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_dvs_digits import REDUCED  # noqa: E402  (the reduced size of the digits benchmark)
-
-RUN_SETTINGS = [*REDUCED, "data.stream=off", "evaluate.steps_per_frame=[1]"]
-LOIHI = ['evaluate.simulators=["nengo_dl","nengo_loihi"]']
+#: The reduced size of ``benchmarks/bench_dvs_digits.py``, judged at 1 step per frame.
+RUN_SETTINGS = [
+    "events.frames.n_frames=8", "events.frames.downsample=2", "model.dvs_gesture_net.channels=32", "train.epochs=10",
+    "evaluate.steps_per_frame=[1]", "evaluate.spiking_steps_per_frame=1", "train.tensorboard=false", "data.stream=off",
+]
 PEERS = ("spikingjelly", "snntorch")
 
 
@@ -57,6 +56,13 @@ def train_run(config, root, name, *extra):
     from nengo_actions.experiment import run
 
     return run(load_cfg(config, root, f"name={name}", *extra), log=_log)
+
+
+def evaluate_params(run_dir, root, name):
+    """A trained run of the Loihi recipe evaluated again (``--params``) with Loihi."""
+    from nengo_actions.experiment import run
+
+    return run(load_cfg("dvs128_gesture_loihi.json", root, f"name={name}"), params=run_dir, log=_log)
 
 
 def evaluate_nir(path, root, name):
@@ -100,6 +106,7 @@ def main(argv=None):
     parser.add_argument("--work", default="data/nir_exchange", help="frames, graphs and run folders")
     parser.add_argument("--peers-python", type=Path, default=Path("/tmp/peers-venv/bin/python"))
     parser.add_argument("--epochs", type=int, default=10, help="peer training epochs")
+    parser.add_argument("--trained", type=Path, help="a run of configs/dvs128_gesture_loihi.json at this size to evaluate")
     parser.add_argument("--fresh", action="store_true", help="recompute what is already there")
     args = parser.parse_args(argv)
     from nengo_actions.config import resolve_path
@@ -121,7 +128,10 @@ def main(argv=None):
             state_path.write_text(json.dumps(state, indent=1))
         return state[key]
 
-    loihi_run = Path(step("loihi_run", lambda: train_run("dvs128_gesture_loihi.json", root, "digits_loihi", *LOIHI)))
+    if args.trained:
+        loihi_run = Path(step("loihi_run", lambda: evaluate_params(args.trained, root, "digits_loihi")))
+    else:
+        loihi_run = Path(step("loihi_run", lambda: train_run("dvs128_gesture_loihi.json", root, "digits_loihi")))
     max_run = Path(step("max_pool_run", lambda: train_run("dvs128_gesture.json", root, "digits_max_pool")))
     frames = work / "frames.npz"
     if not frames.exists():
