@@ -23,7 +23,7 @@ def test_every_command_has_a_console_script_that_imports():
     scripts = console_scripts()
     assert set(scripts) == {
         "nengo-actions-train", "nengo-actions-extract", "nengo-actions-prepare-events",
-        "nengo-actions-sweep", "nengo-actions-gui", "nengo-actions-cross-validate",
+        "nengo-actions-sweep", "nengo-actions-gui", "nengo-actions-cross-validate", "nengo-actions-export",
     }
     for target in scripts.values():
         module, function = target.split(":")
