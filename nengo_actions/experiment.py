@@ -187,7 +187,7 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
     log(
         f"[{model_type}] {'trained model' if direct else 'rate'}: test clip accuracy {metrics['test_clip_accuracy']:.2%} "
         f"(step accuracy {metrics['test_step_accuracy']:.2%}), validation "
-        f"{metrics.get('val_clip_accuracy') or float('nan'):.2%}"
+        + (f"{metrics['val_clip_accuracy']:.2%}" if metrics.get("val_clip_accuracy") is not None else "none")
     )
     if direct:
         build = functools.partial(

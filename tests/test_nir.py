@@ -48,6 +48,23 @@ def trained():
     return net, per_frame, frame_model_graph(per_frame), x
 
 
+def test_sl_animals_net_round_trip_is_exact(tmp_path):
+    rng = np.random.default_rng(4)
+    net = build_temporal("sl_animals_net", model_cfg(plif=True), n_features=SIDE * SIDE * 2, n_classes=CLASSES, seed=3)
+    _boost(net, ["conv0", "conv1", "fc0"], 4.0)
+    fc1 = net.keras_model.get_layer("fc1").layer
+    fc1.set_weights([fc1.kernel.numpy(), np.full(CLASSES, 2.5, np.float32)])
+    x = rng.poisson(2.0, (4, 5, SIDE * SIDE * 2)).astype(np.float32)
+    graph = frame_model_graph(frame_model(net.stages, net.frame_shape, net.keras_model, net.conv))
+    assert [type(graph.nodes[k]).__name__ for k in ("conv0", "pool0", "fc1")] == ["Conv2d", "AvgPool2d", "Affine"]
+    np.testing.assert_array_equal(graph.nodes["conv0"].padding, [0, 0])  # 'valid' convolutions
+    path = write_graph(graph, tmp_path / "sl.nir")
+    original = _run(convert_temporal(net), x)
+    assert original.mean() > 0.05
+    imported = build_nir_network(read_graph(path), path, n_features=SIDE * SIDE * 2, n_classes=CLASSES)
+    np.testing.assert_array_equal(_run(imported, x), original)
+
+
 def test_export_then_import_runs_bit_for_bit_as_the_original(trained, tmp_path):
     net, _, graph, x = trained
     original = _run(convert_temporal(net), x)

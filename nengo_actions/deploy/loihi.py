@@ -21,7 +21,7 @@ exactly but for ``v > 1`` (not ``>=``) and IF voltages clamped at 0. The chip ("
 over, and each step's input summed in 21 bits (it wraps, warning "Overflow").
 
 Layout. The first neuron layer runs on the host (a convolution from a host node cannot be on
-chip) as :class:`DiscreteNeurons` (NIR's step, float64). A spike reaches the next layer a step
+chip) as :class:`~nengo_actions.networks.nir_layers.EulerLIF` neurons (NIR's step, float64). A spike reaches the next layer a step
 later, so chip layer ``k`` (1, 2, ..) computes step ``t`` at step ``t + k``: a clip runs
 ``T*steps_per_frame + k_last`` steps, layer ``k`` read from step ``k`` on; biases come as
 spikes of a clock (a host neuron firing every step, then chip neurons each a step behind), so
@@ -48,11 +48,11 @@ import warnings
 import nengo
 import numpy as np
 from nengo.dists import Choice
-from nengo.params import NumberParam
 from tqdm import tqdm
 
 from nengo_actions.deploy.nir_import import graph_dt, topological_order
 from nengo_actions.errors import DataError, NIRError, UserError
+from nengo_actions.networks.nir_layers import EulerLIF
 
 MISSING = 'nengo-loihi is not installed; install it with: pip install -e ".[loihi]"'
 
@@ -71,30 +71,6 @@ def import_nengo_loihi():
     except ImportError:
         raise UserError(MISSING) from None
     return nengo_loihi
-
-
-class DiscreteNeurons(nengo.neurons.NeuronType):
-    """NIR's neuron step for the host layer: ``v <- keep*v + scale*J``; when ``v >= 1`` a
-    spike (output ``amplitude / dt``) and ``v <- 0``."""
-
-    state = {"voltage": Choice([0.0])}
-    spiking = True
-    keep = NumberParam("keep", low=0, high=1)
-    scale = NumberParam("scale", low=0, low_open=True)
-    amplitude = NumberParam("amplitude", low=0, low_open=True)
-
-    def __init__(self, keep, scale, amplitude=1.0, initial_state=None):
-        super().__init__(initial_state)
-        self.keep, self.scale, self.amplitude = keep, scale, amplitude
-
-    def max_rates_intercepts(self, gain, bias):  # nengo's default simulates every neuron
-        return np.zeros_like(gain), np.zeros_like(gain)
-
-    def step(self, dt, J, output, voltage):
-        voltage[...] = self.keep * voltage + self.scale * J
-        spiked = voltage >= 1
-        output[...] = spiked * (self.amplitude / dt)
-        voltage[spiked] = 0
 
 
 @dataclasses.dataclass
@@ -261,7 +237,9 @@ def default_block_shape(layer):
 
 def _neuron_type(layer, dt, host):
     if host:
-        return DiscreteNeurons(1 - 1 / layer.tau_steps, 1 / layer.tau_steps if layer.kind == "LIF" else dt, amplitude=dt)
+        if layer.kind == "LIF":
+            return EulerLIF(tau=layer.tau_steps, amplitude=dt)
+        return EulerLIF(tau=1.0, r=dt, leak=0.0, amplitude=dt)
     if layer.kind == "IF":
         return nengo.SpikingRectifiedLinear(amplitude=dt, initial_state=ZERO)
     keep = max(1 - 1 / layer.tau_steps, 1e-12)  # tau_steps 1: no memory (decayV 4095/4096)
@@ -295,7 +273,7 @@ def loihi_network(graph, *, dt=None, block_shapes=None, seed=0):
 
         # the clock: clock0 (host) spikes every step; clock[j] (chip) is j + 1 steps behind
         biased = [k for k, x in enumerate(layers) if k and np.any(x.bias != 0)]
-        clock0 = ensemble(1, DiscreteNeurons(0.0, 1.0, amplitude=dt), np.array([2.0]), "clock0", False) if biased else None
+        clock0 = ensemble(1, EulerLIF(tau=1.0, amplitude=dt), np.array([2.0]), "clock0", False) if biased else None
         if biased and max(biased) > 1:
             n = max(biased) - 1
             clock = ensemble(n, nengo.LIF(tau_rc=dt / math.log(2), tau_ref=0.0, amplitude=dt, initial_state=ZERO), np.zeros(n), "clock")
@@ -395,5 +373,5 @@ def run_loihi(graph, x, *, steps_per_frame=1, target="sim", progress=True, dt=No
     return LoihiRun(outputs, n_cores, n_chips, spikes, seconds, clips / max(seconds, 1e-9), build_seconds, steps + lag)
 
 
-__all__ = ["import_nengo_loihi", "DiscreteNeurons", "Layer", "LoihiNet", "LoihiRun", "MISSING", "board_size", "default_block_shape",
+__all__ = ["import_nengo_loihi", "Layer", "LoihiNet", "LoihiRun", "MISSING", "board_size", "default_block_shape",
            "loihi_network", "parse_graph", "run_loihi"]

@@ -64,6 +64,11 @@ class EulerLIF(nengo.neurons.NeuronType):
             raise ValueError("tau must be positive")
         self.amplitude = amplitude
 
+    def max_rates_intercepts(self, gain, bias):
+        """Rates at ``x = 1`` and zero intercepts: these networks set gains and biases
+        themselves, and nengo's default search would simulate 101 inputs per neuron."""
+        return self.rates(1.0, gain, bias).reshape(np.shape(gain)), np.zeros_like(gain)
+
     def rates(self, x, gain, bias, dt=0.001, steps=200):
         """Firing rates (Hz at ``dt``) of constant inputs, counted over ``steps`` steps."""
         J = self.current(x, gain, bias)
