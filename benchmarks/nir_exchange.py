@@ -138,7 +138,7 @@ def main(argv=None):
         export_frames(root, frames)
     y_test = np.load(frames, allow_pickle=False)["y_test"]
     graph = work / "ours.nir"
-    write_graph(export_run(loihi_run), graph)
+    write_graph(export_run(args.trained or loihi_run), graph)  # the run that holds the parameters
     back = Path(step("round_trip_run", lambda: evaluate_nir(graph, root, "digits_loihi_nir")))
     snn_json = work / "ours_in_snntorch.json"
     if not snn_json.exists():
@@ -154,9 +154,12 @@ def main(argv=None):
         here = Path(step(f"{fw}_run", lambda: evaluate_nir(folder / "model.nir", root, f"digits_{fw}_nir")))
         own = json.loads((folder / "peer.json").read_text())
         here_pred = predictions(here, "nir")
+        mh = metrics(here)
         peers[fw] = {
             "peer_test_accuracy": own["test_accuracy"],
-            "here_test_accuracy": metrics(here)["spiking_test_clip_accuracy"],
+            "here_test_accuracy": mh["spiking_test_clip_accuracy"],
+            "here_loihi_clip_accuracy": mh.get("loihi_test_clip_accuracy"),
+            "here_loihi_reference_clip_accuracy": mh.get("loihi_reference_clip_accuracy"),
             "agreement": float(np.mean(here_pred == np.asarray(own["test_predictions"]))),
             "run_dir": str(here),
         }
@@ -170,6 +173,7 @@ def main(argv=None):
             "spiking_inference_clips_per_second", "train_seconds")},
         "max_pool_recipe": {k: mx.get(k) for k in ("spiking_test_clip_accuracy", "test_clip_accuracy", "train_seconds")},
         "round_trip": {"spiking_test_clip_accuracy": rt["spiking_test_clip_accuracy"],
+                       "loihi_test_clip_accuracy": rt.get("loihi_test_clip_accuracy"),
                        "agreement": float(np.mean(predictions(back, "nir") == ours_pred))},
         "ours_in_snntorch": {"agreement": float(np.mean(snn_pred == ours_pred)),
                              "accuracy": float(np.mean(snn_pred == y_test))},
@@ -209,11 +213,13 @@ def report(r):
         f"| the same, exported and run by snnTorch (`import_from_nir`) | 447 | {_pct(sn['accuracy'])} | - | - |",
     ]
     peer_rows = [
-        "| trained by | its own test accuracy | its NIR graph run here (`--nir`) | difference | same answer |",
-        "|---|---:|---:|---:|---:|",
+        "| trained by | its own test accuracy | its NIR graph run here (`--nir`) | difference | same answer "
+        f"| on the Loihi emulator, first {n} clips (NengoDL on them) |",
+        "|---|---:|---:|---:|---:|---:|",
     ] + [
         f"| {fw} | {_pct(p['peer_test_accuracy'])} | {_pct(p['here_test_accuracy'])} | "
-        f"{100 * (p['here_test_accuracy'] - p['peer_test_accuracy']):+.2f} points | {_pct(p['agreement'])} |"
+        f"{100 * (p['here_test_accuracy'] - p['peer_test_accuracy']):+.2f} points | {_pct(p['agreement'])} | "
+        f"{_pct(p.get('here_loihi_clip_accuracy'))} ({_pct(p.get('here_loihi_reference_clip_accuracy'))}) |"
         for fw, p in peers.items()
     ]
     return "\n".join([
