@@ -181,6 +181,17 @@ def test_nir_if_and_cuba_lif_follow_their_hand_computed_traces():
     np.testing.assert_array_equal(_trace(cuba, [4.0, 4.0, 0.0, 0.0]), [1, 1, 0, 0])
 
 
+def test_node_keys_that_are_no_layer_names_are_renamed():
+    # SpikingJelly's exporter names nodes "_0", "_1", ...; "image" is the model's own layer
+    graph = _single_neuron_graph(nir.LIF(tau=np.array([2e-4]), r=np.array([1.0]), v_leak=np.array([0.0]),
+                                         v_threshold=np.array([1.0]), v_reset=np.array([0.0])))
+    graph = nir.NIRGraph(nodes={"input": graph.nodes["input"], "_0": graph.nodes["w"], "image": graph.nodes["n"],
+                                "read": graph.nodes["read"], "output": graph.nodes["output"]},
+                         edges=[("input", "_0"), ("_0", "image"), ("image", "read"), ("read", "output")])
+    built = build_nir_network(graph, "names.nir", n_features=1, n_classes=1)
+    np.testing.assert_array_equal(_run(built, np.asarray(X, np.float32)[None, :, None])[0, :, 0], SPIKES)
+
+
 def test_per_neuron_parameters_and_sum_pooling_are_built():
     # two neurons with their own thresholds, after a 2x2 sum pool of a (1, 2, 4) map
     nodes = {

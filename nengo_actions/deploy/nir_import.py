@@ -121,8 +121,19 @@ def _pairs(value, key, what):
     return tuple(int(v) for v in arr)
 
 
-def _layer_name(key):
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(key)) or "node"
+def _layer_names(keys):
+    """A Keras layer name per node key: TensorFlow's scope characters only, starting with a
+    letter or digit (exporters write keys such as ``_0`` or ``conv.1``), all distinct and
+    none the model's own (``frame``, ``image``)."""
+    names, used = {}, {"frame", "image"}
+    for key in keys:
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(key))
+        name = name if name[:1].isalnum() else f"node{name}"
+        while name in used:
+            name += "_"
+        names[key] = name
+        used.add(name)
+    return names
 
 
 class _Tensor:
@@ -191,9 +202,9 @@ def frame_model(graph, *, dt=0.001, where="NIR graph"):
     L = tf.keras.layers
     nir_dt = graph_dt(graph)
     order, inputs = topological_order(graph, where)
-    tensors, weights, model_input = {}, [], None
+    tensors, weights, model_input, names = {}, [], None, _layer_names(order)
     for key in order:
-        node, name = graph.nodes[key], _layer_name(key)
+        node, name = graph.nodes[key], names[key]
         prefix = f"{where}: node {key!r}"
         if isinstance(node, nir.Input):
             shape = tuple(int(s) for s in np.ravel(list(node.input_type.values())[0]))
