@@ -206,9 +206,10 @@ def main(argv=None):
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     for name, run_dir in (("loihi_recipe", loihi_run), ("max_pool_recipe", max_run)):
         (out / name).mkdir(exist_ok=True)
-        for f in ("metrics.json", "report.md", "config.json", "accuracy_vs_steps.png"):
-            if (run_dir / f).exists():
-                shutil.copy(run_dir / f, out / name / f)
+        for f in ("metrics.json", "report.md", "config.json"):
+            if (run_dir / f).exists():  # paths inside the repository, relative to it
+                text = (run_dir / f).read_text().replace(f"{REPO}/", "")
+                (out / name / f).write_text(text)
     plot(results, out / "accuracy.png")
     (out / "README.md").write_text(report(results))
     _log(json.dumps(results, indent=1))
