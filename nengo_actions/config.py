@@ -154,12 +154,18 @@ def make_run_dir(cfg, now=None):
     """Create ``<save_dir>/<name>-<YYYYmmdd-HHMMSS>`` holding the resolved config."""
     stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
     base = resolve_path(cfg.save_dir) / f"{cfg.name}-{stamp}"
+    base.parent.mkdir(parents=True, exist_ok=True)
     run_dir, n = base, 1
-    while run_dir.exists():
-        n += 1
-        run_dir = base.with_name(f"{base.name}-{n}")
-    run_dir.mkdir(parents=True)
+    while True:  # made, not checked then made: two runs started together get a folder each
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            n += 1
+            run_dir = base.with_name(f"{base.name}-{n}")
     write_json_atomic(run_dir / "config.json", settings(cfg))
+    # what the run was made for, kept apart from config.json (which a user may edit)
+    write_json_atomic(run_dir / "run.json", {"models": list(cfg.model.types)})
     if cfg.notes:
         (run_dir / "config_notes.txt").write_text("\n".join(cfg.notes) + "\n")
     return run_dir

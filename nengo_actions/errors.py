@@ -21,6 +21,11 @@ class DataError(UserError, ValueError):
     """Clip data that cannot be used: empty, inconsistent or not fitting the model."""
 
 
+class DivergedError(UserError, ArithmeticError):
+    """Training reached a loss that is not finite; the message names the epoch. The run
+    folder keeps the epochs before it."""
+
+
 class ExtractionError(UserError, RuntimeError):
     """The feature extraction process failed or left no store behind."""
 
@@ -59,6 +64,6 @@ class DatasetError(EventDataError):
 
 
 __all__ = [
-    "UserError", "ConfigError", "DataError", "ExtractionError", "ParamsError", "StoreError",
+    "UserError", "ConfigError", "DataError", "DivergedError", "ExtractionError", "ParamsError", "StoreError",
     "SplitLeakError", "NeuronTypeError", "NIRError", "EventDataError", "EventFormatError", "DatasetError",
 ]

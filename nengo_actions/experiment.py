@@ -30,8 +30,8 @@ from nengo_actions.config import ConfigError, jsonable, write_json_atomic
 from nengo_actions.deploy.nir_export import model_graph
 from nengo_actions.deploy.nir_import import build_nir_network, graph_dt, read_graph
 from nengo_actions.energy import count_neurons, device_table, energy_per_inference, operations_per_inference
-from nengo_actions.errors import ParamsError, UserError
-from nengo_actions.io import write_text_atomic
+from nengo_actions.errors import DivergedError, ParamsError, UserError
+from nengo_actions.io import read_json, write_text_atomic
 from nengo_actions.event_data import is_event_dataset, load_event_data, per_epoch_test_tracker
 from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
 from nengo_actions.metrics import evaluate_as_configured
@@ -350,6 +350,8 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, nir=None,
     start = time.perf_counter()
     if resume and run_dir is not None and not Path(run_dir).is_dir():
         raise ConfigError(f"--resume {run_dir}: no such run folder")
+    if resume and run_dir is not None:
+        check_resumed_models(run_dir, cfg.model.types)
     types = cfg.model.types
     check_evaluate_settings(cfg.evaluate, cfg.source)
     if "nengo_loihi" in cfg.evaluate.simulators:  # before any work: installed, and each model NIR-ready
@@ -388,13 +390,27 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, nir=None,
         else:
             for t in types:
                 results.append(run_model(t, cfg, data, run_dir / t, resume=resume, params=params, log=log))
-    except UserError:
-        if created:  # a run that failed on bad input leaves nothing behind
+    except UserError as e:
+        if created and not isinstance(e, DivergedError):  # a run that failed on bad input leaves nothing behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
     write_report(run_dir, cfg, data, results, total_seconds=time.perf_counter() - start)
     return run_dir
+
+
+def check_resumed_models(run_dir, types):
+    """A resumed run continues the models it was made for (``run.json``): a model type
+    that its ``config.json`` names (the file was edited) but the run was not made for
+    would be trained inside it and its report overwritten, so the resume stops first."""
+    record = read_json(Path(run_dir) / "run.json")
+    made_for = record.get("models", list(types)) if isinstance(record, dict) else list(types)
+    new = [t for t in types if t not in made_for]
+    if new:
+        raise ConfigError(
+            f"--resume {run_dir}: key 'model.type' names {', '.join(new)}, which the run was not made for "
+            f"({', '.join(made_for)}); restore its config.json, or start a new run"
+        )
 
 
 def load_run_config(run_dir, overrides=()):

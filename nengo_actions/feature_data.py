@@ -127,6 +127,17 @@ class ClipData:
         )
 
 
+def first_non_finite(features, chunk=256):
+    """The row of the first clip holding a NaN or an infinity, or ``None``; read ``chunk``
+    clips at a time, so a memory-mapped store is checked in bounded memory."""
+    for start in range(0, len(features), chunk):
+        block = np.asarray(features[start : start + chunk])
+        bad = ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+        if bad.any():
+            return start + int(np.argmax(bad))
+    return None
+
+
 def load_clip_data(cfg: Config, mmap=None, folder=None) -> ClipData:
     """Load the store of ``cfg``, carve validation from training by group, check it all.
 
@@ -134,7 +145,8 @@ def load_clip_data(cfg: Config, mmap=None, folder=None) -> ClipData:
     (:func:`nengo_actions.streaming.store_clips`); ``None`` decides by ``data.stream``.
 
     Raises :class:`DataError` (naming the file) for an empty split, clips of different
-    shapes on the two sides, labels outside the class list, or a group on both sides.
+    shapes on the two sides, a clip with values that are not finite (naming it), labels
+    outside the class list, or a group on both sides.
     """
     folder = Path(folder) if folder is not None else store_dir(cfg)
     splits = {}
@@ -150,6 +162,10 @@ def load_clip_data(cfg: Config, mmap=None, folder=None) -> ClipData:
             raise DataError(f"{path}: the {name} split holds no clips")
         if splits[name].features.ndim != 3:
             raise DataError(f"{path}: features must be (clips, frames, features)")
+        bad = first_non_finite(splits[name].features)
+        if bad is not None:
+            raise DataError(f"{path}: clip {splits[name].clip_ids[bad]} (row {bad}) holds values that are not "
+                            "finite (NaN or infinity); extract it again")
     train, test = splits["train"], splits["test"]
     if train.features.shape[1:] != test.features.shape[1:]:
         raise DataError(

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nengo_actions.compat import tf
-from nengo_actions.errors import ParamsError
+from nengo_actions.errors import DivergedError, ParamsError
 from nengo_actions.io import remove_stale_temp_files, write_bytes_atomic
 from nengo_actions.metrics import evaluate_as_configured
 from nengo_actions.params import PARAMS_FORMAT, check_signature, read_params
@@ -169,6 +169,11 @@ def train(
                 break
             t0 = time.perf_counter()
             train_loss = engine.fit_epoch(x_train, y_train, epoch, seed)
+            if not math.isfinite(train_loss):
+                raise DivergedError(
+                    f"{out_dir}: epoch {epoch + 1}: the training loss is {train_loss}; the run stops here "
+                    f"(epochs before it are kept; try a lower train.learning_rate)"
+                )
             row = {"epoch": epoch + 1, "train_loss": train_loss, "learning_rate": engine.learning_rate()}
             if has_val:
                 _, m, val_loss = evaluate_split(engine, x_val, y_val, eval_settings, loss_kind, loss_steps)

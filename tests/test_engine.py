@@ -270,3 +270,16 @@ def test_mixed_precision_follows_the_device_and_trains_with_loss_scaling(tmp_pat
         tf.config.optimizer.set_experimental_options({"auto_mixed_precision": False})
     assert result.resumed_from_epoch == 2 and len(result.history) == 6
     assert result.history[-1]["train_loss"] < first.history[0]["train_loss"]
+
+
+def test_a_loss_that_is_not_finite_stops_training_naming_the_epoch(tmp_path):
+    from nengo_actions.errors import DivergedError
+
+    x, y = tiny()
+    x[3, 0, 0] = np.inf  # a clip the store check would have refused, reaching the engine anyway
+    engine = make_engine()
+    try:
+        with pytest.raises(DivergedError, match=r"epoch 1: the training loss is nan"):
+            train(engine, x, y, x[:8], y[:8], settings(epochs=3), EVAL, tmp_path, log=lambda s: None)
+    finally:
+        engine.close()

@@ -241,3 +241,36 @@ def test_training_killed_then_resumed_equals_an_uninterrupted_run(training, tmp_
     for key in ("best_epoch", "test_clip_accuracy", "val_clip_accuracy"):
         assert ours[key] == theirs[key], key
     assert not no_temp_files(run_dir)
+
+
+def test_resume_with_a_config_naming_another_model_stops_and_changes_nothing(tmp_path, capsys):
+    from nengo_actions import config as C
+    from nengo_actions.train import main
+
+    run_dir = C.make_run_dir(C.load_config(C.PROJECT_ROOT / "configs" / "config.json",
+                                           [f"save_dir={tmp_path}", "model.compare=[]"]))
+    (run_dir / "metrics.json").write_text("{}")
+    cfg = json.loads((run_dir / "config.json").read_text())
+    made_for = cfg["model"]["type"]
+    cfg["model"]["type"] = "keras_lmu" if made_for != "keras_lmu" else "lmu"
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    before = sorted(p.name for p in run_dir.iterdir())
+    with pytest.raises(SystemExit) as e:
+        main(["--resume", str(run_dir)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "key 'model.type'" in err[0] and made_for in err[0]
+    assert sorted(p.name for p in run_dir.iterdir()) == before and (run_dir / "metrics.json").read_text() == "{}"
+
+
+def test_two_runs_made_in_the_same_instant_get_a_folder_each(tmp_path):
+    import datetime
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nengo_actions import config as C
+
+    cfg = C.load_config(C.PROJECT_ROOT / "configs" / "config.json", [f"save_dir={tmp_path}"])
+    now = datetime.datetime(2026, 12, 7, 1, 2, 3)
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(lambda _: C.make_run_dir(cfg, now=now), range(8)))
+    assert len(set(folders)) == 8 and all((f / "config.json").exists() for f in folders)

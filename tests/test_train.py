@@ -121,7 +121,7 @@ def test_params_of_another_model_fail_by_name_and_leave_nothing(finished_run, ca
     assert sorted((folder / "runs").iterdir()) == runs_before
 
 
-@pytest.mark.parametrize("problem", ["empty", "labels", "features"])
+@pytest.mark.parametrize("problem", ["empty", "labels", "features", "nan"])
 def test_bad_stores_are_clear_errors(tmp_path, store, capsys, problem):
     from nengo_actions.train import main
 
@@ -132,6 +132,9 @@ def test_bad_stores_are_clear_errors(tmp_path, store, capsys, problem):
         test = test.subset(np.zeros(len(test), bool))
     elif problem == "labels":
         test.labels[0] = 7
+    elif problem == "nan":
+        test.features = np.array(test.features)
+        test.features[2, 1, 3] = np.nan
     else:
         test.features = test.features[:, :, :5]
     for name, split in (("train", train), ("test", test)):
@@ -142,7 +145,8 @@ def test_bad_stores_are_clear_errors(tmp_path, store, capsys, problem):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert str(bad / "test.npz") in err
-    expected = {"empty": "holds no clips", "labels": r"labels must be in 0..2", "features": "clips are"}[problem]
+    expected = {"empty": "holds no clips", "labels": r"labels must be in 0..2", "features": "clips are",
+                "nan": "(row 2) holds values that are not finite"}[problem]
     assert expected in err
     assert not (tmp_path / "runs").exists()
 
