@@ -79,8 +79,8 @@ def export_frames(root, path):
     d = load_event_data(cfg, progress=False)
     h, w, _ = d.metadata["frame_shape"]
 
-    def frames(x):
-        return x.reshape(len(x), x.shape[1], h, w, 2).astype(np.uint16)
+    def frames(x):  # streamed clips (LazyClips) are read whole here: the peer side takes one .npz
+        return np.asarray(x).reshape(len(x), x.shape[1], h, w, 2).astype(np.uint16)
 
     np.savez(path, x_train=frames(d.x_train), y_train=d.y_train, x_val=frames(d.x_val), y_val=d.y_val,
              x_test=frames(d.x_test), y_test=d.y_test, n_classes=d.n_classes)
