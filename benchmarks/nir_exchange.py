@@ -100,19 +100,14 @@ def float_loihi(graph, frames, reference, n):
     """The graph on nengo-loihi's float emulation (``simreal``) on the first ``n`` test clips:
     accuracy and the share of answers equal to NengoDL's ``reference``."""
     from nengo_actions.deploy.loihi import run_loihi
+    from nengo_actions.deploy.nir_import import read_graph
     from nengo_actions.metrics import evaluate_outputs
 
     d = np.load(frames, allow_pickle=False)
     x, y = d["x_test"][:n].astype(np.float32), d["y_test"][:n]
-    run = run_loihi(graph_of(graph), x.reshape(n, x.shape[1], -1), steps_per_frame=1, target="simreal")
+    run = run_loihi(read_graph(graph), x.reshape(n, x.shape[1], -1), steps_per_frame=1, target="simreal")
     m = evaluate_outputs(run.outputs, y, int(d["n_classes"]), "mean", x.shape[1], 1)
     return json.dumps({"accuracy": m["clip_accuracy"], "agreement": float(np.mean(m["predictions"] == reference[:n]))})
-
-
-def graph_of(path):
-    from nengo_actions.deploy.nir_import import read_graph
-
-    return read_graph(path)
 
 
 def peer(python, *args):
