@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nengo_actions.io import atomic_path, write_json_atomic
+from nengo_actions.io import atomic_path, write_json_atomic, writing
 from nengo_actions.schema import SyntheticActionsConfig
 
 from .progress import Progress
@@ -298,8 +298,16 @@ def generate(root, spec, progress=True):
     Returns the number of clips written.
     """
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    staging = root / f".generating-{os.getpid()}"
+    with writing(root):
+        root.mkdir(parents=True, exist_ok=True)
+        staging = root / f".generating-{os.getpid()}"
+        try:
+            return _generate(root, staging, spec, progress)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _generate(root, staging, spec, progress):
     shutil.rmtree(staging, ignore_errors=True)
     videos, lists = staging / "UCF-101", staging / "ucfTrainTestlist"
     lists.mkdir(parents=True)
@@ -327,7 +335,6 @@ def generate(root, spec, progress=True):
     for sub in ("UCF-101", "ucfTrainTestlist"):
         shutil.rmtree(root / sub, ignore_errors=True)
         os.replace(staging / sub, root / sub)
-    shutil.rmtree(staging, ignore_errors=True)
     marker = dict(spec.to_json(), generated=time.strftime("%Y-%m-%dT%H:%M:%S"), clips=len(jobs))
     write_json_atomic(root / MARKER, marker)
     return len(jobs)

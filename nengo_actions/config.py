@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, UserError
-from .io import write_json_atomic  # noqa: F401 (re-exported)
+from .io import write_json_atomic, write_text_atomic, writing  # noqa: F401 (write_json_atomic re-exported)
 from .schema import (  # noqa: F401 (re-exported: the schema is part of the config API)
     DEFAULT_CONFIG,
     EXISTING_PATHS,
@@ -154,20 +154,21 @@ def make_run_dir(cfg, now=None):
     """Create ``<save_dir>/<name>-<YYYYmmdd-HHMMSS>`` holding the resolved config."""
     stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
     base = resolve_path(cfg.save_dir) / f"{cfg.name}-{stamp}"
-    base.parent.mkdir(parents=True, exist_ok=True)
     run_dir, n = base, 1
-    while True:  # made, not checked then made: two runs started together get a folder each
-        try:
-            run_dir.mkdir()
-            break
-        except FileExistsError:
-            n += 1
-            run_dir = base.with_name(f"{base.name}-{n}")
+    with writing(base):
+        base.parent.mkdir(parents=True, exist_ok=True)
+        while True:  # made, not checked then made: two runs started together get a folder each
+            try:
+                run_dir.mkdir()
+                break
+            except FileExistsError:
+                n += 1
+                run_dir = base.with_name(f"{base.name}-{n}")
     write_json_atomic(run_dir / "config.json", settings(cfg))
     # what the run was made for, kept apart from config.json (which a user may edit)
     write_json_atomic(run_dir / "run.json", {"models": list(cfg.model.types)})
     if cfg.notes:
-        (run_dir / "config_notes.txt").write_text("\n".join(cfg.notes) + "\n")
+        write_text_atomic(run_dir / "config_notes.txt", "\n".join(cfg.notes) + "\n")
     return run_dir
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from nengo_actions import config as config_mod
 from nengo_actions import run_metrics
 from nengo_actions.config import ConfigError, write_json_atomic
+from nengo_actions.io import write_text_atomic
 from nengo_actions.experiment import run
 from nengo_actions.schema import Config
 
@@ -82,7 +83,7 @@ def cross_validate(cfg: Config, sets=("full", "reduced"), folds=None, log=print)
             per_fold.append({k: metrics.get(k) for k in KEYS} | {"run_dir": Path(run_dir).name})
         results["sets"][name] = {"per_fold": per_fold, "summary": summarize_folds(per_fold)}
         write_json_atomic(parent / "crossval.json", results)
-    (parent / "crossval.md").write_text(format_table(results))
+    write_text_atomic(parent / "crossval.md", format_table(results))
     return parent
 
 

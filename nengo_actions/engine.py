@@ -25,7 +25,7 @@ import nengo_actions.neurons  # noqa: F401,E402  (native builders: AdaptiveLIF, 
 from nengo_actions.metrics import frame_outputs
 from nengo_actions.networks.constant_inputs import fold_constant_inputs
 from nengo_actions.errors import DataError, ParamsError
-from nengo_actions.io import write_bytes_atomic
+from nengo_actions.io import save_npz_atomic
 from nengo_actions.params import PARAMS_FORMAT, check_signature, read_params
 from nengo_actions.streaming import fit_epoch as fit_epoch_in_chunks
 
@@ -312,7 +312,7 @@ class Engine:
         header = {"format": PARAMS_FORMAT, "signature": self.built.signature, "params": self._describe()}
         header.update(extra or {})
         arrays["header"] = np.asarray(json.dumps(header))
-        write_bytes_atomic(path, lambda f: np.savez(f, **arrays))
+        save_npz_atomic(path, **arrays)
         return Path(path)
 
     def load_params(self, path):

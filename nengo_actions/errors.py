@@ -26,6 +26,11 @@ class DivergedError(UserError, ArithmeticError):
     folder keeps the epochs before it."""
 
 
+class OutputError(UserError, OSError):
+    """An output that cannot be written: no space left, a read-only file system, no
+    permission. The message names the file; what was there before is left as it was."""
+
+
 class ExtractionError(UserError, RuntimeError):
     """The feature extraction process failed or left no store behind."""
 
@@ -64,6 +69,6 @@ class DatasetError(EventDataError):
 
 
 __all__ = [
-    "UserError", "ConfigError", "DataError", "DivergedError", "ExtractionError", "ParamsError", "StoreError",
+    "UserError", "ConfigError", "DataError", "DivergedError", "OutputError", "ExtractionError", "ParamsError", "StoreError",
     "SplitLeakError", "NeuronTypeError", "NIRError", "EventDataError", "EventFormatError", "DatasetError",
 ]

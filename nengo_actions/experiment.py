@@ -30,7 +30,7 @@ from nengo_actions.config import ConfigError, jsonable, write_json_atomic
 from nengo_actions.deploy.nir_export import model_graph
 from nengo_actions.deploy.nir_import import build_nir_network, graph_dt, read_graph
 from nengo_actions.energy import count_neurons, device_table, energy_per_inference, operations_per_inference
-from nengo_actions.errors import DivergedError, ParamsError, UserError
+from nengo_actions.errors import DivergedError, OutputError, ParamsError, UserError
 from nengo_actions.io import read_json, write_text_atomic
 from nengo_actions.event_data import is_event_dataset, load_event_data, per_epoch_test_tracker
 from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
@@ -390,6 +390,8 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, nir=None,
         else:
             for t in types:
                 results.append(run_model(t, cfg, data, run_dir / t, resume=resume, params=params, log=log))
+    except OutputError as e:  # the epochs done are on disk and worth keeping
+        raise OutputError(f"{e}; once it can be written, go on with --resume {run_dir}") from e
     except UserError as e:
         if created and not isinstance(e, DivergedError):  # a run that failed on bad input leaves nothing behind
             shutil.rmtree(run_dir, ignore_errors=True)

@@ -10,14 +10,41 @@ writes into the folder starts again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import uuid
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .errors import OutputError
+
 TEMP_MARK = ".tmp-"
+
+# errno values that say the output cannot be written, as opposed to a bad input
+_OUTPUT_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG") if hasattr(errno, name)
+)
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Turn a failed write of ``path`` (disk full, read-only, no permission) into one
+    :class:`~nengo_actions.errors.OutputError` that names ``path``.
+
+    Write errors often carry no file name (a ``write`` on an open file), so the caller
+    names the file the user knows, not a temporary one. Other errors pass unchanged.
+    """
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as e:
+        if e.errno not in _OUTPUT_ERRNOS:
+            raise
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 @contextlib.contextmanager
@@ -29,15 +56,16 @@ def atomic_path(path, suffix=""):
     ``path`` keeps its previous content (or stays absent).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 def write_bytes_atomic(path, write):
@@ -49,8 +77,26 @@ def write_bytes_atomic(path, write):
 
 
 def save_npz_atomic(path, **arrays):
-    """``np.savez`` (uncompressed, so members can be memory-mapped) to ``path`` atomically."""
-    return write_bytes_atomic(path, lambda f: np.savez(f, **arrays))
+    """``np.savez`` (uncompressed, so members can be memory-mapped) to ``path`` atomically.
+
+    No member may need pickle. The bytes are those of ``np.savez``.
+    """
+    return write_bytes_atomic(path, lambda f: _write_npz(f, arrays))
+
+
+def _write_npz(f, arrays):
+    # np.savez's own loop, with the archive closed when a write fails: NumPy leaves the
+    # ZipFile open then, and its finaliser raises a second traceback on the closed file.
+    archive = zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    try:
+        for key, value in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            archive.close()
+        raise
+    archive.close()
 
 
 def write_text_atomic(path, text):
@@ -107,6 +153,6 @@ def _writer_alive(name):
 
 
 __all__ = [
-    "TEMP_MARK", "atomic_path", "write_bytes_atomic", "save_npz_atomic", "write_text_atomic",
+    "TEMP_MARK", "writing", "atomic_path", "write_bytes_atomic", "save_npz_atomic", "write_text_atomic",
     "write_json_atomic", "read_json", "remove_stale_temp_files",
 ]

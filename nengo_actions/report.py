@@ -16,6 +16,7 @@ import numpy as np
 
 from nengo_actions import registry, run_metrics
 from nengo_actions.config import jsonable, write_json_atomic
+from nengo_actions.io import atomic_path, write_text_atomic
 
 # the seed's anchors are UCF101 figures: shown beside the clip classifiers only
 VIDEO_MODELS = tuple(name for name, m in registry.MODELS.items() if m.inputs == "features")
@@ -37,10 +38,11 @@ def _plt():
 
 def _save(fig, path):
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    finally:
+        _plt().close(fig)
     return path.name
 
 
@@ -332,6 +334,5 @@ def write_report(run_dir, cfg, data, results, total_seconds=0.0):
         lines += [f"- {what}: {acc}" for what, acc in SEED_ANCHORS]
     lines += ["", "Files: `metrics.json` (every figure), `<model>/history.csv`, `<model>/tensorboard/`, "
               "`<model>/params_best.npz`, `<model>/confusion_test.csv`.", ""]
-    (run_dir / ".report.md.tmp").write_text("\n".join(lines), encoding="utf-8")
-    (run_dir / ".report.md.tmp").replace(run_dir / "report.md")
+    write_text_atomic(run_dir / "report.md", "\n".join(lines))
     return metrics

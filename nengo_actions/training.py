@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from nengo_actions.compat import tf
 from nengo_actions.errors import DivergedError, ParamsError
-from nengo_actions.io import remove_stale_temp_files, write_bytes_atomic
+from nengo_actions.io import remove_stale_temp_files, save_npz_atomic, write_text_atomic
 from nengo_actions.metrics import evaluate_as_configured
 from nengo_actions.params import PARAMS_FORMAT, check_signature, read_params
 
@@ -64,7 +64,7 @@ def _write_history(path, rows):
     writer.writeheader()
     for row in rows:
         writer.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
-    write_bytes_atomic(path, lambda f: f.write(buf.getvalue().encode()))
+    write_text_atomic(path, buf.getvalue())
 
 
 def _save_checkpoint(path, engine, state):
@@ -73,7 +73,7 @@ def _save_checkpoint(path, engine, state):
     header = dict(state, format=PARAMS_FORMAT, signature=engine.built.signature, params=engine._describe())
     header["n_optimizer"] = sum(1 for k in arrays if k.startswith("opt_"))
     arrays["header"] = np.asarray(json.dumps(header))
-    write_bytes_atomic(path, lambda f: np.savez(f, **arrays))
+    save_npz_atomic(path, **arrays)
 
 
 def _load_checkpoint(path, engine):

@@ -274,3 +274,127 @@ def test_two_runs_made_in_the_same_instant_get_a_folder_each(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         folders = list(pool.map(lambda _: C.make_run_dir(cfg, now=now), range(8)))
     assert len(set(folders)) == 8 and all((f / "config.json").exists() for f in folders)
+
+
+# ---------------------------------------------------------------------------------------
+# Out of space and read-only outputs: a tmpfs of the test's own, nearly filled or
+# remounted read-only, under the real commands
+
+
+class SmallDisk:
+    """A 4 MiB tmpfs at ``path``; ``fill(leave)`` takes all but ``leave`` bytes of it."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.filler = self.path / "filler"
+
+    def mount(self, options):
+        return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(self.path)],
+                              capture_output=True, text=True)
+
+    def remount(self, options):
+        proc = subprocess.run(["mount", "-o", f"remount,{options}", str(self.path)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+    def fill(self, leave):
+        self.free()
+        stat = os.statvfs(self.path)
+        with open(self.filler, "wb") as f:
+            f.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - leave))
+
+    def free(self):
+        self.filler.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    disk = SmallDisk(tmp_path / "disk")
+    disk.path.mkdir()
+    proc = disk.mount("size=4m") if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    if proc is None or proc.returncode:
+        pytest.skip("mounting a small tmpfs needs root with CAP_SYS_ADMIN; this machine does not allow it")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk.path)], capture_output=True)
+
+
+def failed(entry, *argv):
+    """Run a command that must stop with exit 2 and one error line (after TensorFlow's
+    start-up noise and progress bars); returns that line."""
+    prefix = [sys.executable, str(entry)] if str(entry).endswith(".py") else [sys.executable, "-m", entry]
+    proc = run(prefix + [str(a) for a in argv])
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and proc.stderr.strip().endswith(errors[0]), proc.stderr[-3000:]
+    return errors[0]
+
+
+def test_extraction_on_a_full_disk_stops_naming_the_file_and_a_rerun_completes(video_config, small_disk):
+    path, reference = video_config
+    store = small_disk.path / "store"
+    argv = ["-c", path, "--no-progress", "--set", f"features.store_dir={store}"]
+    small_disk.fill(leave=40_000)  # the first chunks fit, the store does not
+    line = failed(EXTRACT, *argv)
+    assert f"cannot write {store}/" in line and "No space left on device" in line
+    small_disk.free()
+    out = command(EXTRACT, *argv).stdout
+    assert "24 done" in out and not no_temp_files(store)
+    for side in ("train", "test"):
+        ours, theirs = npz_arrays(store / f"{side}.npz"), npz_arrays(reference / f"{side}.npz")
+        for key in ("features", "labels", "clip_ids", "groups"):
+            assert ours[key].tobytes() == theirs[key].tobytes(), key
+
+
+def test_training_on_a_full_disk_stops_naming_the_file_and_resumes(training, small_disk):
+    config, reference = training
+    runs = small_disk.path / "runs"
+    small_disk.fill(leave=60_000)  # the run folder and the first epochs fit, not the whole run
+    line = failed(TRAIN, "-c", config, "--set", f"save_dir={runs}")
+    assert f"cannot write {runs}/" in line and "No space left on device" in line
+    (run_dir,) = runs.iterdir()
+    assert not (run_dir / "metrics.json").exists() and not no_temp_files(run_dir)
+    small_disk.free()
+    command(TRAIN, "--resume", run_dir)
+    ours, theirs = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, reference))
+    for key in ("best_epoch", "test_clip_accuracy", "val_clip_accuracy"):
+        assert ours[key] == theirs[key], key
+
+
+def test_read_only_outputs_stop_with_one_line_naming_the_path(training, video_config, small_disk):
+    config, reference = training
+    small_disk.remount("ro")
+    line = failed(TRAIN, "-c", config, "--set", f"save_dir={small_disk.path / 'runs'}")
+    assert f"cannot write {small_disk.path / 'runs'}" in line and "Read-only file system" in line
+    path, _ = video_config
+    line = failed(EXTRACT, "-c", path, "--no-progress", "--set", f"features.store_dir={small_disk.path / 'store'}")
+    assert str(small_disk.path / "store") in line and "Read-only file system" in line
+    import nir
+
+    from nengo_actions.deploy.nir_export import write_graph
+    from nengo_actions.errors import OutputError
+
+    graph = nir.NIRGraph.from_list(nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2)))
+    with pytest.raises(OutputError, match=f"cannot write {small_disk.path / 'model.nir'}: .*Read-only file system"):
+        write_graph(graph, small_disk.path / "model.nir")
+
+
+def test_frame_cache_on_a_full_disk_stops_naming_the_file_and_a_rerun_completes(tmp_path, small_disk):
+    from nengo_actions.data import ToFrames, make_events, to_frames
+    from nengo_actions.data.dataset import EventDataset, SliceCache
+    from nengo_actions.data.frame_cache import cached_frames
+    from nengo_actions.errors import OutputError
+
+    rng = np.random.default_rng(0)
+    cache = SliceCache(tmp_path / "slices")
+    samples = [{"id": f"s{i}", "label": 0, "recording": "r", "group": "g",
+                "events": make_events(rng.integers(0, 32, 500), rng.integers(0, 32, 500), rng.integers(0, 2, 500),
+                                      np.arange(500))} for i in range(100)]
+    dataset = EventDataset("noise", ("a",), (32, 32, 2), cache.store("r", {"test": 1}, samples), cache)
+    framing = ToFrames(sensor_size=(32, 32, 2), n_frames=8)  # 16 KB of uint8 counts per sample
+    small_disk.fill(leave=300_000)
+    with pytest.raises(OutputError, match=f"cannot write {small_disk.path / 'frames'}/.*No space left on device"):
+        cached_frames(dataset, framing, small_disk.path / "frames", "train", progress=False)
+    small_disk.free()
+    cached = cached_frames(dataset, framing, small_disk.path / "frames", "train", progress=False)
+    expected = np.stack([to_frames(dataset.events(i), (32, 32, 2), 8) for i in range(len(samples))])
+    np.testing.assert_array_equal(np.load(cached.path, mmap_mode="r", allow_pickle=False), expected)

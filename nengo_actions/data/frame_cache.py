@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import read_json, write_json_atomic
+from ..io import read_json, write_json_atomic, writing
 from .events import EventDataError
 from .frames import Compose, RandomCropTime, ToFrames
 
@@ -202,8 +202,9 @@ def _build(dataset, transform, counts, path, key, dtype, normalize, progress, de
         _set_rng_states(transform, saved["rng"])
     else:
         # writes the header and sizes the file; no frame pages are touched
-        header = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=shape)
-        del header
+        with writing(path):
+            header = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=shape)
+            del header
         write_json_atomic(progress_path, {"key": key, "dtype": dtype.str, "done": 0, "rng": _rng_states(transform)})
     with open(partial, "rb") as f:
         version = np.lib.format.read_magic(f)
@@ -219,7 +220,9 @@ def _build(dataset, transform, counts, path, key, dtype, normalize, progress, de
         bar = tqdm(total=len(dataset), initial=start, desc=desc or f"caching frames of {dataset.name}", unit="sample")
     last = time.monotonic()
     try:
-        with open(partial, "r+b") as f:
+        # recordings are read through a row cache that raises EventDataError, so a disk
+        # full or read-only error here is the frame cache's own
+        with writing(path), open(partial, "r+b") as f:
             for i in indices:
                 events = dataset.events(i)
                 frames = counts(events)

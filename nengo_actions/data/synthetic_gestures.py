@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .aedat_write import write_aedat31
-from ..io import TEMP_MARK, read_json, write_json_atomic
+from ..io import TEMP_MARK, read_json, write_json_atomic, writing
 from .emulator import EventEmulator
 from .events import empty_events
 
@@ -396,8 +396,9 @@ def ensure_generated(generate, root, marker, version, spec, emulator, progress):
     """
     if is_current(root, marker, version, spec, emulator):
         return Path(root) / "DvsGesture", False
-    (Path(root) / marker).unlink(missing_ok=True)
-    return generate(root, spec, emulator, progress), True
+    with writing(root):
+        (Path(root) / marker).unlink(missing_ok=True)
+        return generate(root, spec, emulator, progress), True
 
 
 def ensure_synthetic_gestures(root, spec=None, emulator=None, progress=True):

@@ -194,7 +194,6 @@ def export_run(run_dir, model=None, *, dt=NIR_DT):
 def write_graph(graph, path):
     """Write ``graph`` to ``path`` (NIR's HDF5 file), atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix=".nir") as tmp:
         nir.write(tmp, graph)
     return path

@@ -8,6 +8,7 @@ import math
 # machine without a display draws the same files and leaves the process's backend alone
 from matplotlib.figure import Figure
 
+from nengo_actions.io import atomic_path
 from nengo_actions.run_metrics import (
     CHANCE_ACCURACY,
     SPIKING_TEST_CLIP_ACCURACY,
@@ -65,8 +66,7 @@ def write_plots(out_dir, summary, columns):
         ax.legend(loc="upper right")
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
-        plots.append(out_dir / "accuracy.png")
-        fig.savefig(plots[-1], dpi=120)
+        plots.append(_save(fig, out_dir / "accuracy.png"))
 
     energy = _energy_column(columns)
     acc_key = SPIKING_TEST_CLIP_ACCURACY if SPIKING_TEST_CLIP_ACCURACY in columns else (acc[0] if acc else None)
@@ -86,8 +86,7 @@ def write_plots(out_dir, summary, columns):
         ax.set_title("Accuracy against energy per inference")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        plots.append(out_dir / "accuracy_vs_energy.png")
-        fig.savefig(plots[-1], dpi=120)
+        plots.append(_save(fig, out_dir / "accuracy_vs_energy.png"))
 
     if TRAIN_SECONDS in columns:
         fig = Figure(figsize=(max(6, 0.9 * len(x) + 2), 4))
@@ -99,8 +98,13 @@ def write_plots(out_dir, summary, columns):
         ax.set_title("Training time per grid point")
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
-        plots.append(out_dir / "train_time.png")
-        fig.savefig(plots[-1], dpi=120)
+        plots.append(_save(fig, out_dir / "train_time.png"))
     return plots
+
+
+def _save(fig, path):
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120)
+    return path
 
 
