@@ -30,6 +30,13 @@ FAKE_TRAIN = textwrap.dedent(
     if nt == "Izhikevich":
         print("simulated failure", file=sys.stderr)
         sys.exit(3)
+    # killed from outside: SpikingRectifiedLinear every time, Tanh on its first attempt;
+    # the process itself, or with FAKE_TRAIN_KILL_PARENT the one that started it (a Ray worker)
+    marker = os.path.join(cfg.save_dir, "killed-once")
+    if nt == "SpikingRectifiedLinear" or (nt == "Tanh" and not os.path.exists(marker)):
+        open(marker, "w").close()
+        os.kill(os.getppid() if os.environ.get("FAKE_TRAIN_KILL_PARENT") else os.getpid(), 9)
+        time.sleep(60)
     time.sleep(float(os.environ.get("FAKE_TRAIN_SLEEP", "0")))
     run = c.make_run_dir(cfg)
     base = {"LIF": 0.8, "LIFRate": 0.9}.get(nt, 0.5)
@@ -227,6 +234,30 @@ def test_parallel_processes_through_the_train_contract(tmp_path, fake_train, mon
         assert f"]({name})" in md
 
 
+KILLED = {"model.lmu.neuron_type": ["LIF", "Tanh", "SpikingRectifiedLinear", "LIFRate"]}
+
+
+def check_killed_trials(rows):
+    by_label = {r["trial"].label: r for r in rows}
+    assert [by_label[k]["status"] for k in ("LIF", "Tanh", "SpikingRectifiedLinear", "LIFRate")] == [
+        "done", "done", "failed", "done"]  # retried once, recorded as failed, the rest finished
+    return by_label["SpikingRectifiedLinear"]["error"]
+
+
+def test_a_killed_trial_is_retried_then_recorded_and_the_sweep_finishes(tmp_path, fake_train):
+    cfg = sweep.load_sweep_config(write_sweep(tmp_path, grid=KILLED, jobs=2))
+    trials, rows = sweep.run_sweep(cfg, trial_fn=sweep.TrainCommandTrial(command=fake_train), progress=False)
+    error = check_killed_trials(rows)
+    assert "killed by SIGKILL in each of 2 attempt(s)" in error
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "killed by SIGKILL" in md and "`SpikingRectifiedLinear` | 0/1" in md
+    log = (Path(trials[1].trial_dir) / "log.txt").read_text()
+    assert "attempt 2: the last one was killed" in log and "run directory: " in log
+    cfg = sweep.load_sweep_config(write_sweep(tmp_path, grid=KILLED, output_dir=str(tmp_path / "none"), retries=0))
+    _, rows = sweep.run_sweep(cfg, trial_fn=sweep.TrainCommandTrial(command=fake_train, retries=0), progress=False)
+    assert [r["status"] for r in rows] == ["done", "failed", "failed", "done"]
+
+
 def test_command_line(tmp_path, fake_train, capsys):
     path = write_sweep(tmp_path, grid=NEURONS)
     assert sweep.main(["-c", str(path), "--dry-run"]) == 0
@@ -255,6 +286,14 @@ def test_ray_backend_local(tmp_path, fake_train):
     import ray
 
     assert not ray.is_initialized()  # the local Ray it started is shut down
+
+
+def test_ray_reruns_a_trial_whose_worker_died(tmp_path, fake_train, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("FAKE_TRAIN_KILL_PARENT", "1")
+    cfg = sweep.load_sweep_config(write_sweep(tmp_path, grid=KILLED, backend="ray", jobs=1))
+    trials, rows = sweep.run_sweep(cfg, trial_fn=sweep.TrainCommandTrial(command=fake_train), progress=False)
+    assert "WorkerCrashedError" in check_killed_trials(rows)
 
 
 def learnable_store(folder, n_classes=4, per_class=10, frames=6, dim=16, seed=0):

@@ -4,6 +4,11 @@ Each trial runs as its own ``python -m nengo_actions.train`` process, so no Tens
 state leaks from one trial into the next. A trial whose folder holds a run folder with
 a readable ``metrics.json`` is finished and is not run again (:func:`finished_run`), so a
 sweep that was stopped resumes where it was.
+
+A trial whose process (or Ray worker) is killed from outside, by a signal, the
+out-of-memory killer or a lost node, is run again up to ``retries`` times; a trial that
+fails on its own (an exit status, an exception) is not. Either way a failed trial is
+recorded with its reason and the sweep goes on with the others.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -72,15 +78,28 @@ class TrainCommandTrial:
         worker uses its own interpreter).
     timeout : float or None
         Seconds before the trial's process is killed.
+    retries : int
+        Runs more of the trial when its process was killed by a signal.
 
-    The process writes its output to ``<trial_dir>/log.txt``; the run folder is the
-    path on the last ``run directory: PATH`` line it prints.
+    The process writes its output to ``<trial_dir>/log.txt`` (each attempt appends);
+    the run folder is the path on the last ``run directory: PATH`` line it prints.
     """
 
     command: tuple = None
     timeout: float = None
+    retries: int = 1
 
     def __call__(self, trial):
+        for attempt in range(self.retries + 1):
+            try:
+                return self._attempt(trial, attempt)
+            except _Killed as e:
+                if attempt == self.retries:
+                    signal_name, log_path = e.args
+                    raise TrialError(f"trial {trial.trial_id}: killed by {signal_name} in each of {attempt + 1} "
+                                     f"attempt(s); log: {log_path}") from None
+
+    def _attempt(self, trial, attempt):
         command = self.command or (sys.executable, "-m", "nengo_actions.train")
         trial_dir = Path(trial.trial_dir)
         trial_dir.mkdir(parents=True, exist_ok=True)
@@ -89,8 +108,9 @@ class TrainCommandTrial:
         env["PYTHONPATH"] = _pythonpath(env.get("PYTHONPATH"))
         env.setdefault("MPLBACKEND", "Agg")
         argv = trial.command(command)
-        with open(log_path, "w", encoding="utf-8") as log:
-            log.write("$ " + " ".join(argv) + "\n")
+        with open(log_path, "w" if attempt == 0 else "a", encoding="utf-8") as log:
+            log.write(("" if attempt == 0 else f"\n(attempt {attempt + 1}: the last one was killed)\n")
+                      + "$ " + " ".join(argv) + "\n")
             log.flush()
             try:
                 proc = subprocess.run(
@@ -107,6 +127,8 @@ class TrainCommandTrial:
                     f"trial {trial.trial_id}: no result after {self.timeout} s; log: {log_path}"
                 ) from None
         lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if proc.returncode < 0:
+            raise _Killed(_signal_name(-proc.returncode), log_path)
         if proc.returncode != 0:
             tail = "\n".join("    " + line for line in lines[-15:])
             raise TrialError(
@@ -122,6 +144,17 @@ class TrainCommandTrial:
         if read_metrics(run_dir) is None:
             raise TrialError(f"trial {trial.trial_id}: {run_dir} holds no readable metrics.json")
         return run_dir
+
+
+class _Killed(Exception):
+    """A trial's process died from a signal: ``args`` are the signal's name and the log."""
+
+
+def _signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _run_one(trial_fn, trial):
@@ -155,7 +188,7 @@ def _process_backend(todo, trial_fn, jobs, on_done):
                 on_done(_outcome(trial, error=f"{type(e).__name__}: {e}"))
 
 
-def _ray_backend(todo, trial_fn, jobs, on_done, address=None, cpus_per_trial=1):
+def _ray_backend(todo, trial_fn, jobs, on_done, address=None, cpus_per_trial=1, retries=1):
     try:
         import ray
     except ImportError:
@@ -175,7 +208,8 @@ def _ray_backend(todo, trial_fn, jobs, on_done, address=None, cpus_per_trial=1):
             )
         started = True
     try:
-        remote = ray.remote(num_cpus=cpus_per_trial, max_retries=0)(_run_one)
+        # Ray reruns a task whose worker died (not one that raised) up to max_retries times
+        remote = ray.remote(num_cpus=cpus_per_trial, max_retries=retries)(_run_one)
         pending = {remote.remote(trial_fn, t): t for t in todo}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -199,6 +233,7 @@ def run_trials(
     ray_address=None,
     cpus_per_trial=1,
     timeout=None,
+    retries=1,
     progress=True,
 ):
     """Run the trials that are not finished yet.
@@ -213,6 +248,8 @@ def run_trials(
     backend : "process" or "ray"
         ``"process"``: ``jobs`` trials at once on this machine. ``"ray"``: one Ray task per
         trial, on the cluster at ``ray_address`` or on a local Ray with ``jobs`` CPUs.
+    retries : int
+        Runs more of a trial whose process or Ray worker was killed.
     progress : bool
         Show a progress bar with the time left.
 
@@ -223,7 +260,7 @@ def run_trials(
     """
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
-    trial_fn = trial_fn or TrainCommandTrial(timeout=timeout)
+    trial_fn = trial_fn or TrainCommandTrial(timeout=timeout, retries=retries)
     outcomes, todo = {}, []
     for trial in trials:
         run = finished_run(trial)
@@ -244,7 +281,7 @@ def run_trials(
 
     try:
         if backend == "ray":
-            _ray_backend(todo, trial_fn, jobs, on_done, ray_address, cpus_per_trial)
+            _ray_backend(todo, trial_fn, jobs, on_done, ray_address, cpus_per_trial, retries)
         else:
             _process_backend(todo, trial_fn, jobs, on_done)
     finally:

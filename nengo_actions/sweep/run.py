@@ -23,6 +23,7 @@ def run_sweep(sweep_cfg, trial_fn=None, progress=True):
         ray_address=sweep_cfg.ray_address,
         cpus_per_trial=sweep_cfg.cpus_per_trial,
         timeout=sweep_cfg.timeout,
+        retries=sweep_cfg.retries,
         progress=progress,
     )
     rows = write_report(sweep_cfg, trials, outcomes)

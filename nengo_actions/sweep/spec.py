@@ -14,7 +14,8 @@ A sweep config (every key optional; :class:`SweepConfig` holds the defaults)::
       "seed": 0,
       "output_dir": "results/sweep_neurons",  # default: results/sweeps/<name>
       "backend": "process", "jobs": 1, "ray_address": null, "cpus_per_trial": 1,
-      "timeout": null                         # seconds per trial; null: no limit
+      "timeout": null,                        # seconds per trial; null: no limit
+      "retries": 1                            # runs more of a trial whose process or Ray worker was killed
     }
 
 ``grid`` is either one object (its Cartesian product) or a list of objects (the union of
@@ -65,6 +66,9 @@ class SweepConfig(Section):
     ray_address: str = setting(kind=str)  # an existing cluster; null starts a local one
     cpus_per_trial: int = setting(1, low=1)  # CPUs Ray reserves for each trial
     timeout: float = setting(kind=float, above=0)  # seconds per trial; null: no limit
+    # runs more of a trial whose process or Ray worker was killed (by a signal, the
+    # out-of-memory killer, a lost node); a trial that fails on its own is not rerun
+    retries: int = setting(1, low=0)
     source: str = dataclasses.field(default="sweep config", metadata={"setting": False})
 
     def check(self):
