@@ -69,8 +69,10 @@ def read_json(path):
             return json.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError; nesting too deep to parse
+        raise ConfigError(f"{path}: not valid JSON: {e or type(e).__name__}") from None
 
 
 def load_config(path=None, overrides=()):

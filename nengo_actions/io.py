@@ -23,6 +23,10 @@ from .errors import OutputError
 
 TEMP_MARK = ".tmp-"
 
+#: What zipfile and NumPy raise on a damaged ``.npz``: bad headers, truncated members,
+#: flag bits for encryption or compression they do not implement.
+ARCHIVE_ERRORS = (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError, NotImplementedError, RuntimeError)
+
 # errno values that say the output cannot be written, as opposed to a bad input
 _OUTPUT_ERRNOS = frozenset(
     getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG") if hasattr(errno, name)
@@ -153,6 +157,6 @@ def _writer_alive(name):
 
 
 __all__ = [
-    "TEMP_MARK", "writing", "atomic_path", "write_bytes_atomic", "save_npz_atomic", "write_text_atomic",
+    "TEMP_MARK", "ARCHIVE_ERRORS", "writing", "atomic_path", "write_bytes_atomic", "save_npz_atomic", "write_text_atomic",
     "write_json_atomic", "read_json", "remove_stale_temp_files",
 ]

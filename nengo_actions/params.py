@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from nengo_actions.errors import ParamsError
+from nengo_actions.io import ARCHIVE_ERRORS
 
 #: Version 2: parameters in the order of networks built with ``unmerged_ops``; version 1
 #: files hold the same values in another order and cannot be loaded.
@@ -45,12 +46,14 @@ def _read(path, with_values):
             if "header" not in data.files:
                 raise ParamsError(f"{path}: not a parameter file written by nengo_actions")
             header = json.loads(str(data["header"]))
+            if not isinstance(header, dict) or not isinstance(header.get("params", []), list):
+                raise ParamsError(f"{path}: the header is not a parameter file's")
             n = len(header.get("params", [])) if with_values else 0
             values = [data[f"param_{i}"] for i in range(n)]
     except ParamsError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
-        raise ParamsError(f"{path}: cannot read parameter file: {e}") from None
+    except ARCHIVE_ERRORS as e:
+        raise ParamsError(f"{path}: cannot read parameter file: {type(e).__name__}: {e}") from None
     if header.get("format") == "nengo_actions.params/1":
         raise ParamsError(
             f"{path}: written by an earlier nengo_actions, whose NengoDL build ordered the "

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import StoreError
-from .io import save_npz_atomic
+from .io import ARCHIVE_ERRORS, save_npz_atomic
 
 ARRAY_KEYS = ("features", "labels", "clip_ids", "groups")
 
@@ -122,15 +122,17 @@ def load_split(path, mmap=False):
                 raise StoreError(f"{path}: not a feature store file (missing {missing})")
             arrays = {k: data[k] for k in ARRAY_KEYS if not (mmap and k == "features")}
             metadata = json.loads(str(data["metadata"]))
+            if not isinstance(metadata, dict):
+                raise StoreError(f"{path}: 'metadata' is not a JSON object")
         if mmap:
             arrays["features"] = _mmap_member(path, "features")
             if arrays["features"] is None:  # compressed by another tool: read it
                 with np.load(path, allow_pickle=False) as data:
                     arrays["features"] = data["features"]
-    except (zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
-        if isinstance(e, StoreError):
-            raise
-        raise StoreError(f"{path}: cannot read feature store file: {e}") from None
+    except StoreError:
+        raise
+    except ARCHIVE_ERRORS as e:
+        raise StoreError(f"{path}: cannot read feature store file: {type(e).__name__}: {e}") from None
     n = len(arrays["labels"])
     for key in ARRAY_KEYS:
         if len(arrays[key]) != n:

@@ -10,11 +10,13 @@
   PyTorch, which this package never does; the tests compare both on a real sample.
 
 ``aedat`` and ``expelliarmus`` are optional: a clear ImportError names the package when a
-file needs one that is not installed.
+file needs one that is not installed. Whatever those packages raise on a damaged file
+becomes an :class:`~nengo_actions.errors.EventFormatError` naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +34,26 @@ def _require(module):
         ) from None
 
 
+@contextlib.contextmanager
+def _decoding(path, package):
+    # the packages are compiled decoders that raise RuntimeError, ValueError, OSError or
+    # their own types on damaged input, with messages that name no file
+    try:
+        yield
+    except EventFormatError:
+        raise
+    except Exception as e:
+        raise EventFormatError(f"{path}: {package} cannot decode it: {type(e).__name__}: {e}") from None
+
+
 def read_aedat4(path):
     """Polarity events of the first event stream in an AEDAT 4.0 file (``aedat`` package)."""
     aedat = _require("aedat")
+    with _decoding(path, "aedat"):
+        return _read_aedat4(aedat, path)
+
+
+def _read_aedat4(aedat, path):
     decoder = aedat.Decoder(str(path))
     streams = [i for i, s in decoder.id_to_stream().items() if s["type"] == "events"]
     if not streams:
@@ -57,8 +76,9 @@ def read_prophesee(path, encoding=None):
     path = Path(path)
     if encoding is None:
         encoding = "dat" if path.suffix.lower() == ".dat" else _raw_encoding(path)
-    raw = expelliarmus.Wizard(encoding=encoding).read(str(path))
-    return make_events(raw["x"], raw["y"], raw["p"], raw["t"])
+    with _decoding(path, "expelliarmus"):
+        raw = expelliarmus.Wizard(encoding=encoding).read(str(path))
+        return make_events(raw["x"], raw["y"], raw["p"], raw["t"])
 
 
 def _raw_encoding(path):

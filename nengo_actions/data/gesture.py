@@ -118,7 +118,7 @@ def read_class_names(folder, default=CLASSES):
         if not path.is_file():
             continue
         names = {}
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines()[1:], start=2):
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines()[1:], start=2):
             if not line.strip():
                 continue
             try:
