@@ -168,10 +168,22 @@ def make_run_dir(cfg, now=None):
                 run_dir = base.with_name(f"{base.name}-{n}")
     write_json_atomic(run_dir / "config.json", settings(cfg))
     # what the run was made for, kept apart from config.json (which a user may edit)
-    write_json_atomic(run_dir / "run.json", {"models": list(cfg.model.types)})
+    write_json_atomic(run_dir / "run.json", {"models": list(cfg.model.types), "settings": run_settings(cfg)})
     if cfg.notes:
         write_text_atomic(run_dir / "config_notes.txt", "\n".join(cfg.notes) + "\n")
     return run_dir
+
+
+#: Keys a resumed run may change: how long and how it trains, how it is evaluated, where
+#: it is written, and which of its models run. The rest (the data, the features, the
+#: models' sizes, the seed that splits and initialises) must stay as the run was made.
+RESUMABLE_KEYS = ("name", "save_dir", "notes", "model.type", "model.compare", "train.", "evaluate.")
+
+
+def run_settings(cfg):
+    """The settings a resumed run must keep (every key not in :data:`RESUMABLE_KEYS`)."""
+    return {key: value for key, value in flatten(settings(cfg))
+            if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS)}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, default=DEFAULT_CONFIG):

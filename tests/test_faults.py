@@ -263,6 +263,40 @@ def test_resume_with_a_config_naming_another_model_stops_and_changes_nothing(tmp
     assert sorted(p.name for p in run_dir.iterdir()) == before and (run_dir / "metrics.json").read_text() == "{}"
 
 
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def test_resuming_a_finished_run_says_so_and_changes_nothing(training, tmp_path):
+    import shutil
+
+    _, reference = training
+    run_dir = tmp_path / reference.name
+    shutil.copytree(reference, run_dir)
+    before = snapshot(run_dir)
+    out = command(TRAIN, "--resume", run_dir).stdout
+    assert f"{run_dir} is finished (4 epochs, metrics.json); nothing to resume" in out
+    assert "train.epochs=5" in out and snapshot(run_dir) == before
+
+
+@pytest.mark.parametrize("override, key", [
+    ("data.val_fraction=0.5", "data.val_fraction"),
+    ("model.lmu.units=16", "model.lmu.units"),
+    ("seed=3", "seed"),
+])
+def test_resume_with_other_data_or_sizes_stops_naming_the_key(training, tmp_path, override, key):
+    import shutil
+
+    _, reference = training
+    run_dir = tmp_path / reference.name
+    shutil.copytree(reference, run_dir)
+    (run_dir / "metrics.json").unlink()  # an unfinished run
+    before = snapshot(run_dir)
+    line = failed(TRAIN, "--resume", run_dir, "--set", override)
+    assert f"key '{key}'" in line and "the run was made with" in line
+    assert snapshot(run_dir) == before
+
+
 def test_two_runs_made_in_the_same_instant_get_a_folder_each(tmp_path):
     import datetime
     from concurrent.futures import ThreadPoolExecutor
