@@ -9,7 +9,9 @@ type in ``model.compare``:
 2. evaluate the selected epoch on the validation and test clips with rate neurons;
 3. for spiking models, evaluate with spiking neurons at each number of steps per frame
    (:mod:`nengo_actions.spiking`): accuracy, firing rates, synaptic operations, energy;
-4. write ``<run>/<type>/`` (parameters, history, TensorBoard, ``result.json``).
+4. with ``train.refit``, train a fresh model on training plus validation clips for the
+   selected number of epochs and evaluate it on the test clips too (:func:`refit`);
+5. write ``<run>/<type>/`` (parameters, history, TensorBoard, ``result.json``).
 
 Then :mod:`nengo_actions.report` writes ``metrics.json``, ``report.md`` and the plots.
 """
@@ -35,6 +37,7 @@ from nengo_actions.errors import DivergedError, OutputError, ParamsError, UserEr
 from nengo_actions.io import read_json, write_text_atomic
 from nengo_actions.event_data import is_event_dataset, load_event_data, per_epoch_test_tracker
 from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
+from nengo_actions.rows import join_clips
 from nengo_actions.metrics import evaluate_as_configured
 from nengo_actions.networks import build_model, model_is_spiking
 from nengo_actions.params import read_params_header
@@ -113,7 +116,6 @@ def check_params_files(params, types, data):
 
 def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=None, log=print):
     """Train (or load) and evaluate one model type; see the module docstring."""
-    from nengo_actions.engine import Engine
     from nengo_actions.spiking import layer_probes, layer_readings
     from nengo_actions.training import evaluate_split, train
 
@@ -125,23 +127,10 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
             f"training clips; using minibatches of {len(data.y_train)}")
         ts = ts.replace(minibatch_size=len(data.y_train))
     direct = registry.trains_directly(model_type, cfg.model)
-    if direct:  # trained with spikes over time; the Nengo network is built from the parameters
-        from nengo_actions.engine_direct import DirectEngine
-        from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal
-
-        built = build_temporal(
-            model_type, cfg.model, n_features=data.n_features, n_classes=data.n_classes, dt=ev.dt, seed=seed
-        )
-        engine = DirectEngine(built, ts.minibatch_size, ts.device, seed)
-    else:
-        build = functools.partial(
-            build_model, model_type, cfg.model, data.n_features, data.n_classes, data.n_frames,
-            dt=ev.dt, seed=seed, raster_neurons=ev.raster_neurons,
-        )
-        built = build(spiking=False)
-        engine = Engine(built, ts.minibatch_size, ts.device, seed)
+    built, engine = new_engine(model_type, cfg, data, ts)
     log(f"[{model_type}] {built.description}")
     metrics = {} if direct else {"n_neurons": count_neurons(built)}
+    refit_epochs = 0
     try:
         metrics["n_parameters"] = int(sum(np.prod(v.shape) for v in engine.trainable_variables()))
         if params is not None:
@@ -170,6 +159,7 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
             )
             if tracker is not None:
                 metrics.update(tracker.metrics())
+            refit_epochs = result.best_epoch if ts.refit and len(data.y_val) else 0
         loss_kind, loss_steps = ts.loss, ts.loss_steps
         if len(data.y_val):
             _, val, val_loss = evaluate_split(engine, data.x_val, data.y_val, ev, loss_kind, loss_steps)
@@ -190,11 +180,8 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
         f"(step accuracy {metrics['test_step_accuracy']:.2%}), validation "
         + (f"{metrics['val_clip_accuracy']:.2%}" if metrics.get("val_clip_accuracy") is not None else "none")
     )
+    build = spiking_builder(model_type, cfg, data, params_path)
     if direct:
-        build = functools.partial(
-            build_direct_network, model_type, cfg.model, n_features=data.n_features, n_classes=data.n_classes,
-            params_path=params_path, dt=ev.dt, seed=seed, raster_neurons=ev.raster_neurons,
-        )
         built = build(spiking=True, steps_per_frame=1)
         metrics["n_neurons"] = count_neurons(built)
 
@@ -207,8 +194,80 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
             _loihi_figures(result, graph, build, cfg, data, log)
     else:
         metrics.update(spiking_test_clip_accuracy=None, spiking_test_step_accuracy=None)
+    if params is None and refit_epochs:
+        metrics.update(refit(model_type, cfg, data, ts, refit_epochs, out_dir / "refit", resume=resume, log=log))
     _write_result(result, test, data.y_test)
     return result
+
+
+def new_engine(model_type, cfg, data, ts):
+    """``(built, engine)``: the untrained network of ``model_type`` and its trainer
+    (Keras through time for directly trained types, NengoDL for the others)."""
+    from nengo_actions.engine import Engine
+
+    ev, seed = cfg.evaluate, cfg.seed
+    if registry.trains_directly(model_type, cfg.model):  # with spikes over time; Nengo is built from the parameters
+        from nengo_actions.engine_direct import DirectEngine
+        from nengo_actions.networks.dvs_direct import build_temporal
+
+        built = build_temporal(
+            model_type, cfg.model, n_features=data.n_features, n_classes=data.n_classes, dt=ev.dt, seed=seed
+        )
+        return built, DirectEngine(built, ts.minibatch_size, ts.device, seed)
+    built = spiking_builder(model_type, cfg, data)(spiking=False)
+    return built, Engine(built, ts.minibatch_size, ts.device, seed)
+
+
+def spiking_builder(model_type, cfg, data, params_path=None):
+    """``build(spiking, steps_per_frame=...) -> BuiltNetwork`` of the Nengo network; a
+    directly trained type is built from its parameters at ``params_path``."""
+    ev = cfg.evaluate
+    if registry.trains_directly(model_type, cfg.model):
+        from nengo_actions.networks.dvs_direct import build_direct_network
+
+        return functools.partial(
+            build_direct_network, model_type, cfg.model, n_features=data.n_features, n_classes=data.n_classes,
+            params_path=params_path, dt=ev.dt, seed=cfg.seed, raster_neurons=ev.raster_neurons,
+        )
+    return functools.partial(
+        build_model, model_type, cfg.model, data.n_features, data.n_classes, data.n_frames,
+        dt=ev.dt, seed=cfg.seed, raster_neurons=ev.raster_neurons,
+    )
+
+
+def refit(model_type, cfg, data, ts, epochs, out_dir, *, resume=False, log=print):
+    """Train a fresh ``model_type`` on the training and validation clips together for
+    ``epochs`` (the number selected on validation), then evaluate it on the test clips.
+
+    The standardisation keeps the training clips' statistics, so the test clips are
+    scaled as for the selected model. Returns the ``refit_*`` metrics.
+    """
+    from nengo_actions.spiking import evaluate_spiking
+    from nengo_actions.training import train
+
+    ev = cfg.evaluate
+    x, y = join_clips(data.x_train, data.x_val), np.concatenate([data.y_train, data.y_val])
+    log(f"[{model_type}] refit: {len(y)} training and validation clips, {epochs} epochs")
+    built, engine = new_engine(model_type, cfg, data, ts)
+    try:
+        result = train(engine, x, y, None, None, ts.replace(epochs=epochs, early_stopping=0), ev, out_dir,
+                       resume=resume, seed=cfg.seed, log=lambda s: log(f"[{model_type}] refit: {s}"))
+        engine.load_params(result.params_path)
+        test_out = engine.predict(data.x_test)
+    finally:
+        engine.close()
+    test = evaluate_as_configured(test_out, data.y_test, data.n_classes, ev)
+    metrics = {"refit_epochs": epochs, "refit_train_clips": int(len(y)), "refit_train_seconds": result.train_seconds,
+               "refit_test_clip_accuracy": test["clip_accuracy"], "refit_test_step_accuracy": test["step_accuracy"]}
+    if model_is_spiking(model_type, cfg.model) and ev.spiking:
+        (run,) = evaluate_spiking(
+            spiking_builder(model_type, cfg, data, result.params_path), result.params_path, data.x_test, data.y_test,
+            [ev.spiking_steps_per_frame], ev, ts.minibatch_size, ts.device, cfg.seed, (), log=log,
+        )
+        metrics["refit_spiking_test_clip_accuracy"] = run.metrics["clip_accuracy"]
+    log(f"[{model_type}] refit: test clip accuracy {metrics['refit_test_clip_accuracy']:.2%}"
+        + (f", spiking {metrics['refit_spiking_test_clip_accuracy']:.2%}" if "refit_spiking_test_clip_accuracy" in metrics else ""))
+    return metrics
 
 
 def _dense_figures(metrics, built, data, ev):

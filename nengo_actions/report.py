@@ -210,6 +210,17 @@ def _results_table(results, cfg):
             f"{_pct(m['test_step_accuracy'])} | {_pct(m.get('val_clip_accuracy'))} | "
             f"{_pct(m.get('spiking_test_clip_accuracy'))} | {_num(m.get('train_seconds'), '.1f')} s |"
         )
+    refits = [r for r in results if "refit_test_clip_accuracy" in r.metrics]
+    if refits:
+        lines += ["", "Refit (`train.refit`): a fresh model trained on the training and validation clips together "
+                  "for the selected number of epochs, then tested:", "",
+                  f"| model | epochs | training clips | test per-clip ({ev.clip_method}) | "
+                  f"spiking per-clip ({k} steps/frame) | selected model's test per-clip |", "|---|---|---|---|---|---|"]
+        for r in refits:
+            m = r.metrics
+            lines.append(f"| {r.model_type} | {m['refit_epochs']} | {m['refit_train_clips']} | "
+                         f"{_pct(m['refit_test_clip_accuracy'])} | {_pct(m.get('refit_spiking_test_clip_accuracy'))} | "
+                         f"{_pct(m['test_clip_accuracy'])} |")
     return lines
 
 

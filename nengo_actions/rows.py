@@ -215,9 +215,22 @@ class LazyClips:
             yield start, self[start : start + size]
 
 
+def join_clips(a, b):
+    """The clips of ``a`` then those of ``b``: arrays are concatenated, and clips of one
+    file on disk (train and validation carved from it) stay on disk."""
+    if len(b) == 0:
+        return a
+    if isinstance(a, LazyClips) and isinstance(b, LazyClips):
+        same = a.rows is b.rows and a.decode == b.decode and a.mean is b.mean and a.std is b.std
+        if not same:
+            raise ValueError("clips on disk join only when they come from one file, decoded and scaled alike")
+        return LazyClips(a.rows, np.concatenate([a.index, b.index]), a.decode, a.mean, a.std)
+    return np.concatenate([np.asarray(a), np.asarray(b)])
+
+
 def empty_like_clips(shape):
     """An in-memory float32 array of zero clips with the frames and features of ``shape``."""
     return np.zeros((0,) + tuple(shape[1:]), np.float32)
 
 
-__all__ = ["RowFile", "FrameDecode", "LazyClips", "as_float32", "empty_like_clips"]
+__all__ = ["RowFile", "FrameDecode", "LazyClips", "as_float32", "join_clips", "empty_like_clips"]

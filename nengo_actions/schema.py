@@ -283,6 +283,11 @@ class TrainConfig(Section):
     # (validation and test use the training statistics).
     standardize: bool = setting(True)
     early_stopping: int = setting(0, low=0)  # patience in epochs without a better validation score; 0: off
+    # After selection on validation, train a fresh model on the training and validation
+    # clips together for the selected number of epochs (the protocol of trainers that
+    # hold nothing out, such as SpikingJelly's examples) and report its test figures
+    # beside the selected model's ("refit_*" in metrics.json; parameters in <model>/refit/).
+    refit: bool = setting(False)
     initial_accuracy: bool = setting(True)  # the seed's check of the untrained network (on validation)
     device: str = setting("auto", choices=("auto", "cpu", "gpu"))  # "auto": a GPU when TensorFlow sees one
     # float16 arithmetic with float32 parameters and loss scaling: "auto" (on when training

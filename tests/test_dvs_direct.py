@@ -251,3 +251,27 @@ def test_run_model_trains_directly_on_fewer_clips_than_a_minibatch(tmp_path):
     assert m["spiking_test_clip_accuracy_k1"] == pytest.approx(m["test_clip_accuracy"])
     assert {"spiking_test_clip_accuracy_k2", "n_neurons", "firing_rate_hz_conv0"} <= set(m)
     assert (tmp_path / "run" / "params_best.npz").exists()
+
+
+def test_refit_trains_on_training_and_validation_clips_for_the_selected_epochs(tmp_path):
+    from nengo_actions.experiment import run_model
+    from nengo_actions.feature_data import ClipData
+
+    rng = np.random.default_rng(8)
+    x_train, y_train = _halves(6, rng)
+    x_val, y_val = _halves(4, rng)
+    x_test, y_test = _halves(4, rng)
+    g = lambda n: np.array(["u"] * n)  # noqa: E731
+    data = ClipData(x_train, y_train, x_val, y_val, x_test, y_test, g(6), g(4), g(4), ["left", "right"], tmp_path, {"frame_shape": [8, 8, 2]})
+    cfg = C.load_config(C.PROJECT_ROOT / "configs" / "dvs128_gesture.json", [
+        "model.dvs_gesture_net.channels=4", "model.dvs_gesture_net.depth=2", "model.dvs_gesture_net.dense=8",
+        "train.epochs=2", "train.minibatch_size=4", "train.tensorboard=false", "train.refit=true",
+        "evaluate.steps_per_frame=[1]", "evaluate.spiking_steps_per_frame=1", "evaluate.energy_devices=[\"loihi\"]",
+    ])
+    m = run_model("dvs_gesture_net", cfg, data, tmp_path / "run", log=lambda s: None).metrics
+    assert m["refit_epochs"] == m["best_epoch"] and m["refit_train_clips"] == 10
+    history = (tmp_path / "run" / "refit" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + m["best_epoch"] and "val_clip_accuracy" in history[0]
+    # the Nengo network of the refit parameters at 1 step per frame is the trained model
+    assert m["refit_spiking_test_clip_accuracy"] == pytest.approx(m["refit_test_clip_accuracy"])
+    assert 0 <= m["refit_test_clip_accuracy"] <= 1

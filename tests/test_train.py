@@ -177,3 +177,19 @@ def test_a_missing_store_is_extracted_by_a_separate_process(tmp_path, store, mon
         main(["-c", str(config)])
     assert e.value.code == 2
     assert "extraction that makes it failed (exit status 3)" in capsys.readouterr().err
+
+
+def test_refit_reports_both_figures(tmp_path, store):
+    config = write_config(tmp_path, store, **{"model.compare": [], "train.refit": True, "train.epochs": 2})
+    proc = subprocess.run([sys.executable, "-m", "nengo_actions.train", "-c", str(config)],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = Path(proc.stdout.strip().splitlines()[-1][len("run directory: "):])
+    m = json.loads((run / "metrics.json").read_text())
+    n_train, n_val = m["n_train_clips"], m["n_val_clips"]
+    assert m["refit_train_clips"] == n_train + n_val and n_val > 0
+    assert m["refit_epochs"] == m["best_epoch"]
+    for key in ("refit_test_clip_accuracy", "refit_spiking_test_clip_accuracy", "test_clip_accuracy"):
+        assert 0 <= m[key] <= 1, key
+    assert (run / "lmu_spiking" / "refit" / "params_best.npz").exists()
+    assert "Refit (`train.refit`)" in (run / "report.md").read_text()
