@@ -74,11 +74,27 @@ def read_prophesee(path, encoding=None):
     """
     expelliarmus = _require("expelliarmus")
     path = Path(path)
+    _check_prophesee_header(path)
     if encoding is None:
         encoding = "dat" if path.suffix.lower() == ".dat" else _raw_encoding(path)
     with _decoding(path, "expelliarmus"):
         raw = expelliarmus.Wizard(encoding=encoding).read(str(path))
         return make_events(raw["x"], raw["y"], raw["p"], raw["t"])
+
+
+def _check_prophesee_header(path):
+    # expelliarmus loops forever on a header line that the file ends inside, and reads a
+    # .dat file's event type and size bytes without checking that they are there
+    with open(path, "rb") as f:
+        position = 0
+        while f.read(1) == b"%":
+            line = f.readline()
+            if not line.endswith(b"\n"):
+                raise EventFormatError(f"{path}: the header line at byte {position} is cut off (no line end)")
+            position = f.tell()
+        f.seek(position)
+        if path.suffix.lower() == ".dat" and len(f.read(2)) < 2:
+            raise EventFormatError(f"{path}: the file ends at byte {position}, before the event type and size bytes")
 
 
 def _raw_encoding(path):
