@@ -140,6 +140,25 @@ def test_aedat(tmp_path, budget, version, allow_truncated):
             only_user_errors(lambda p: read_aedat(p, allow_truncated=allow_truncated), tmp_path / "rec.aedat", data)
 
 
+def test_aedat31_cut_inside_a_packets_unused_capacity(tmp_path):
+    """Found by the fuzzer: a packet whose capacity exceeds its event count, with the
+    file ending inside the unused capacity, keeps the events it counts."""
+    from nengo_actions.data import read_aedat
+    from nengo_actions.data.aedat import PACKET_HEADER
+
+    events = sample_events()
+    path = tmp_path / "rec.aedat"
+    write_aedat31(path, events, packet_events=20)
+    data = bytearray(path.read_bytes())
+    last = len(data) - PACKET_HEADER.size - 20 * 8  # the last packet's header
+    # eventCapacity 70, eventNumber and eventValid 10: the file ends after 20 of 70 slots
+    data[last + 16:last + 28] = np.array([70, 10, 10], "<i4").tobytes()
+    path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="truncated packet"):
+        got = read_aedat(path, allow_truncated=True)
+    np.testing.assert_array_equal(got["t"], events["t"][:50])
+
+
 @pytest.mark.parametrize("budget", BUDGETS)
 @pytest.mark.parametrize("suffix", [".aedat4", ".dat", ".raw", ".bin", ".txt"])
 def test_other_event_files(tmp_path, budget, suffix):

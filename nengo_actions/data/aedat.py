@@ -343,11 +343,12 @@ def _read_aedat31(header, allow_truncated, keep_invalid):
                     f"{esize} bytes but the file ends after {complete} of them",
                     allow_truncated,
                 )
-                if polarity and min(complete, number) > 0:
+                kept = min(complete, number)  # the file may end in the packet's unused capacity
+                if polarity and kept > 0:
                     pending = 0
-                    refill(PACKET_HEADER.size + complete * esize)
-                    payloads.append(buffer[PACKET_HEADER.size:PACKET_HEADER.size + complete * esize])
-                    counts.append(min(complete, number))
+                    refill(PACKET_HEADER.size + kept * esize)
+                    payloads.append(buffer[PACKET_HEADER.size:PACKET_HEADER.size + kept * esize])
+                    counts.append(kept)
                     overflows.append(overflow)
                 break
             if polarity and number:
