@@ -115,9 +115,9 @@ def _optimizer(settings, steps_per_epoch):
     kind = settings.optimizer
     decay = settings.weight_decay
     if kind == "adam" and decay:
-        return tf.keras.optimizers.AdamW(lr, weight_decay=decay)
+        return tf.keras.optimizers.AdamW(lr, weight_decay=decay, epsilon=settings.adam_epsilon)
     if kind == "adam":
-        return tf.keras.optimizers.Adam(lr)
+        return tf.keras.optimizers.Adam(lr, epsilon=settings.adam_epsilon)
     if kind == "sgd":
         return tf.keras.optimizers.SGD(lr, momentum=0.9)
     if kind == "rmsprop":

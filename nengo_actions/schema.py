@@ -216,6 +216,10 @@ class DVSConvConfig(Section):
     plif: bool = setting(True)  # learn one time constant per layer (the PLIF paper)
     surrogate_alpha: float = setting(2.0)  # ATan surrogate gradient sharpness
     detach_reset: bool = setting(True)  # no gradient through the reset
+    # initial weights of the convolutions and dense layers: "he_uniform" (Keras'
+    # HeUniform, limit sqrt(6 / fan_in)) or "torch" (PyTorch's default for Conv2d and
+    # Linear, limit 1 / sqrt(fan_in) for weights and biases, as SpikingJelly's nets start)
+    init: str = setting("he_uniform", choices=("he_uniform", "torch"))
     # rate: conversion settings
     spiking_neuron_type: str = setting("SpikingRectifiedLinear")
     scale_firing_rates: float = setting(100.0)  # neuron input gain (output divided by it)
@@ -271,6 +275,7 @@ class ModelConfig(Section):
 class TrainConfig(Section):
     optimizer: str = setting("adam", choices=("adam", "sgd", "rmsprop"))
     learning_rate: float = setting(1e-3, above=0)
+    adam_epsilon: float = setting(1e-7, above=0)  # Adam's epsilon: Keras' 1e-7; PyTorch (SpikingJelly) uses 1e-8
     weight_decay: float = setting(0.0, low=0)  # decoupled weight decay (Adam becomes AdamW)
     schedule: str = setting("constant", choices=("constant", "cosine", "step"))  # cosine: to 0 over all epochs
     step_epochs: int = setting(10, low=1)  # "step": multiply the rate by step_factor every step_epochs

@@ -275,3 +275,22 @@ def test_refit_trains_on_training_and_validation_clips_for_the_selected_epochs(t
     # the Nengo network of the refit parameters at 1 step per frame is the trained model
     assert m["refit_spiking_test_clip_accuracy"] == pytest.approx(m["refit_test_clip_accuracy"])
     assert 0 <= m["refit_test_clip_accuracy"] <= 1
+
+
+def test_torch_initialisation_and_adam_epsilon_are_pytorchs():
+    """``model.dvs_conv.init: "torch"`` starts every layer as PyTorch's Conv2d and Linear
+    do (uniform within 1 / sqrt(fan_in)); ``train.adam_epsilon`` reaches the optimizer."""
+    from nengo_actions.engine import make_optimizer
+
+    cfg = C.load_config(C.PROJECT_ROOT / "configs" / "dvs128_gesture.json", [
+        "model.dvs_gesture_net.channels=16", "model.dvs_gesture_net.depth=2", "model.dvs_gesture_net.dense=64",
+        "model.dvs_gesture_net.frame_shape=[32,32,2]", "model.dvs_gesture_net.dense_batch_norm=false",
+        "model.dvs_conv.init=\"torch\"", "train.adam_epsilon=1e-8"])
+    net = build_temporal("dvs_gesture_net", cfg.model, n_features=32 * 32 * 2, n_classes=4).keras_model
+    fan_ins = {"conv0": 2 * 9, "conv1": 16 * 9, "fc0": 16 * 8 * 8, "fc1": 64}
+    for name, fan_in in fan_ins.items():
+        for w in net.get_layer(name).layer.weights:
+            values, limit = w.numpy().ravel(), 1 / math.sqrt(fan_in)
+            assert np.abs(values).max() <= limit and values.std() == pytest.approx(limit / math.sqrt(3), rel=0.25), w.name
+    assert any("bias" in w.name for w in net.get_layer("fc0").layer.weights)  # no BN after it: a bias, as torch's
+    assert make_optimizer(cfg.train, 10).epsilon == 1e-8

@@ -133,6 +133,14 @@ def _pool(stage, per_frame):
     return L.AveragePooling2D(int(stage.size), name=stage.name)
 
 
+def _initializers(kind, fan_in, seed):
+    if kind == "torch":  # kaiming_uniform(a=sqrt(5)) for weights, U(+-1/sqrt(fan_in)) for biases
+        limit = 1.0 / np.sqrt(fan_in)
+        return {"kernel_initializer": tf.keras.initializers.RandomUniform(-limit, limit, seed=seed),
+                "bias_initializer": tf.keras.initializers.RandomUniform(-limit, limit, seed=seed + 10_000)}
+    return {"kernel_initializer": tf.keras.initializers.HeUniform(seed=seed)}
+
+
 def temporal_model(stages, frame_shape, conv: DVSConvConfig, seed=0, name="dvs_direct"):
     """The multi-step Keras model that is trained.
 
@@ -141,12 +149,12 @@ def temporal_model(stages, frame_shape, conv: DVSConvConfig, seed=0, name="dvs_d
     layers run on all B x T frames at once; LIF layers step through T.
     """
     TD = L.TimeDistributed
-    init = lambda i: tf.keras.initializers.HeUniform(seed=seed + i)  # noqa: E731
     inp = tf.keras.Input((None, int(np.prod(frame_shape))), name="frames")
     x = TD(L.Reshape(tuple(frame_shape)), name="image")(inp)
     for i, s in enumerate(stages):
         if s.kind in ("conv", "dense"):
-            x = TD(_weight_layer(s, use_bias=not s.batch_norm, kernel_initializer=init(i)), name=s.name)(x)
+            init = _initializers(conv.init, x.shape[-1] * (9 if s.kind == "conv" else 1), seed + i)
+            x = TD(_weight_layer(s, use_bias=not s.batch_norm, **init), name=s.name)(x)
             if s.batch_norm:
                 # PyTorch's defaults (momentum 0.1, eps 1e-5), as SpikingJelly trains
                 x = TD(L.BatchNormalization(momentum=0.9, epsilon=1e-5), name=f"bn_{s.name}")(x)
