@@ -103,7 +103,7 @@ def read_class_index(path):
     entries = {}
     for number, line in _lines(path):
         parts = line.split()
-        if len(parts) != 2 or not parts[0].isdigit():
+        if len(parts) != 2 or not (parts[0].isascii() and parts[0].isdigit()):
             raise DatasetError(f"{path}, line {number}: expected '<index> <Class>', got {line!r}")
         index = int(parts[0])
         if index in entries:
@@ -153,7 +153,7 @@ def read_split_list(path, class_names, labelled):
             raise DatasetError(f"{where}: class {folder!r} is not in classInd.txt")
         label = index[folder]
         if len(parts) == 2:
-            if not parts[1].isdigit() or int(parts[1]) - 1 != label:
+            if not (parts[1].isascii() and parts[1].isdigit()) or int(parts[1]) - 1 != label:
                 raise DatasetError(
                     f"{where}: label {parts[1]!r} disagrees with classInd.txt "
                     f"({folder} is {label + 1})"

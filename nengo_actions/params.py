@@ -46,7 +46,7 @@ def _read(path, with_values):
             if "header" not in data.files:
                 raise ParamsError(f"{path}: not a parameter file written by nengo_actions")
             header = json.loads(str(data["header"]))
-            if not isinstance(header, dict) or not isinstance(header.get("params", []), list):
+            if not _header_is_valid(header):
                 raise ParamsError(f"{path}: the header is not a parameter file's")
             n = len(header.get("params", [])) if with_values else 0
             values = [data[f"param_{i}"] for i in range(n)]
@@ -62,6 +62,17 @@ def _read(path, with_values):
     if header.get("format") != PARAMS_FORMAT:
         raise ParamsError(f"{path}: unknown parameter file format {header.get('format')!r}")
     return values, header
+
+
+def _header_is_valid(header):
+    """The header's parts that readers index: a ``signature`` object and a ``params``
+    list of ``{"shape": [...]}`` entries."""
+    return (
+        isinstance(header, dict)
+        and isinstance(header.get("signature", {}), dict)
+        and isinstance(header.get("params", []), list)
+        and all(isinstance(p, dict) and isinstance(p.get("shape"), list) for p in header.get("params", []))
+    )
 
 
 def _by_dotted_key(signature, prefix=""):
@@ -86,7 +97,7 @@ def check_signature(path, header, signature, described):
         diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         detail = ", ".join(f"{k}: file {saved.get(k)!r} vs model {current.get(k)!r}" for k in diff)
         raise ParamsError(f"{path}: parameters of a different model ({detail})")
-    shapes = [p["shape"] for p in header["params"]]
+    shapes = [p["shape"] for p in header.get("params", [])]
     expected = [p["shape"] for p in described]
     if shapes != expected:
         raise ParamsError(

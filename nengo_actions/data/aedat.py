@@ -172,7 +172,7 @@ def read_aedat_header(path):
         version="3.1" if version == "3.0" else version,
         data_offset=pos,
         lines=tuple(lines),
-        creation_time_ms=int(creation) if creation and creation.isdigit() else None,
+        creation_time_ms=int(creation) if creation and creation.isascii() and creation.isdigit() else None,
         start_time=_header_value(lines, "Start-Time:"),
         source=_header_value(lines, "Source 1:"),
         chip=_header_value(lines, "AEChip:"),

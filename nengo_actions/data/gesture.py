@@ -104,6 +104,8 @@ def read_labels_csv(path, n_classes=len(CLASSES)):
             raise DatasetError(f"{path}: line {number}: class {label} outside 1..{n_classes}")
         if end <= start:
             raise DatasetError(f"{path}: line {number}: end {end} is not after start {start}")
+        if not -2**63 <= start < end < 2**63:
+            raise DatasetError(f"{path}: line {number}: times {start}..{end} do not fit 64-bit microseconds")
         rows.append((label, start, end))
     if not rows:
         raise DatasetError(f"{path}: no label rows")
@@ -169,7 +171,7 @@ def user_of(trial):
     """``"user07_led"`` -> 7 (the split unit: a user's trials share a person)."""
     head = trial.split("_", 1)[0]
     digits = head[4:] if head.startswith("user") else ""
-    return int(digits) if digits.isdigit() else trial
+    return int(digits) if digits.isascii() and digits.isdigit() else trial
 
 
 def dvs128_gesture(

@@ -123,12 +123,14 @@ def read_tags_csv(path, n_classes):
             continue
         try:
             label, start, end = (int(float(cell)) for cell in line.split(","))
-        except ValueError:
+        except (ValueError, OverflowError):  # not a number; NaN or infinity
             raise DatasetError(f"{path}: line {number}: expected three integers, got {line!r}") from None
         if not 1 <= label <= n_classes:
             raise DatasetError(f"{path}: line {number}: class {label} outside 1..{n_classes}")
         if not 0 <= start < end:
             raise DatasetError(f"{path}: line {number}: event span {start}..{end} is empty or negative")
+        if end >= 2**63:
+            raise DatasetError(f"{path}: line {number}: event index {end} does not fit 64 bits")
         rows.append((label, start, end))
     if not rows:
         raise DatasetError(f"{path}: no tag rows")

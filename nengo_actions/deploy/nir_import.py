@@ -203,90 +203,97 @@ def frame_model(graph, *, dt=0.001, where="NIR graph"):
     nir_dt = graph_dt(graph)
     order, inputs = topological_order(graph, where)
     tensors, weights, model_input, names = {}, [], None, _layer_names(order)
-    for key in order:
-        node, name = graph.nodes[key], names[key]
-        prefix = f"{where}: node {key!r}"
-        if isinstance(node, nir.Input):
-            shape = tuple(int(s) for s in np.ravel(list(node.input_type.values())[0]))
-            if len(shape) not in (1, 3) or min(shape) < 1:
-                raise NIRError(f"{prefix}: input shape {shape} is neither (C, H, W) nor (N,)")
-            model_input = tf.keras.Input((int(np.prod(shape)),), name="frame")
-            x = L.Reshape((shape[1], shape[2], shape[0]), name="image")(model_input) if len(shape) == 3 else model_input
-            tensors[key] = _Tensor(x, shape)
-            continue
-        ins = [tensors[k] for k in inputs[key]]
-        if len({(t.shape, None if t.perm is None else t.perm.tobytes()) for t in ins}) > 1:
-            raise NIRError(f"{prefix}: its inputs differ in shape ({', '.join(str(t.shape) for t in ins)})")
-        t = ins[0] if len(ins) == 1 else _Tensor(L.Add(name=f"{name}_sum")([i.x for i in ins]), ins[0].shape, ins[0].perm)
-        if isinstance(node, nir.Output):  # the last key of the order: the model ends here
-            if t.perm is not None or len(t.shape) != 1:
-                raise NIRError(f"{prefix}: the graph's output must be a vector after a dense or voting layer")
-            model = tf.keras.Model(model_input, t.x, name="nir_frame")
-            for layer, values in weights:
-                layer.set_weights([np.asarray(v, np.float32) for v in values])
-            return model, tensors[order[0]].shape, t.shape[0]
-        is_map = len(t.shape) == 3
-        if isinstance(node, (nir.Conv2d, nir.AvgPool2d, nir.SumPool2d)) and not is_map:
-            raise NIRError(f"{prefix}: a {type(node).__name__} needs a (C, H, W) input, it gets {t.shape}")
-        if isinstance(node, nir.Conv2d):
-            w = np.asarray(node.weight, np.float32)
-            if w.ndim != 4 or w.shape[1] != t.shape[0] or int(node.groups) != 1:
-                raise NIRError(f"{prefix}: weight {w.shape} (groups {node.groups}) does not take {t.shape[0]} channels")
-            if _pairs(node.dilation, key, "dilation") != (1, 1):
-                raise NIRError(f"{prefix}: dilated convolutions are not supported")
-            bias = np.broadcast_to(np.asarray(node.bias, np.float32), (w.shape[0],))
-            stride = _pairs(node.stride, key, "stride")
-            if isinstance(node.padding, str):
-                raise NIRError(f"{prefix}: padding {node.padding!r}; give it as a pair of integers")
-            pad, k = _pairs(node.padding, key, "padding"), w.shape[2:]
-            x = t.x
-            if stride == (1, 1) and all(p == (s - 1) // 2 and s % 2 for p, s in zip(pad, k)):
-                padding = "same"
-            else:
-                padding = "valid"
+    key = order[0]
+    try:  # a node's values that Keras or NumPy refuse name the node
+        for key in order:
+            node, name = graph.nodes[key], names[key]
+            prefix = f"{where}: node {key!r}"
+            if isinstance(node, nir.Input):
+                shape = tuple(int(s) for s in np.ravel(list(node.input_type.values())[0]))
+                if len(shape) not in (1, 3) or min(shape) < 1:
+                    raise NIRError(f"{prefix}: input shape {shape} is neither (C, H, W) nor (N,)")
+                model_input = tf.keras.Input((int(np.prod(shape)),), name="frame")
+                x = L.Reshape((shape[1], shape[2], shape[0]), name="image")(model_input) if len(shape) == 3 else model_input
+                tensors[key] = _Tensor(x, shape)
+                continue
+            ins = [tensors[k] for k in inputs[key]]
+            if len({(t.shape, None if t.perm is None else t.perm.tobytes()) for t in ins}) > 1:
+                raise NIRError(f"{prefix}: its inputs differ in shape ({', '.join(str(t.shape) for t in ins)})")
+            t = ins[0] if len(ins) == 1 else _Tensor(L.Add(name=f"{name}_sum")([i.x for i in ins]), ins[0].shape, ins[0].perm)
+            if isinstance(node, nir.Output):  # the last key of the order: the model ends here
+                if t.perm is not None or len(t.shape) != 1:
+                    raise NIRError(f"{prefix}: the graph's output must be a vector after a dense or voting layer")
+                model = tf.keras.Model(model_input, t.x, name="nir_frame")
+                for layer, values in weights:
+                    layer.set_weights([np.asarray(v, np.float32) for v in values])
+                return model, tensors[order[0]].shape, t.shape[0]
+            is_map = len(t.shape) == 3
+            if isinstance(node, (nir.Conv2d, nir.AvgPool2d, nir.SumPool2d)) and not is_map:
+                raise NIRError(f"{prefix}: a {type(node).__name__} needs a (C, H, W) input, it gets {t.shape}")
+            if isinstance(node, nir.Conv2d):
+                w = np.asarray(node.weight, np.float32)
+                if w.ndim != 4 or w.shape[1] != t.shape[0] or int(node.groups) != 1:
+                    raise NIRError(f"{prefix}: weight {w.shape} (groups {node.groups}) does not take {t.shape[0]} channels")
+                if _pairs(node.dilation, key, "dilation") != (1, 1):
+                    raise NIRError(f"{prefix}: dilated convolutions are not supported")
+                bias = np.broadcast_to(np.asarray(node.bias, np.float32), (w.shape[0],))
+                stride = _pairs(node.stride, key, "stride")
+                if isinstance(node.padding, str):
+                    raise NIRError(f"{prefix}: padding {node.padding!r}; give it as a pair of integers")
+                pad, k = _pairs(node.padding, key, "padding"), w.shape[2:]
+                x = t.x
+                if stride == (1, 1) and all(p == (s - 1) // 2 and s % 2 for p, s in zip(pad, k)):
+                    padding = "same"
+                else:
+                    padding = "valid"
+                    if pad != (0, 0):
+                        x = L.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+                layer = L.Conv2D(w.shape[0], tuple(k), strides=stride, padding=padding, name=name)
+                x = layer(x)
+                weights.append((layer, [np.transpose(w, (2, 3, 1, 0)), bias]))
+                tensors[key] = _Tensor(x, (w.shape[0], x.shape[1], x.shape[2]))
+            elif isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+                size, stride = _pairs(node.kernel_size, key, "kernel_size"), _pairs(node.stride, key, "stride")
+                pad, x = _pairs(node.padding, key, "padding"), t.x
                 if pad != (0, 0):
                     x = L.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-            layer = L.Conv2D(w.shape[0], tuple(k), strides=stride, padding=padding, name=name)
-            x = layer(x)
-            weights.append((layer, [np.transpose(w, (2, 3, 1, 0)), bias]))
-            tensors[key] = _Tensor(x, (w.shape[0], x.shape[1], x.shape[2]))
-        elif isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
-            size, stride = _pairs(node.kernel_size, key, "kernel_size"), _pairs(node.stride, key, "stride")
-            pad, x = _pairs(node.padding, key, "padding"), t.x
-            if pad != (0, 0):
-                x = L.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-            kind = L.AveragePooling2D if isinstance(node, nir.AvgPool2d) else SumPooling2D
-            x = kind(size, strides=stride, padding="valid", name=name)(x)
-            tensors[key] = _Tensor(x, (t.shape[0], x.shape[1], x.shape[2]))
-        elif isinstance(node, nir.Flatten):
-            if not is_map:
-                tensors[key] = t
-                continue
-            if int(node.start_dim) != 0 or int(node.end_dim) not in (-1, 2):
-                raise NIRError(f"{prefix}: only a Flatten of the whole (C, H, W) map (start_dim 0) is supported")
-            c, h, w = t.shape
-            perm = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
-            tensors[key] = _Tensor(L.Flatten(name=name)(t.x), (c * h * w,), perm)
-        elif isinstance(node, (nir.Affine, nir.Linear)):
-            w = np.asarray(node.weight, np.float32)
-            if is_map or w.ndim != 2 or w.shape[1] != t.shape[0]:
-                raise NIRError(f"{prefix}: weight {w.shape} does not take an input of shape {t.shape}")
-            votes = _voting_groups(w) if isinstance(node, nir.Linear) and t.perm is None else 0
-            if votes:
-                x = voting(tf, w.shape[0], votes, name=name)(t.x)
-            else:
-                has_bias = isinstance(node, nir.Affine)
-                layer = L.Dense(w.shape[0], use_bias=has_bias, name=name)
-                x = layer(t.x)
-                kernel = (w[:, t.perm] if t.perm is not None else w).T
-                values = [kernel]
-                if has_bias:
-                    values.append(np.broadcast_to(np.asarray(node.bias, np.float32), (w.shape[0],)))
-                weights.append((layer, values))
-            tensors[key] = _Tensor(x, (w.shape[0],))
-        else:  # LIF, IF, CubaLIF
-            params = _neuron_params(node, key, t, nir_dt)
-            tensors[key] = _Tensor(EulerNeurons(params, dt=dt, name=name)(t.x), t.shape, t.perm)
+                kind = L.AveragePooling2D if isinstance(node, nir.AvgPool2d) else SumPooling2D
+                x = kind(size, strides=stride, padding="valid", name=name)(x)
+                tensors[key] = _Tensor(x, (t.shape[0], x.shape[1], x.shape[2]))
+            elif isinstance(node, nir.Flatten):
+                if not is_map:
+                    tensors[key] = t
+                    continue
+                if int(node.start_dim) != 0 or int(node.end_dim) not in (-1, 2):
+                    raise NIRError(f"{prefix}: only a Flatten of the whole (C, H, W) map (start_dim 0) is supported")
+                c, h, w = t.shape
+                perm = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
+                tensors[key] = _Tensor(L.Flatten(name=name)(t.x), (c * h * w,), perm)
+            elif isinstance(node, (nir.Affine, nir.Linear)):
+                w = np.asarray(node.weight, np.float32)
+                if is_map or w.ndim != 2 or w.shape[1] != t.shape[0]:
+                    raise NIRError(f"{prefix}: weight {w.shape} does not take an input of shape {t.shape}")
+                votes = _voting_groups(w) if isinstance(node, nir.Linear) and t.perm is None else 0
+                if votes:
+                    x = voting(tf, w.shape[0], votes, name=name)(t.x)
+                else:
+                    has_bias = isinstance(node, nir.Affine)
+                    layer = L.Dense(w.shape[0], use_bias=has_bias, name=name)
+                    x = layer(t.x)
+                    kernel = (w[:, t.perm] if t.perm is not None else w).T
+                    values = [kernel]
+                    if has_bias:
+                        values.append(np.broadcast_to(np.asarray(node.bias, np.float32), (w.shape[0],)))
+                    weights.append((layer, values))
+                tensors[key] = _Tensor(x, (w.shape[0],))
+            else:  # LIF, IF, CubaLIF
+                params = _neuron_params(node, key, t, nir_dt)
+                tensors[key] = _Tensor(EulerNeurons(params, dt=dt, name=name)(t.x), t.shape, t.perm)
+
+    except NIRError:
+        raise
+    except (ValueError, TypeError, IndexError) as e:
+        raise NIRError(f"{where}: node {key!r}: {type(e).__name__}: {e}") from None
 
 
 def describe(graph, path):
