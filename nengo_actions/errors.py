@@ -9,6 +9,13 @@ traceback. Each message names the file or config key it is about.
 from __future__ import annotations
 
 
+def cause(error, limit=200):
+    """``"<type>: <message>"`` of a library's exception, cut to ``limit`` characters: a
+    reader's own message names the file, and some libraries quote kilobytes of it."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text if len(text) <= limit else text[:limit] + '...'}"
+
+
 class UserError(Exception):
     """Caused by input rather than by the software; the message names the file or key."""
 
@@ -69,6 +76,6 @@ class DatasetError(EventDataError):
 
 
 __all__ = [
-    "UserError", "ConfigError", "DataError", "DivergedError", "OutputError", "ExtractionError", "ParamsError", "StoreError",
+    "cause", "UserError", "ConfigError", "DataError", "DivergedError", "OutputError", "ExtractionError", "ParamsError", "StoreError",
     "SplitLeakError", "NeuronTypeError", "NIRError", "EventDataError", "EventFormatError", "DatasetError",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nengo_actions.errors import ParamsError
+from nengo_actions.errors import ParamsError, cause
 from nengo_actions.io import ARCHIVE_ERRORS
 
 #: Version 2: parameters in the order of networks built with ``unmerged_ops``; version 1
@@ -53,7 +53,7 @@ def _read(path, with_values):
     except ParamsError:
         raise
     except ARCHIVE_ERRORS as e:
-        raise ParamsError(f"{path}: cannot read parameter file: {type(e).__name__}: {e}") from None
+        raise ParamsError(f"{path}: cannot read parameter file: {cause(e)}") from None
     if header.get("format") == "nengo_actions.params/1":
         raise ParamsError(
             f"{path}: written by an earlier nengo_actions, whose NengoDL build ordered the "

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import StoreError
+from .errors import StoreError, cause
 from .io import ARCHIVE_ERRORS, save_npz_atomic
 
 ARRAY_KEYS = ("features", "labels", "clip_ids", "groups")
@@ -132,7 +132,7 @@ def load_split(path, mmap=False):
     except StoreError:
         raise
     except ARCHIVE_ERRORS as e:
-        raise StoreError(f"{path}: cannot read feature store file: {type(e).__name__}: {e}") from None
+        raise StoreError(f"{path}: cannot read feature store file: {cause(e)}") from None
     n = len(arrays["labels"])
     for key in ARRAY_KEYS:
         if len(arrays[key]) != n:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .aedat import read_aedat
+from ..errors import cause
 from .events import EventFormatError, make_events
 
 
@@ -43,7 +44,7 @@ def _decoding(path, package):
     except EventFormatError:
         raise
     except Exception as e:
-        raise EventFormatError(f"{path}: {package} cannot decode it: {type(e).__name__}: {e}") from None
+        raise EventFormatError(f"{path}: {package} cannot decode it: {cause(e)}") from None
 
 
 def read_aedat4(path):

@@ -37,7 +37,7 @@ import nir
 import numpy as np
 
 from nengo_actions.deploy.nir_export import NIR_DT
-from nengo_actions.errors import NIRError
+from nengo_actions.errors import NIRError, cause
 
 SUPPORTED = ("Input", "Output", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "Affine", "Linear", "LIF", "IF", "CubaLIF")
 
@@ -50,7 +50,7 @@ def read_graph(path):
     try:
         graph = nir.read(path, type_check=False)
     except Exception as e:  # h5py and nir raise many kinds on a damaged file
-        raise NIRError(f"{path}: not a readable NIR file ({type(e).__name__}: {e})") from None
+        raise NIRError(f"{path}: not a readable NIR file ({cause(e)})") from None
     if not isinstance(graph, nir.NIRGraph):
         raise NIRError(f"{path}: holds a single {type(graph).__name__} node, not a NIR graph")
     return graph
@@ -293,7 +293,7 @@ def frame_model(graph, *, dt=0.001, where="NIR graph"):
     except NIRError:
         raise
     except (ValueError, TypeError, IndexError) as e:
-        raise NIRError(f"{where}: node {key!r}: {type(e).__name__}: {e}") from None
+        raise NIRError(f"{where}: node {key!r}: {cause(e)}") from None
 
 
 def describe(graph, path):
