@@ -21,6 +21,12 @@ Every figure is the median of the timed repeats after one warm-up. Run::
     .venv/bin/python benchmarks/bench_dvs.py
 
 and the table is written into this benchmark's section of ``benchmarks/README.md``.
+Without the peer kit or its venv (or with ``--no-peers``) only nengo_actions is timed.
+``--channels``, ``--hw``, ``--frames``, ``--batch`` and ``--batches`` shrink the network
+and the runs (the peers, when they run, get the same shapes)::
+
+    .venv/bin/python benchmarks/bench_dvs.py --no-peers --channels 4 --hw 32 --frames 2 --batch 2 \
+        --batches 1 --repeats 1 --rounds 1 --readme /tmp/README.md
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+README = Path(__file__).resolve().parent / "README.md"
 HEADING = "## DVS128 Gesture network: training and spiking inference (bench_dvs.py)"
 SIZE = dict(channels=32, hw=64, T=8, B=16, classes=11)
 HOW = (
@@ -62,6 +69,7 @@ BATCHES = 4
 PEER_SCRIPT = """
 import json, sys, types
 import bench_peers as bp
+bp.SIZES["reduced"] = {size!r}
 args = types.SimpleNamespace(repeats={repeats}, budget_s={budget})
 bp.run("spikingjelly reduced", bp.bench_net, "spikingjelly", "reduced", args)
 bp.run("snntorch reduced", bp.bench_net, "snntorch", "reduced", args)
@@ -69,9 +77,10 @@ print("PEER_ROWS " + json.dumps(bp.ROWS))
 """
 
 
-def peers(kit, python, repeats, budget):
+def peers(kit, python, size, repeats, budget):
     """The peers' train and infer rows, from their own timer in their venv."""
-    code = PEER_SCRIPT.format(kit=str(kit), repeats=repeats, budget=budget)
+    shape = {k: size[k] for k in ("channels", "hw", "T", "B")}
+    code = PEER_SCRIPT.format(kit=str(kit), size=shape, repeats=repeats, budget=budget)
     proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd=str(kit))
     for line in proc.stdout.splitlines():
         if line.startswith("PEER_ROWS "):
@@ -91,15 +100,24 @@ def median_time(fn, repeats, budget):
     return statistics.median(times), len(times)
 
 
-def ours(repeats, budget):
+def peers_missing(kit, python):
+    """Why the peers cannot run here (``None`` when they can)."""
+    if not (Path(kit) / "bench_peers.py").is_file():
+        return f"no peer kit at {kit}"
+    if not Path(python).exists():
+        return f"no peer venv interpreter at {python} (bash ../shared/peers/setup_peers.sh makes it)"
+    return None
+
+
+def ours(size, batches, repeats, budget):
     from nengo_actions.engine import Engine
     from nengo_actions.networks import build_model
     from nengo_actions.schema import ModelConfig, TrainConfig
 
     m = ModelConfig()
-    m = m.replace(dvs_gesture_net=m.dvs_gesture_net.replace(channels=SIZE["channels"], depth=5, dense=512, votes=10))
-    n_features, T, B, classes = SIZE["hw"] * SIZE["hw"] * 2, SIZE["T"], SIZE["B"], SIZE["classes"]
-    n = B * BATCHES
+    m = m.replace(dvs_gesture_net=m.dvs_gesture_net.replace(channels=size["channels"], depth=5, dense=512, votes=10))
+    n_features, T, B, classes = size["hw"] * size["hw"] * 2, size["T"], size["B"], size["classes"]
+    n = B * batches
     rng = np.random.default_rng(0)
     x = rng.random((n, T, n_features), dtype=np.float32)
     y = rng.integers(0, classes, n)
@@ -111,7 +129,7 @@ def ours(repeats, budget):
         engine.compile(settings, n)
         epoch = iter(range(10**6))
         med, runs = median_time(lambda: engine.fit_epoch(x, y, next(epoch)), repeats, budget)
-        rows.append(dict(job="train", library="nengo_actions (NengoDL, rate)", median_s=med / BATCHES, repeats=runs, throughput=n / med))
+        rows.append(dict(job="train", library="nengo_actions (NengoDL, rate)", median_s=med / batches, repeats=runs, throughput=n / med))
         params = engine.save_params(Path(tempfile.mkdtemp()) / "params.npz")
     finally:
         engine.close()
@@ -119,7 +137,7 @@ def ours(repeats, budget):
     engine = Engine.for_inference(built, params, minibatch_size=B, device="cpu")  # as evaluate_spiking
     try:
         med, runs = median_time(lambda: engine.predict(x), repeats, budget)
-        rows.append(dict(job="infer", library="nengo_actions (NengoDL, spiking)", median_s=med / BATCHES, repeats=runs, throughput=n / med))
+        rows.append(dict(job="infer", library="nengo_actions (NengoDL, spiking)", median_s=med / batches, repeats=runs, throughput=n / med))
     finally:
         engine.close()
     return rows
@@ -134,26 +152,39 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--budget-s", type=float, default=60.0)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of peers then ours")
+    parser.add_argument("--no-peers", action="store_true", help="time nengo_actions only")
+    parser.add_argument("--channels", type=int, default=SIZE["channels"])
+    parser.add_argument("--hw", type=int, default=SIZE["hw"], help="input height and width (at least 32: five pools of 2)")
+    parser.add_argument("--frames", type=int, default=SIZE["T"], help="T, frames per sample")
+    parser.add_argument("--batch", type=int, default=SIZE["B"])
+    parser.add_argument("--batches", type=int, default=BATCHES, help="minibatches per timed run of ours")
     parser.add_argument("--no-readme", action="store_true", help="print the table only")
+    parser.add_argument("--readme", type=Path, default=README, help="the README whose section is rewritten")
     args = parser.parse_args(argv)
+    size = dict(SIZE, channels=args.channels, hw=args.hw, T=args.frames, B=args.batch)
+    skip = "--no-peers" if args.no_peers else peers_missing(args.peers, args.peers_python)
+    if skip:
+        print(f"peers skipped: {skip}; timing nengo_actions only", flush=True)
     t0 = time.time()
     rounds = []  # the machine's speed drifts: each round times every contestant once
     for _ in range(args.rounds):
-        peer_rows = [r for r in peers(args.peers, args.peers_python, args.repeats, args.budget_s) if r["job"] in ("train", "infer")]
-        rounds.append(ours(args.repeats, args.budget_s) + peer_rows)
+        peer_rows = [] if skip else [
+            r for r in peers(args.peers, args.peers_python, size, args.repeats, args.budget_s) if r["job"] in ("train", "infer")]
+        rounds.append(ours(size, args.batches, args.repeats, args.budget_s) + peer_rows)
     load = os.getloadavg()[0]
     lines = [
         HEADING,
         "",
-        f"Reduced DVS128 Gesture network (channels {SIZE['channels']}, 2x{SIZE['hw']}x{SIZE['hw']} input, "
-        f"T={SIZE['T']}, batch {SIZE['B']}, 11 classes), {args.rounds} rounds in one run, each round timing "
+        f"Reduced DVS128 Gesture network (channels {size['channels']}, 2x{size['hw']}x{size['hw']} input, "
+        f"T={size['T']}, batch {size['B']}, 11 classes), {args.rounds} rounds in one run, each round timing "
         f"the peers and then nengo_actions (median of up to {args.repeats} timed repeats after a warm-up); "
         "the table gives the median over rounds and, in the last column, the range of the per-round ratios. "
         f"2 CPU cores (load average {load:.1f} at the end). "
         "Peers are timed by the peer kit's own `bench_net` in its venv (torch, 2 threads); nengo_actions "
-        f"trains the converted network with rate neurons (T frames = T steps; an epoch of {BATCHES} batches) "
-        f"and infers with SpikingRectifiedLinear neurons, one step per frame ({BATCHES} batches). "
-        "Command: `.venv/bin/python benchmarks/bench_dvs.py`.",
+        f"trains the converted network with rate neurons (T frames = T steps; an epoch of {args.batches} batches) "
+        f"and infers with SpikingRectifiedLinear neurons, one step per frame ({args.batches} batches). "
+        "Command: `.venv/bin/python benchmarks/bench_dvs.py`."
+        + (f" Peers skipped in this run ({skip})." if skip else ""),
         "",
         "| job | library | s per batch | samples/s | nengo_actions / this | per round |",
         "|---|---|---:|---:|---:|---:|",
@@ -182,7 +213,7 @@ def main(argv=None):
     text = "\n".join(lines)
     print(text)
     if not args.no_readme:
-        write_section(text, HEADING)
+        write_section(text, HEADING, args.readme)
     return summary
 
 

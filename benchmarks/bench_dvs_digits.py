@@ -16,6 +16,13 @@ event count, 32 channels, 10 epochs) and:
 
 Each is judged per test clip at 1, 2, 4 and 8 simulation steps per frame; the report
 (``README.md``, ``accuracy_vs_steps.png``, ``results.json``) also gives training time.
+
+``--digits N`` generates a small set of N digits instead, ``--set KEY=VALUE`` is added to
+every run's config (after the reduced size) and ``--no-peers`` leaves SpikingJelly out
+(as happens when the peer kit's venv is missing); e.g. a check that it still runs::
+
+    python benchmarks/bench_dvs_digits.py --root /tmp/d/data --out /tmp/d/out --digits 24 \
+        --set train.epochs=1 --set save_dir=/tmp/d/runs ...
 """
 
 from __future__ import annotations
@@ -52,11 +59,12 @@ RATE = [
 STEPS = (1, 2, 4, 8)
 
 
-def run_ours(root, extra, name, log):
+def run_ours(root, extra, name, log, overrides=()):
     from nengo_actions.config import load_config
     from nengo_actions.experiment import run
 
-    cfg = load_config(REPO / "configs" / "dvs128_gesture.json", [f"data.root={root}", f"name=dvs_digits_{name}", *REDUCED, *extra])
+    cfg = load_config(REPO / "configs" / "dvs128_gesture.json",
+                      [f"data.root={root}", f"name=dvs_digits_{name}", *REDUCED, *extra, *overrides])
     start = time.perf_counter()
     run_dir = run(cfg, log=log)
     wall = time.perf_counter() - start
@@ -71,11 +79,26 @@ def run_ours(root, extra, name, log):
     }
 
 
-def export_frames(root, path):
+def peer_settings(overrides=()):
+    """``(epochs, channels)`` of our runs, for the peer's training to match."""
+    from nengo_actions.config import load_config
+
+    cfg = load_config(REPO / "configs" / "dvs128_gesture.json", [*REDUCED, *overrides])
+    return cfg.train.epochs, cfg.model.dvs_gesture_net.channels
+
+
+def small_spec(n):
+    """A set of ``n`` digits over 4 users (one for testing), for quick runs."""
+    from nengo_actions.data import SyntheticDigitSpec
+
+    return SyntheticDigitSpec(n_users=4, test_users=1, n_samples=n)
+
+
+def export_frames(root, path, overrides=()):
     from nengo_actions.config import load_config
     from nengo_actions.event_data import load_event_data
 
-    cfg = load_config(REPO / "configs" / "dvs128_gesture.json", [f"data.root={root}", *REDUCED])
+    cfg = load_config(REPO / "configs" / "dvs128_gesture.json", [f"data.root={root}", *REDUCED, *overrides])
     d = load_event_data(cfg, progress=False)
     h, w, _ = d.metadata["frame_shape"]
 
@@ -86,10 +109,10 @@ def export_frames(root, path):
              x_test=frames(d.x_test), y_test=d.y_test, n_classes=d.n_classes)
 
 
-def run_spikingjelly(python, npz, out_json):
+def run_spikingjelly(python, npz, out_json, epochs=10, channels=32):
     start = time.perf_counter()
-    subprocess.run([str(python), str(REPO / "benchmarks" / "peer_train_dvs.py"), "--data", str(npz), "--epochs", "10",
-                    "--json", str(out_json)], check=True)
+    subprocess.run([str(python), str(REPO / "benchmarks" / "peer_train_dvs.py"), "--data", str(npz), "--epochs", str(epochs),
+                    "--channels", str(channels), "--json", str(out_json)], check=True)
     wall = time.perf_counter() - start
     r = json.loads(Path(out_json).read_text())
     return {"result": r, "wall_seconds": wall}
@@ -125,27 +148,36 @@ def main(argv=None):
     parser.add_argument("--root", default="data/dvs_digits", help="the generated set (made when missing)")
     parser.add_argument("--out", default="results/dvs_digits")
     parser.add_argument("--peers-python", type=Path, default=Path("/tmp/peers-venv/bin/python"))
+    parser.add_argument("--no-peers", action="store_true", help="leave SpikingJelly out")
     parser.add_argument("--only", choices=("direct", "rate", "spikingjelly"), action="append")
+    parser.add_argument("--digits", type=int, help="generate a small set of this many digits in --root (default: all 1,797)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override added to every run (repeatable)")
     args = parser.parse_args(argv)
     from nengo_actions.config import resolve_path
     from nengo_actions.data import ensure_synthetic_digits
 
     root, out = resolve_path(args.root), resolve_path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    ensure_synthetic_digits(root)
+    ensure_synthetic_digits(root, small_spec(args.digits) if args.digits else None)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     which = args.only or ["direct", "rate", "spikingjelly"]
     for name, extra in (("direct", []), ("rate", RATE)):
         if name in which:
-            results[name] = run_ours(root, extra, name, print)
+            results[name] = run_ours(root, extra, name, print, args.overrides)
             results[name]["spiking"] = {str(k): v for k, v in results[name]["spiking"].items()}
             _write(results_path, results)
-    if "spikingjelly" in which and args.peers_python.exists():
+    skip = "--no-peers" if args.no_peers else (
+        None if args.peers_python.exists() else
+        f"no peer venv interpreter at {args.peers_python} (bash ../shared/peers/setup_peers.sh makes it)")
+    if "spikingjelly" in which and skip:
+        print(f"SpikingJelly skipped: {skip}", flush=True)
+    elif "spikingjelly" in which:
         npz = out / ".frames.npz"
-        export_frames(root, npz)
+        export_frames(root, npz, args.overrides)
         try:
-            sj = run_spikingjelly(args.peers_python, npz, out / ".spikingjelly.json")
+            sj = run_spikingjelly(args.peers_python, npz, out / ".spikingjelly.json", *peer_settings(args.overrides))
         finally:
             npz.unlink(missing_ok=True)
         r = sj["result"]

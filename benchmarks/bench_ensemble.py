@@ -31,6 +31,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
+README = Path(__file__).resolve().parent / "README.md"
 HEADING = "## EnsembleArray at the seed's size: NengoDL vs Nengo (bench_ensemble.py)"
 
 
@@ -53,6 +54,7 @@ def main(argv=None):
     parser.add_argument("--minibatch", type=int, default=16)
     parser.add_argument("--ref-steps", type=int, default=5, help="reference simulator steps timed")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--readme", type=Path, default=README, help="the README whose section is rewritten")
     args = parser.parse_args(argv)
 
     from nengo_actions import config as C
@@ -85,7 +87,7 @@ def main(argv=None):
     t_fit = time.perf_counter() - t0
     params = engine.save_params(Path(tempfile.mkdtemp()) / "params.npz")
     engine.close()
-    rows.append(("training (rate neurons, backprop through 28 steps)", "NengoDL", args.clips / t_fit, "measured, one epoch of %d clips" % args.clips))
+    rows.append((f"training (rate neurons, backprop through {args.frames} steps)", "NengoDL", args.clips / t_fit, "measured, one epoch of %d clips" % args.clips))
     print(f"NengoDL training: {args.clips / t_fit:.2f} clips/s", flush=True)
 
     spk_net = build(cfg, args.features, args.classes, args.frames, spiking=True)
@@ -149,7 +151,7 @@ def main(argv=None):
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        write_section(text, HEADING)
+        write_section(text, HEADING, args.readme)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,12 @@ matrices is 2 n^3 FLOP. Both rates below count 2 FLOP per multiply-accumulate.
 The table goes into the "Feature extraction" section of ``benchmarks/README.md``::
 
     .venv/bin/python benchmarks/bench_extract.py            # about 3-5 minutes on 2 cores
+
+``--backbone``, ``--size``, ``--matmul-n`` and ``--demo-set KEY=VALUE`` (overrides of the
+demo's config) make it small, e.g. for a check that it still runs::
+
+    .venv/bin/python benchmarks/bench_extract.py --backbone resnet18 --size 32 --frames 2 --naive-frames 1 \
+        --batch 2 --rounds 1 --matmul-n 64 --demo-set data.synthetic.n_classes=2 ... --readme /tmp/README.md
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from nengo_actions.config import IMAGENET_MEAN, IMAGENET_STD, load_config  # noq
 from nengo_actions.store import load_split  # noqa: E402
 
 README = ROOT / "benchmarks" / "README.md"
+BACKBONES = tuple(GMACS_224)
 HEADING = "## Feature extraction (bench_extract.py)"
 CLIP = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", str(Path(__file__).resolve().parents[2] / "shared" / "fixtures"))) / "ucf101" / "test.avi"
 
@@ -68,9 +75,9 @@ def matmul_gflops(n=4096, repeats=2):
 class NaiveLoop:
     """One frame at a time, as in torchvision's documentation."""
 
-    def __init__(self, seed=0):
+    def __init__(self, backbone="resnet152", seed=0):
         torch.manual_seed(seed)
-        self.model = torchvision.models.resnet152(weights=None)
+        self.model = getattr(torchvision.models, backbone)(weights=None)
         self.model.fc = torch.nn.Identity()
         self.model.eval()
         self.normalize = torchvision.transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
@@ -87,8 +94,8 @@ class NaiveLoop:
 class Extractor:
     """The pipeline's encoder, as :func:`feature_extraction.extract.prepare` sets it up."""
 
-    def __init__(self, batch, seed=0):
-        self.encoder = fold_batch_norm(build_encoder("resnet152", seed=seed)).to(memory_format=torch.channels_last)
+    def __init__(self, batch, backbone="resnet152", seed=0):
+        self.encoder = fold_batch_norm(build_encoder(backbone, seed=seed)).to(memory_format=torch.channels_last)
         self.batch = batch
 
     def __call__(self, frames):
@@ -99,7 +106,7 @@ class Extractor:
         return torch.cat(out)
 
 
-def time_rounds(contestants, frames, rounds):
+def time_rounds(contestants, frames, rounds, matmul_n=4096):
     """Interleaved rounds: {name: [frames/s per round]}, with a matmul rate between them."""
     rates = {name: [] for name in contestants}
     rates["matmul GFLOP/s"] = []
@@ -108,15 +115,15 @@ def time_rounds(contestants, frames, rounds):
             start = time.perf_counter()
             run(frames[:n])
             rates[name].append(n / (time.perf_counter() - start))
-            rates["matmul GFLOP/s"].append(matmul_gflops())
+            rates["matmul GFLOP/s"].append(matmul_gflops(matmul_n))
             print(f"round {r + 1}: {name} {rates[name][-1]:.3f} frames/s, "
                   f"matmul {rates['matmul GFLOP/s'][-1]:.1f} GFLOP/s", flush=True)
     return rates
 
 
-def demo_budget(workdir):
+def demo_budget(workdir, overrides=()):
     """Generate + extract the demo set as the command does; seconds and probe scores."""
-    cfg = load_config(ROOT / "configs" / "config.json", [f"data.root={workdir / 'data'}"])
+    cfg = load_config(ROOT / "configs" / "config.json", [f"data.root={workdir / 'data'}", *overrides])
     if cfg.data.dataset != "synthetic_actions":
         raise SystemExit("configs/config.json does not use the synthetic action set")
     start = time.perf_counter()
@@ -138,21 +145,28 @@ def main(argv=None):
     from readme_section import write_section
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clip", type=Path, default=CLIP, help="the video whose frames are timed")
     parser.add_argument("--frames", type=int, default=64, help="frames per extractor round")
     parser.add_argument("--naive-frames", type=int, default=8, help="frames per naive round")
     parser.add_argument("--batch", type=int, nargs="+", default=[8, 64], help="extractor batch sizes")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backbone", default="resnet152", choices=BACKBONES, help="network of both contestants")
+    parser.add_argument("--size", type=int, default=224, help="frame height and width")
+    parser.add_argument("--matmul-n", type=int, default=4096, help="side of the timed matrix multiply")
+    parser.add_argument("--demo-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of the demo's configs/config.json (repeatable)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--no-demo", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print the section only")
+    parser.add_argument("--readme", type=Path, default=README, help="the README whose section is rewritten")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     load_start = os.getloadavg()[0]
 
-    frames, _, _ = load_clip(CLIP, FrameSampler("first", max(args.frames, args.naive_frames)), Resize(224, 224))
-    naive = NaiveLoop()
-    extractors = {b: Extractor(b) for b in args.batch}
+    frames, _, _ = load_clip(args.clip, FrameSampler("first", max(args.frames, args.naive_frames)), Resize(args.size, args.size))
+    naive = NaiveLoop(args.backbone)
+    extractors = {b: Extractor(b, args.backbone) for b in args.batch}
     # same function: the extractor (folded BN, uint8 input) against the naive loop
     want = naive(frames[:2])
     got = extractors[args.batch[0]](frames[:2])
@@ -164,8 +178,9 @@ def main(argv=None):
     contestants = {"naive per-frame loop": (naive, args.naive_frames)}
     for b, run in extractors.items():
         contestants[f"extractor, batch {b}"] = (run, args.frames)
-    rates = time_rounds(contestants, frames, args.rounds)
-    flop = 2 * GMACS_224["resnet152"]
+    rates = time_rounds(contestants, frames, args.rounds, args.matmul_n)
+    gmacs = GMACS_224[args.backbone]
+    flop = 2 * gmacs * args.size**2 / 224**2  # the convolutions scale with the frame's area
     # best of the rounds: the rate each reached when the shared machine let it
     matmul_rates = rates.pop("matmul GFLOP/s")
     matmul, matmul_median = max(matmul_rates), statistics.median(matmul_rates)
@@ -180,7 +195,7 @@ def main(argv=None):
     demo = None
     if not args.no_demo:
         with tempfile.TemporaryDirectory(prefix="bench_extract_") as tmp:
-            demo = demo_budget(Path(tmp))
+            demo = demo_budget(Path(tmp), args.demo_set)
             shutil.rmtree(tmp, ignore_errors=True)
     load_end = os.getloadavg()[0]
 
@@ -191,11 +206,14 @@ def main(argv=None):
         f"(load average {load_start:.1f} at the start, {load_end:.1f} at the end), torch "
         f"{torch.__version__}, {torch.get_num_threads()} torch threads, Python {platform.python_version()}.",
         "",
-        f"ResNet-152 on 224x224 frames of a real UCF101 clip, random weights (seed 0), the same for "
+        f"ResNet-{args.backbone[len('resnet'):]} on {args.size}x{args.size} frames of a real UCF101 clip, "
+        f"random weights (seed 0), the same for "
         f"both. GFLOP/s count 2 FLOP per multiply-accumulate: {flop:.1f} GFLOP per frame "
-        f"(torchvision's 11.5 \"GFLOPS\" are multiply-accumulates), and 2n^3 for the matrix "
+        f"(torchvision's {gmacs:.1f} \"GFLOPS\" are multiply-accumulates"
+        + (", at 224x224" if args.size != 224 else "")
+        + f"), and 2n^3 for the matrix "
         f"multiply. {args.rounds} interleaved rounds after a warm-up; the float32 matrix multiply "
-        f"(torch.mm, 4096x4096) ran between the rounds: best {matmul:.1f} GFLOP/s (median "
+        f"(torch.mm, {args.matmul_n}x{args.matmul_n}) ran between the rounds: best {matmul:.1f} GFLOP/s (median "
         f"{matmul_median:.1f}). Rates and ratios use each contestant's best round (the machine "
         f"is shared, so the best round is the one least slowed by other jobs); medians beside them.",
         "",
@@ -207,7 +225,9 @@ def main(argv=None):
     if demo is not None:
         probe, syn, fr, fe = demo["probe"], demo["synthetic"], demo["frames"], demo["features"]
         lines += [
-            f"Demo budget (goal: at most 60 s), configs/config.json as it stands: generating the synthetic set "
+            "Demo budget (goal: at most 60 s), configs/config.json "
+            + (f"with {' '.join('--demo-set ' + o for o in args.demo_set)}" if args.demo_set else "as it stands")
+            + ": generating the synthetic set "
             f"({syn.n_classes} classes x {syn.n_groups} groups x {syn.clips_per_group} clips, "
             f"{syn.n_frames} frames of {syn.size[0]}x{syn.size[1]}) took {demo['generate_s']:.1f} s; "
             f"generation plus extraction ({demo['clips']} clips, {demo['n_frames']} frames, {fe.backbone} at "
@@ -236,8 +256,8 @@ def main(argv=None):
     section = "\n".join(lines)
     print(section)
     if not args.no_write:
-        write_section(section, HEADING)
-        print(f"wrote the section of {README}")
+        write_section(section, HEADING, args.readme)
+        print(f"wrote the section of {args.readme}")
 
 
 if __name__ == "__main__":

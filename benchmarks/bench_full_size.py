@@ -21,6 +21,14 @@ only that command (``resource.getrusage(RUSAGE_CHILDREN)``). The table goes into
 ``benchmarks/results/full_size.json``.
 
     python benchmarks/bench_full_size.py [--only dvs128_gesture,sl_animals,ucf101] [--in-memory] [--extrapolate]
+
+``--events-per-gesture``, ``--events-per-second``, ``--ucf-features``, ``--ucf-frames`` and
+``--set KEY=VALUE`` (added to every train command) make the runs small, and ``--results``
+and ``--readme`` send the figures elsewhere, e.g. for a check that it still runs::
+
+    python benchmarks/bench_full_size.py --root /tmp/fs --events-per-gesture 40 --events-per-second 20 \
+        --ucf-features 4 --ucf-frames 2 --set events.frames.n_frames=2 ... \
+        --results /tmp/fs/full_size.json --readme /tmp/fs/README.md
 """
 
 from __future__ import annotations
@@ -40,7 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 HEADING = "## Full-size data sets: memory and time (bench_full_size.py)"
 RESULTS = ROOT / "benchmarks" / "results" / "full_size.json"
+README = ROOT / "benchmarks" / "README.md"
 GIB = 2**30
+#: Sizes of the synthetic data: the real ones unless the command line shrinks them.
+SIZES = {"events_per_gesture": 20000, "events_per_second": 10000, "ucf_features": 512, "ucf_frames": 28}
 
 #: dataset -> (config, overrides of the small network and the one-epoch run)
 RUNS = {
@@ -74,16 +85,16 @@ def measured(argv, log_path):
     return int(line[1]), int(line[2]) * 1024, float(line[3])
 
 
-def generate(name, root):
+def generate(name, root, sizes=SIZES):
     from nengo_actions.data.full_size import write_dvs128_gesture, write_sl_animals, write_ucf101_store
 
     start = time.perf_counter()
     if name == "dvs128_gesture":
-        path = write_dvs128_gesture(root / name)
+        path = write_dvs128_gesture(root / name, events_per_gesture=sizes["events_per_gesture"])
     elif name == "sl_animals":
-        path = write_sl_animals(root / name)
+        path = write_sl_animals(root / name, events_per_second=sizes["events_per_second"])
     else:
-        path = write_ucf101_store(root / "ucf101_store")
+        path = write_ucf101_store(root / "ucf101_store", n_features=sizes["ucf_features"], n_frames=sizes["ucf_frames"])
     return path, time.perf_counter() - start
 
 
@@ -118,9 +129,9 @@ def train_figures(run_dir):
     }
 
 
-def bench(name, root, logs, in_memory):
+def bench(name, root, logs, in_memory, sizes=SIZES, extra_overrides=()):
     config, small = RUNS[name]
-    path, gen_seconds = generate(name, root)
+    path, gen_seconds = generate(name, root, sizes)
     entry = {"data": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name, "generate_seconds": gen_seconds}
     overrides = data_overrides(name, root)
     if name != "ucf101":
@@ -129,7 +140,7 @@ def bench(name, root, logs, in_memory):
         rc, rss, seconds = measured(argv, logs / f"{name}-prepare.log")
         entry["prepare"] = {"rc": rc, "peak_rss": rss, "seconds": seconds}
     for mode in ("on", "off") if in_memory else ("on",):
-        extra = overrides + small + [f"data.stream={mode}", f"save_dir={logs / 'runs'}"]
+        extra = overrides + small + [f"data.stream={mode}", f"save_dir={logs / 'runs'}", *extra_overrides]
         argv = [sys.executable, "-m", "nengo_actions.train", "-c", config] + sum((["--set", o] for o in extra), [])
         log_path = logs / f"{name}-train-stream-{mode}.log"
         rc, rss, seconds = measured(argv, log_path)
@@ -219,15 +230,15 @@ def _s(value, digits=0):
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
 
 
-def table(results, extra):
+def table(results, extra, sizes=SIZES):
     rows = [
         "| data set | layout at full size | prepare: s, peak GiB | train streamed: peak GiB | s/epoch | whole run s | in memory: peak GiB | test acc. (spiking) |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     layouts = {
-        "dvs128_gesture": "122 trials, 1,176 + 288 gestures, 20,000 events each, 128x128, T=16 (`sum`)",
-        "sl_animals": "59 recordings x 19 signs (1,121), 10,000 events/s, 50 bins of 30 ms, 32x32 (`or`, downsample 4)",
-        "ucf101": "split 1 store: 9,537 + 3,783 clips x 28 x 512 float16",
+        "dvs128_gesture": f"122 trials, 1,176 + 288 gestures, {sizes['events_per_gesture']:,} events each, 128x128, T=16 (`sum`)",
+        "sl_animals": f"59 recordings x 19 signs (1,121), {sizes['events_per_second']:,} events/s, 50 bins of 30 ms, 32x32 (`or`, downsample 4)",
+        "ucf101": f"split 1 store: 9,537 + 3,783 clips x {sizes['ucf_frames']} x {sizes['ucf_features']} float16",
     }
     for name, r in results.items():
         prep = r.get("prepare", {})
@@ -279,8 +290,8 @@ def _epoch_note(results):
     )
 
 
-def write_readme(results, extra, seconds, load=None, day=None):
-    from benchmarks.readme_section import write_section
+def write_readme(results, extra, seconds, load=None, day=None, sizes=SIZES, readme=README, overrides=()):
+    from readme_section import write_section
 
     at_end = f" (load average {load:.1f} at the end)" if load is not None else ""
     text = "\n".join([
@@ -298,14 +309,15 @@ def write_readme(results, extra, seconds, load=None, day=None):
         "what every run did before streaming. The accuracies are of synthetic data after one epoch and show only that "
         "each stage ran (the class patterns of the UCF101 store are easy, SL-Animals has not left chance after one "
         "epoch at its learning rate). Command: `python benchmarks/bench_full_size.py --in-memory --extrapolate` "
-        "(`--from-results` rewrites this section from `benchmarks/results/full_size.json`).",
+        "(`--from-results` rewrites this section from `benchmarks/results/full_size.json`)."
+        + (f" Every train command had {' '.join('--set ' + o for o in overrides)}." if overrides else ""),
         "",
-        table(results, extra),
+        table(results, extra, sizes),
         "",
         _epoch_note(results),
         f"Total time {seconds:.0f} s.",
     ])
-    write_section(text, HEADING)
+    write_section(text, HEADING, readme)
 
 
 def main(argv=None):
@@ -318,15 +330,25 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=2, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=16, help=argparse.SUPPRESS)
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--readme", type=Path, default=README, help="the README whose section is rewritten")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the raw figures go (and --from-results reads them)")
+    parser.add_argument("--events-per-gesture", type=int, default=SIZES["events_per_gesture"], help="DVS128 Gesture")
+    parser.add_argument("--events-per-second", type=int, default=SIZES["events_per_second"], help="SL-Animals")
+    parser.add_argument("--ucf-features", type=int, default=SIZES["ucf_features"], help="UCF101 store: features per frame")
+    parser.add_argument("--ucf-frames", type=int, default=SIZES["ucf_frames"], help="UCF101 store: frames per clip")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override added to every train command (repeatable)")
     parser.add_argument("--from-results", action="store_true", help="only rewrite the README section from the saved figures")
     args = parser.parse_args(argv)
     if args.measure:
         print("MEASURED " + json.dumps(measure_network(args.measure, args.batches, args.batch)), flush=True)
         return 0
     if args.from_results:
-        saved = json.loads(RESULTS.read_text())
-        write_readme(saved["results"], saved["extrapolated"], saved["seconds"], saved.get("load_average"), saved.get("date"))
+        saved = json.loads(args.results.read_text())
+        write_readme(saved["results"], saved["extrapolated"], saved["seconds"], saved.get("load_average"), saved.get("date"),
+                     saved.get("sizes", SIZES), args.readme, saved.get("overrides", ()))
         return 0
+    sizes = {k: getattr(args, k) for k in SIZES}
     start = time.perf_counter()
     root = Path(args.root)
     logs = root / "logs"
@@ -335,19 +357,21 @@ def main(argv=None):
     for name in args.only.split(","):
         if name not in RUNS:
             raise SystemExit(f"error: --only: unknown data set {name!r}; use {', '.join(RUNS)}")
-        results[name] = bench(name, root, logs, args.in_memory)
+        results[name] = bench(name, root, logs, args.in_memory, sizes, args.overrides)
     extra = extrapolate(logs, results) if args.extrapolate else {}
     seconds = time.perf_counter() - start
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     day = datetime.date.today().isoformat()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_name(f".{RESULTS.name}.tmp{os.getpid()}")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.results.with_name(f".{args.results.name}.tmp{os.getpid()}")
     saved = {"results": results, "extrapolated": extra, "seconds": seconds, "load_average": load, "date": day}
+    if sizes != SIZES or args.overrides:  # the saved figures say what they are of
+        saved.update(sizes=sizes, overrides=args.overrides)
     tmp.write_text(json.dumps(saved, indent=1) + "\n")
-    os.replace(tmp, RESULTS)
-    print(table(results, extra))
+    os.replace(tmp, args.results)
+    print(table(results, extra, sizes))
     if not args.no_readme:
-        write_readme(results, extra, seconds, load, day)
+        write_readme(results, extra, seconds, load, day, sizes, args.readme, args.overrides)
     return 0
 
 

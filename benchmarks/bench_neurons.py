@@ -177,6 +177,9 @@ def main(argv=None):
     parser.add_argument(
         "--no-readme", action="store_true", help="print the table only"
     )
+    parser.add_argument(
+        "--readme", type=Path, default=README, help="the README whose section is rewritten"
+    )
     args = parser.parse_args(argv)
 
     rows = run(
@@ -189,8 +192,8 @@ def main(argv=None):
     section = markdown_table(rows, args.native_steps, args.fallback_steps)
     print(section)
     if not args.no_readme:
-        write_section(section, HEADING)
-        print(f"wrote {README}")
+        write_section(section, HEADING, args.readme)
+        print(f"wrote {args.readme}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,13 @@ kit's venv (``bash ../shared/peers/setup_peers.sh``; ``benchmarks/peer_nir.py``)
 
 Outputs already there (the runs, ``<out>/peers/<framework>/peer.json``) are reused, so a
 cut-off run continues; ``--fresh`` recomputes everything.
+
+Without the peer kit's venv (or with ``--no-peers``) steps 3 and 4 are skipped and said so.
+``--digits N`` generates a small set of N digits instead, and ``--set KEY=VALUE`` is added
+to every run's config; e.g. a check that it still runs::
+
+    python benchmarks/nir_exchange.py --root /tmp/n/data --out /tmp/n/out --work /tmp/n/work --digits 24 \
+        --no-peers --set train.epochs=1 --set save_dir=/tmp/n/runs ...
 """
 
 from __future__ import annotations
@@ -47,10 +54,14 @@ def _log(msg):
     print(msg, flush=True)
 
 
+#: ``--set`` overrides of the command line, added to every config after ``RUN_SETTINGS``.
+OVERRIDES = []
+
+
 def load_cfg(config, root, *extra):
     from nengo_actions.config import load_config
 
-    return load_config(REPO / "configs" / config, [f"data.root={root}", *RUN_SETTINGS, *extra])
+    return load_config(REPO / "configs" / config, [f"data.root={root}", *RUN_SETTINGS, *OVERRIDES, *extra])
 
 
 def train_run(config, root, name, *extra):
@@ -114,6 +125,13 @@ def peer(python, *args):
     subprocess.run([str(python), str(REPO / "benchmarks" / "peer_nir.py"), *map(str, args)], check=True)
 
 
+def small_spec(n):
+    """A set of ``n`` digits over 4 users (one for testing), for quick runs."""
+    from nengo_actions.data import SyntheticDigitSpec
+
+    return SyntheticDigitSpec(n_users=4, test_users=1, n_samples=n)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="data/dvs_digits", help="the generated set (made when missing)")
@@ -123,7 +141,12 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10, help="peer training epochs")
     parser.add_argument("--trained", type=Path, help="a run of configs/dvs128_gesture_loihi.json at this size to evaluate")
     parser.add_argument("--fresh", action="store_true", help="recompute what is already there")
+    parser.add_argument("--no-peers", action="store_true", help="leave snnTorch and SpikingJelly out")
+    parser.add_argument("--digits", type=int, help="generate a small set of this many digits in --root (default: all 1,797)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override added to every run (repeatable)")
     args = parser.parse_args(argv)
+    OVERRIDES[:] = args.overrides
     from nengo_actions.config import resolve_path
     from nengo_actions.data import ensure_synthetic_digits
     from nengo_actions.deploy.nir_export import export_run, write_graph
@@ -133,7 +156,12 @@ def main(argv=None):
         shutil.rmtree(work, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    ensure_synthetic_digits(root)
+    ensure_synthetic_digits(root, small_spec(args.digits) if args.digits else None)
+    skip = "--no-peers" if args.no_peers else (
+        None if args.peers_python.exists() else
+        f"no peer venv interpreter at {args.peers_python} (bash ../shared/peers/setup_peers.sh makes it)")
+    if skip:
+        _log(f"peers skipped (snnTorch running our graph, the peers' graphs run here): {skip}")
     state_path = work / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
 
@@ -155,17 +183,21 @@ def main(argv=None):
     graph = work / "ours.nir"
     write_graph(export_run(args.trained or loihi_run), graph)  # the run that holds the parameters
     back = Path(step("round_trip_run", lambda: evaluate_nir(graph, root, "digits_loihi_nir")))
-    snn_json = work / "ours_in_snntorch.json"
-    if not snn_json.exists():
-        peer(args.peers_python, "run-nir", "--nir", graph, "--data", frames, "--json", snn_json)
     ours_pred = predictions(loihi_run, "dvs_gesture_net")
-    snn_pred = np.asarray(json.loads(snn_json.read_text())["predictions"])
+    snn_pred = None
+    if not skip:
+        snn_json = work / "ours_in_snntorch.json"
+        if not snn_json.exists():
+            peer(args.peers_python, "run-nir", "--nir", graph, "--data", frames, "--json", snn_json)
+        snn_pred = np.asarray(json.loads(snn_json.read_text())["predictions"])
 
     peers = {}
-    for fw in PEERS:
+    channels = load_cfg("dvs128_gesture_loihi.json", root).model.dvs_gesture_net.channels
+    for fw in () if skip else PEERS:
         folder = work / "peers" / fw
         if not (folder / "peer.json").exists():
-            peer(args.peers_python, "train", "--framework", fw, "--data", frames, "--out", folder, "--epochs", args.epochs)
+            peer(args.peers_python, "train", "--framework", fw, "--data", frames, "--out", folder, "--epochs", args.epochs,
+                 "--channels", channels)
         here = Path(step(f"{fw}_run", lambda: evaluate_nir(folder / "model.nir", root, f"digits_{fw}_nir")))
         own = json.loads((folder / "peer.json").read_text())
         here_pred = predictions(here, "nir")
@@ -192,12 +224,15 @@ def main(argv=None):
         "round_trip": {"spiking_test_clip_accuracy": rt["spiking_test_clip_accuracy"],
                        "loihi_test_clip_accuracy": rt.get("loihi_test_clip_accuracy"),
                        "agreement": float(np.mean(predictions(back, "nir") == ours_pred))},
-        "ours_in_snntorch": {"agreement": float(np.mean(snn_pred == ours_pred)),
-                             "accuracy": float(np.mean(snn_pred == y_test))},
+        "ours_in_snntorch": None if snn_pred is None else {"agreement": float(np.mean(snn_pred == ours_pred)),
+                                                           "accuracy": float(np.mean(snn_pred == y_test))},
         "peers_in_here": peers,
+        "test_clips": len(y_test),
         "runs": {name: os.path.relpath(path, REPO) for name, path in
                  (("loihi", loihi_run), ("max_pool", max_run), ("round_trip", back))},
     }
+    if skip:
+        results["peers_skipped"] = skip
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     for name, run_dir in (("loihi_recipe", loihi_run), ("max_pool_recipe", max_run)):
         (out / name).mkdir(exist_ok=True)
@@ -218,20 +253,21 @@ def _pct(v):
 def report(r):
     """The Markdown table of ``results.json``."""
     lo, mx, rt, sn, peers = r["loihi_recipe"], r["max_pool_recipe"], r["round_trip"], r["ours_in_snntorch"], r["peers_in_here"]
-    n = lo["loihi_clips"]
+    n, n_test = lo["loihi_clips"], r.get("test_clips", 447)
     rows = [
         "| system | test clips | accuracy, 1 step per frame | cores / chips | energy per inference |",
         "|---|---:|---:|---:|---:|",
-        f"| max-pool recipe (`configs/dvs128_gesture.json`), NengoDL | 447 | {_pct(mx['spiking_test_clip_accuracy'])} | - | - |",
-        f"| Loihi-ready recipe (`configs/dvs128_gesture_loihi.json`), NengoDL | 447 | {_pct(lo['spiking_test_clip_accuracy'])} | - | "
+        f"| max-pool recipe (`configs/dvs128_gesture.json`), NengoDL | {n_test} | {_pct(mx['spiking_test_clip_accuracy'])} | - | - |",
+        f"| Loihi-ready recipe (`configs/dvs128_gesture_loihi.json`), NengoDL | {n_test} | {_pct(lo['spiking_test_clip_accuracy'])} | - | "
         f"{lo['energy_loihi_joules_per_inference']:.3g} J (Loihi, from NengoDL's rates) |",
         f"| the same, NengoDL | first {n} | {_pct(lo['loihi_reference_clip_accuracy'])} | - | - |",
         f"| the same, Loihi emulator (8-bit, `sim`) | first {n} | {_pct(lo['loihi_test_clip_accuracy'])} | "
         f"{lo['loihi_cores']} / {lo['loihi_chips']} | {lo['loihi_measured_energy_joules_per_inference']:.3g} J (measured spikes) |",
         f"| the same, Loihi emulator in float (`simreal`) | first {n} | {_pct(r['loihi_float']['accuracy'])} | - | - |",
-        f"| the same, exported and imported here (`--nir`) | 447 | {_pct(rt['spiking_test_clip_accuracy'])} | - | - |",
-        f"| the same, exported and run by snnTorch (`import_from_nir`) | 447 | {_pct(sn['accuracy'])} | - | - |",
+        f"| the same, exported and imported here (`--nir`) | {n_test} | {_pct(rt['spiking_test_clip_accuracy'])} | - | - |",
     ]
+    if sn is not None:
+        rows.append(f"| the same, exported and run by snnTorch (`import_from_nir`) | {n_test} | {_pct(sn['accuracy'])} | - | - |")
     peer_rows = [
         "| trained by | its own test accuracy | its NIR graph run here (`--nir`) | difference | same answer "
         f"| on the Loihi emulator, first {n} clips (NengoDL on them) |",
@@ -257,12 +293,14 @@ def report(r):
         f"  on {_pct(r['loihi_float']['agreement'])} of the clips.",
         f"- Loihi-ready recipe against the max-pool recipe in NengoDL: {100 * (lo['spiking_test_clip_accuracy'] - mx['spiking_test_clip_accuracy']):+.2f} points.",
         f"- Export then import here: {_pct(rt['agreement'])} of the clips get the same answer (the network runs bit for bit).",
-        f"- snnTorch running our exported graph: {_pct(sn['agreement'])} of the clips get the same answer as NengoDL.",
+        *([f"- snnTorch running our exported graph: {_pct(sn['agreement'])} of the clips get the same answer as NengoDL."]
+          if sn is not None else []),
         "",
-        "Networks trained by the peers (the same layers, average pooling, LIF tau 2, Adam 3e-3 cosine, MSE on",
-        "rates, `benchmarks/peer_nir.py`), exported with their own NIR exporters and evaluated here:",
-        "",
-        *peer_rows,
+        *(["Networks trained by the peers (the same layers, average pooling, LIF tau 2, Adam 3e-3 cosine, MSE on",
+           "rates, `benchmarks/peer_nir.py`), exported with their own NIR exporters and evaluated here:",
+           "",
+           *peer_rows]
+          if peers else [f"The peers were skipped in this run ({r.get('peers_skipped')})."]),
         "",
         "![accuracy](accuracy.png)",
         "",
@@ -284,7 +322,7 @@ def plot(r, path):
         ("Loihi-ready\nNengoDL", lo["spiking_test_clip_accuracy"]),
         (f"Loihi-ready\nNengoDL\n{lo['loihi_clips']} clips", lo["loihi_reference_clip_accuracy"]),
         (f"Loihi emulator\n{lo['loihi_clips']} clips", lo["loihi_test_clip_accuracy"]),
-        ("NIR in\nsnnTorch", r["ours_in_snntorch"]["accuracy"]),
+        *([("NIR in\nsnnTorch", r["ours_in_snntorch"]["accuracy"])] if r["ours_in_snntorch"] else []),
         *[(f"{fw}\nNIR here", p["here_test_accuracy"]) for fw, p in r["peers_in_here"].items()],
     ]
     fig, ax = plt.subplots(figsize=(8, 3.8))

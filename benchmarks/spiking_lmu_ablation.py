@@ -16,7 +16,8 @@ spiking neurons at every number of steps per frame of the config.
 
     python benchmarks/spiking_lmu_ablation.py [-c configs/config.json] [--set KEY=VALUE]
 
-Writes ``results/spiking_lmu_ablation.md`` and its table into ``benchmarks/README.md``.
+Writes ``results/spiking_lmu_ablation.md`` and its table into ``benchmarks/README.md``
+(``--out`` and ``--readme`` send them elsewhere; ``--set`` also makes the runs small).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+README = ROOT / "benchmarks" / "README.md"
 HEADING = "## Spiking LMU: what each change does (spiking_lmu_ablation.py)"
 
 VARIANTS = (
@@ -55,6 +57,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     C.add_config_arguments(parser)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "spiking_lmu_ablation.md", help="the report")
+    parser.add_argument("--readme", type=Path, default=README, help="the README whose section is rewritten")
     args = parser.parse_args(argv)
 
     from readme_section import write_section
@@ -104,8 +108,8 @@ def main(argv=None):
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        write_text_atomic(ROOT / "results" / "spiking_lmu_ablation.md", "# " + text.lstrip("# "))
-        write_section(text, HEADING)
+        write_text_atomic(args.out, "# " + text.lstrip("# "))
+        write_section(text, HEADING, args.readme)
 
 
 if __name__ == "__main__":
