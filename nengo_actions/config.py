@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import io, params
 from .errors import ConfigError, UserError
 from .io import write_json_atomic, write_text_atomic, writing  # noqa: F401 (write_json_atomic re-exported)
 from .schema import (  # noqa: F401 (re-exported: the schema is part of the config API)
@@ -184,6 +185,62 @@ def run_settings(cfg):
     """The settings a resumed run must keep (every key not in :data:`RESUMABLE_KEYS`)."""
     return {key: value for key, value in flatten(settings(cfg))
             if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS)}
+
+
+def check_resumed_run(run_dir, cfg):
+    """A resumed run continues what it was made for (``run.json``), before any work: the
+    same models (or some of them) and the same data, features, sizes and seed
+    (:func:`~nengo_actions.config.run_settings`). Otherwise another model would be trained
+    inside the run folder and overwrite its results, or the epochs would mix two setups."""
+    record = io.read_json(Path(run_dir) / "run.json")  # None when missing or damaged
+    record = record if isinstance(record, dict) else {}
+    types = cfg.model.types
+    made_for = record.get("models", list(types))
+    new = [t for t in types if t not in made_for]
+    if new:
+        raise ConfigError(
+            f"--resume {run_dir}: key 'model.type' names {', '.join(new)}, which the run was not made for "
+            f"({', '.join(made_for)}); restore its config.json, or start a new run"
+        )
+    made_with = record.get("settings")
+    if not isinstance(made_with, dict):  # a run folder from before the record
+        return
+    now = json.loads(json.dumps(run_settings(cfg)))  # as run.json holds it
+    for key in sorted(set(made_with) | set(now)):
+        if made_with.get(key) != now.get(key):
+            raise ConfigError(
+                f"--resume {run_dir}: key '{key}' is {json.dumps(now.get(key))} but the run was made with "
+                f"{json.dumps(made_with.get(key))}; a resumed run keeps its data, features, sizes and seed "
+                "(train.* and evaluate.* may change); restore it, or start a new run"
+            )
+
+
+def finished_epochs(run_dir, cfg):
+    """The epochs a finished run trained (its report is written and no model of ``cfg``
+    has epochs left to train, or each stopped early), or ``None`` if it has work left."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "metrics.json").is_file():
+        return None
+    trained = 0
+    for model in cfg.model.types:
+        path = run_dir / model / "checkpoint.npz"
+        if not path.is_file():
+            return None
+        state = params.read_params_header(path)
+        epoch = int(state.get("epoch", 0))
+        patience = cfg.train.early_stopping
+        if epoch < cfg.train.epochs and not (patience and state.get("since_best", 0) >= patience):
+            return None
+        trained = max(trained, epoch)
+    return trained
+
+
+def load_run_config(run_dir, overrides=()):
+    """The resolved config a run folder was made with (for ``--resume``)."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise ConfigError(f"--resume {run_dir}: not a run folder (no config.json)")
+    return load_config(path, overrides)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, default=DEFAULT_CONFIG):

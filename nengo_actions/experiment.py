@@ -19,7 +19,6 @@ Then :mod:`nengo_actions.report` writes ``metrics.json``, ``report.md`` and the 
 from __future__ import annotations
 
 import dataclasses
-import json
 import functools
 import shutil
 import time
@@ -34,7 +33,7 @@ from nengo_actions.deploy.nir_export import model_graph
 from nengo_actions.deploy.nir_import import build_nir_network, graph_dt, read_graph
 from nengo_actions.energy import count_neurons, device_table, energy_per_inference, operations_per_inference
 from nengo_actions.errors import DivergedError, OutputError, ParamsError, UserError
-from nengo_actions.io import read_json, write_text_atomic
+from nengo_actions.io import write_text_atomic
 from nengo_actions.event_data import is_event_dataset, load_event_data, per_epoch_test_tracker
 from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
 from nengo_actions.rows import join_clips
@@ -411,8 +410,8 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, nir=None,
     if resume and run_dir is not None and not Path(run_dir).is_dir():
         raise ConfigError(f"--resume {run_dir}: no such run folder")
     if resume and run_dir is not None:
-        check_resumed_run(run_dir, cfg)
-        trained = finished_epochs(run_dir, cfg)
+        config_mod.check_resumed_run(run_dir, cfg)
+        trained = config_mod.finished_epochs(run_dir, cfg)
         if trained is not None:
             log(f"{run_dir} is finished ({trained} epochs, metrics.json); nothing to resume and nothing changed "
                 f"(--set train.epochs={trained + 1} or more trains it longer)")
@@ -466,60 +465,4 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, nir=None,
     return run_dir
 
 
-def check_resumed_run(run_dir, cfg):
-    """A resumed run continues what it was made for (``run.json``), before any work: the
-    same models (or some of them) and the same data, features, sizes and seed
-    (:func:`~nengo_actions.config.run_settings`). Otherwise another model would be trained
-    inside the run folder and overwrite its results, or the epochs would mix two setups."""
-    record = read_json(Path(run_dir) / "run.json")
-    record = record if isinstance(record, dict) else {}
-    types = cfg.model.types
-    made_for = record.get("models", list(types))
-    new = [t for t in types if t not in made_for]
-    if new:
-        raise ConfigError(
-            f"--resume {run_dir}: key 'model.type' names {', '.join(new)}, which the run was not made for "
-            f"({', '.join(made_for)}); restore its config.json, or start a new run"
-        )
-    made_with = record.get("settings")
-    if not isinstance(made_with, dict):  # a run folder from before the record
-        return
-    now = json.loads(json.dumps(config_mod.run_settings(cfg)))  # as run.json holds it
-    for key in sorted(set(made_with) | set(now)):
-        if made_with.get(key) != now.get(key):
-            raise ConfigError(
-                f"--resume {run_dir}: key '{key}' is {json.dumps(now.get(key))} but the run was made with "
-                f"{json.dumps(made_with.get(key))}; a resumed run keeps its data, features, sizes and seed "
-                "(train.* and evaluate.* may change); restore it, or start a new run"
-            )
-
-
-def finished_epochs(run_dir, cfg):
-    """The epochs a finished run trained (its report is written and no model of ``cfg``
-    has epochs left to train, or each stopped early), or ``None`` if it has work left."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "metrics.json").is_file():
-        return None
-    trained = 0
-    for model in cfg.model.types:
-        path = run_dir / model / "checkpoint.npz"
-        if not path.is_file():
-            return None
-        state = read_params_header(path)
-        epoch = int(state.get("epoch", 0))
-        patience = cfg.train.early_stopping
-        if epoch < cfg.train.epochs and not (patience and state.get("since_best", 0) >= patience):
-            return None
-        trained = max(trained, epoch)
-    return trained
-
-
-def load_run_config(run_dir, overrides=()):
-    """The resolved config a run folder was made with (for ``--resume``)."""
-    path = Path(run_dir) / "config.json"
-    if not path.exists():
-        raise ConfigError(f"--resume {run_dir}: not a run folder (no config.json)")
-    return config_mod.load_config(path, overrides)
-
-
-__all__ = ["run", "run_model", "run_graph", "check_evaluate_settings", "load_run_config", "ModelResult"]
+__all__ = ["run", "run_model", "run_graph", "check_evaluate_settings", "refit", "new_engine", "spiking_builder", "ModelResult"]

@@ -15,7 +15,8 @@ import argparse
 import sys
 
 from nengo_actions.config import add_config_arguments, config_from_args, run_command
-from nengo_actions.experiment import load_run_config, run
+from nengo_actions.config import load_run_config
+from nengo_actions.experiment import run
 
 
 def build_parser():
