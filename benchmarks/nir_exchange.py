@@ -92,11 +92,12 @@ def predictions(run_dir, model):
     return rows[:, 2]
 
 
-def export_frames(root, path):
-    """The frames every side reads, raw event counts ``(N, T, H, W, 2)`` (uint16)."""
+def export_frames(root, path, cfg=None):
+    """The frames every side reads, raw event counts ``(N, T, H, W, 2)`` (uint16), split as
+    ``cfg`` splits them (default: the Loihi recipe's config)."""
     from nengo_actions.event_data import load_event_data
 
-    d = load_event_data(load_cfg("dvs128_gesture_loihi.json", root), progress=False)
+    d = load_event_data(cfg or load_cfg("dvs128_gesture_loihi.json", root), progress=False)
     h, w, _ = d.metadata["frame_shape"]
 
     def frames(x):

@@ -294,6 +294,8 @@ def cmd_train(args):
                test_silent_clips=int((tot == 0).all(1).sum()), test_mean_output_sum=float(tot.sum(1).mean()))
     print(f"test accuracy {res['test_accuracy']:.4f}; {res['test_silent_clips']} silent clips", flush=True)
     write_json(jpath, res)
+    if args.no_export:
+        return
 
     folded = fold_net(net, n_classes)
     path = os.path.join(args.out, "model.nir")
@@ -443,6 +445,7 @@ def main():
                                ("--lr", float, 3e-3), ("--batch-size", int, 16), ("--threads", int, 2),
                                ("--max-train", int, None), ("--max-test", int, None)):
         t.add_argument(name, type=typ, default=default)
+    t.add_argument("--no-export", action="store_true", help="train and test only (no NIR file, no export checks)")
     r = sub.add_parser("run-nir", help="run a NIR graph on x_test with snnTorch's importer")
     r.add_argument("--nir", required=True)
     r.add_argument("--json", required=True)

@@ -1,0 +1,208 @@
+"""Accuracy parity with SpikingJelly at its tuned recipe, on the embedded DVS digits.
+
+    python benchmarks/dvs_parity.py                       # writes results/dvs_parity/
+
+Both sides train the same network on the same frames (the embedded DVS digits at the
+reduced size of ``configs/dvs128_gesture.json``: 64x64, T = 8 by event count, 32
+channels, depth 5, batch 16, 10 epochs) with SpikingJelly's tuned recipe: LIF tau 2,
+ATan surrogate, detach_reset, average pooling, BN on the conv and dense layers, dropout
+0.5, Adam 3e-3 with a cosine schedule, MSE on the output rates, voting over 10, raw event
+counts, trained on every training clip and judged at the last epoch (no hold-out). The
+figure is the test clip accuracy, mean and sample std over seeds; ours is the Nengo
+network run spiking in NengoDL at 1 step per frame.
+
+Recipes on our side:
+
+* ``sj_recipe``: that recipe with PyTorch's initialisation (``model.dvs_conv.init:
+  "torch"``) and Adam epsilon (``train.adam_epsilon: 1e-8``), as SpikingJelly starts;
+* ``sj_recipe_keras_init``: the same with Keras' HeUniform and epsilon 1e-7 (the defaults);
+* ``default``: ``configs/dvs128_gesture.json`` as shipped (PLIF, max pooling, Adam 1e-2,
+  a 15% validation hold-out that picks the epoch).
+
+The peer side is ``benchmarks/peer_nir.py train --framework spikingjelly`` in the peer
+kit's venv (``bash ../shared/peers/setup_peers.sh``); without it (or with
+``--no-peers``) it is skipped and said so. Finished runs are kept in ``--work`` and
+reused, so a cut-off run continues; ``--fresh`` starts again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+import nir_exchange  # the sibling benchmark: its run helpers and the reduced size
+from readme_section import write_section
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: SpikingJelly's tuned recipe in this project's keys (the reduced size comes from
+#: nir_exchange.RUN_SETTINGS).
+SJ_RECIPE = [
+    "model.dvs_gesture_net.pool=\"avg\"", "model.dvs_conv.plif=false", "model.dvs_conv.lif_tau=2",
+    "model.dvs_gesture_net.batch_norm=true", "model.dvs_gesture_net.dense_batch_norm=true",
+    "model.dvs_gesture_net.dropout=0.5", "model.dvs_gesture_net.votes=10", "train.loss=\"mse\"",
+    "train.learning_rate=0.003", "train.schedule=\"cosine\"", "train.minibatch_size=16", "train.standardize=false",
+    "data.val_fraction=0",
+]
+RECIPES = {
+    "sj_recipe": SJ_RECIPE + ["model.dvs_conv.init=\"torch\"", "train.adam_epsilon=1e-8"],
+    "sj_recipe_keras_init": SJ_RECIPE,
+    "default": [],
+}
+HEADING = "## Accuracy parity with SpikingJelly's tuned recipe (dvs_parity.py)"
+
+
+def _log(msg):
+    print(msg, flush=True)
+
+
+def ours(root, recipe, seed):
+    run_dir = nir_exchange.train_run("dvs128_gesture.json", root, f"parity_{recipe}_s{seed}", f"seed={seed}",
+                                     *RECIPES[recipe])
+    m = nir_exchange.metrics(run_dir)
+    return {"accuracy": m["spiking_test_clip_accuracy"], "rate_accuracy": m["test_clip_accuracy"],
+            "train_seconds": m["train_seconds"], "run_dir": os.path.relpath(run_dir, REPO)}
+
+
+def spikingjelly(python, frames, folder, seed, epochs, channels):
+    if not (folder / "peer.json").exists():
+        subprocess.run([str(python), str(REPO / "benchmarks" / "peer_nir.py"), "train", "--framework", "spikingjelly",
+                        "--data", str(frames), "--out", str(folder), "--seed", str(seed), "--epochs", str(epochs),
+                        "--channels", str(channels), "--lr", "3e-3", "--batch-size", "16", "--no-export"], check=True)
+    own = json.loads((folder / "peer.json").read_text())
+    return {"accuracy": own["test_accuracy"], "train_seconds": own["train_s"]}
+
+
+def summary(values):
+    a = np.asarray(values, float)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": int(len(a))}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", default="data/dvs_digits", help="the generated set (made when missing)")
+    parser.add_argument("--out", default="results/dvs_parity")
+    parser.add_argument("--work", default="data/dvs_parity", help="frames, peer runs and state")
+    parser.add_argument("--readme", type=Path, default=None, help="the benchmarks README to write the table into")
+    parser.add_argument("--peers-python", type=Path, default=Path("/tmp/peers-venv/bin/python"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--epochs", type=int, default=10, help="peer training epochs (ours: train.epochs)")
+    parser.add_argument("--fresh", action="store_true", help="recompute what is already there")
+    parser.add_argument("--no-peers", action="store_true", help="leave SpikingJelly out")
+    parser.add_argument("--digits", type=int, help="generate a small set of this many digits in --root")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override added to every run of ours (repeatable)")
+    args = parser.parse_args(argv)
+    nir_exchange.OVERRIDES[:] = args.overrides
+    from nengo_actions.config import resolve_path
+    from nengo_actions.data import ensure_synthetic_digits
+    from nengo_actions.io import write_json_atomic, write_text_atomic
+
+    root, out, work = resolve_path(args.root), resolve_path(args.out), resolve_path(args.work)
+    if args.fresh:
+        shutil.rmtree(work, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    ensure_synthetic_digits(root, nir_exchange.small_spec(args.digits) if args.digits else None)
+    skip = "--no-peers" if args.no_peers else (
+        None if args.peers_python.exists() else
+        f"no peer venv interpreter at {args.peers_python} (bash ../shared/peers/setup_peers.sh makes it)")
+    if skip:
+        _log(f"peers skipped (SpikingJelly): {skip}")
+    state_path = work / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+
+    def step(key, fn):
+        if key not in state:
+            state[key] = fn()
+            write_json_atomic(state_path, state)
+        return state[key]
+
+    frames = work / "frames.npz"
+    if not frames.exists():  # every training clip (no hold-out), raw counts: what SpikingJelly trains on
+        nir_exchange.export_frames(root, frames, nir_exchange.load_cfg("dvs128_gesture.json", root, *SJ_RECIPE))
+    channels = nir_exchange.load_cfg("dvs128_gesture.json", root).model.dvs_gesture_net.channels
+    runs = {}
+    if not skip:
+        runs["spikingjelly"] = [step(f"spikingjelly_s{s}", lambda s=s: spikingjelly(
+            args.peers_python, frames, work / "peers" / f"spikingjelly_s{s}", s, args.epochs, channels)) for s in args.seeds]
+    for recipe in args.recipes:
+        runs[recipe] = [step(f"{recipe}_s{s}", lambda s=s, r=recipe: ours(root, r, s)) for s in args.seeds]
+    results = {"seeds": args.seeds, "test_clips": int(len(np.load(frames, allow_pickle=False)["y_test"])),
+               "recipes": {name: {"summary": summary([r["accuracy"] for r in rs]), "runs": rs} for name, rs in runs.items()}}
+    if skip:
+        results["peers_skipped"] = skip
+    write_json_atomic(out / "results.json", results)
+    text = report(results)
+    write_text_atomic(out / "README.md", text)
+    plot(results, out / "accuracy.png")
+    section = HEADING + "\n" + text.split("\n", 1)[1]  # the report under the README's own heading level
+    write_section(section, HEADING, **({"readme": args.readme} if args.readme else {}))
+    _log(text)
+    return results
+
+
+NAMES = {
+    "spikingjelly": "SpikingJelly 2.0, tuned recipe (`peer_nir.py`)",
+    "sj_recipe": "nengo_actions, the same recipe, PyTorch's initialisation and Adam epsilon",
+    "sj_recipe_keras_init": "nengo_actions, the same recipe, Keras' HeUniform and epsilon 1e-7",
+    "default": "nengo_actions, `configs/dvs128_gesture.json` as shipped (PLIF, max pool, lr 1e-2, 15% hold-out)",
+}
+
+
+def report(r):
+    seeds = ", ".join(map(str, r["seeds"]))
+    lines = [
+        "# Accuracy parity with SpikingJelly's tuned recipe (dvs_parity.py)",
+        "",
+        f"Embedded DVS digits, reduced size (64x64, T = 8, 32 channels, depth 5, batch 16, 10 epochs), "
+        f"{r['test_clips']} test clips, seeds {seeds}. Test clip accuracy, mean +- sample std over seeds; ours is "
+        "the Nengo network run spiking in NengoDL at 1 step per frame, SpikingJelly's its own net. Both train on "
+        "every training clip and are judged at the last epoch (except `default`, which holds out 15% to pick the epoch). "
+        "Command: `python benchmarks/dvs_parity.py`.",
+        "",
+        "| recipe | accuracy | per seed | vs SpikingJelly |",
+        "|---|---:|---|---:|",
+    ]
+    ref = r["recipes"].get("spikingjelly", {}).get("summary", {}).get("mean")
+    for name, rs in r["recipes"].items():
+        s = rs["summary"]
+        diff = "" if ref is None or name == "spikingjelly" else f"{100 * (s['mean'] - ref):+.2f} points"
+        per = ", ".join(f"{100 * x['accuracy']:.2f}" for x in rs["runs"])
+        lines.append(f"| {NAMES[name]} | {100 * s['mean']:.2f}% +- {100 * s['std']:.2f} | {per} | {diff} |")
+    if "peers_skipped" in r:
+        lines += ["", f"SpikingJelly was skipped: {r['peers_skipped']}."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(r, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(r["recipes"])
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for i, name in enumerate(names):
+        acc = [100 * x["accuracy"] for x in r["recipes"][name]["runs"]]
+        ax.bar(i, np.mean(acc), 0.6, color="tab:orange" if name == "spikingjelly" else "tab:blue", alpha=0.6)
+        ax.plot([i] * len(acc), acc, "ko", ms=4)
+    ax.set_xticks(range(len(names)), names, rotation=15, ha="right")
+    ax.set_ylabel("test clip accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("DVS digits, reduced size: seeds as dots")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
