@@ -56,7 +56,8 @@ def setting(default=None, *, kind=None, low=None, above=None, choices=None, fact
     if factory is not None and factory is not dict:
         return dataclasses.field(default_factory=factory, metadata={"section": factory})
     kind = kind or (type(default) if default is not None else None)
-    metadata = {"kind": kind, "low": low, "above": above, "choices": choices}
+    # null is a value only of keys whose default is null (an optional path, a limit)
+    metadata = {"kind": kind, "low": low, "above": above, "choices": choices, "nullable": default is None and factory is None}
     if factory is dict:
         return dataclasses.field(default_factory=dict, metadata=metadata)
     if isinstance(default, (dict, list)):
@@ -74,6 +75,8 @@ def check_value(name, value, meta):
     """``value`` checked against a field's ``meta`` and converted (int to float, list
     to tuple); :class:`FieldError` when it does not fit."""
     kind = meta.get("kind")
+    if value is None and not meta.get("nullable", True):
+        raise FieldError(name, f"must be {_KIND_NAMES.get(kind, getattr(kind, '__name__', 'set'))}, got null")
     if value is None or kind is None:
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):

@@ -154,8 +154,9 @@ def base_config(sweep_cfg):
     where = sweep_cfg.source
     if sweep_cfg.base is not None:
         base_path = resolve_path(sweep_cfg.base)
-        if not base_path.exists():
-            raise ConfigError(f"{where}: key 'base' names a file that does not exist: {base_path}")
+        if not base_path.is_file():
+            what = "a folder, not a config file" if base_path.is_dir() else "a file that does not exist"
+            raise ConfigError(f"{where}: key 'base' names {what}: {base_path}")
         cfg = config_mod.load_config(base_path)
     else:
         cfg = Config(source=where)
