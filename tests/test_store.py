@@ -46,7 +46,7 @@ def test_write_is_atomic(tmp_path, monkeypatch, split_file):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(np, "savez", boom)
+    monkeypatch.setattr(np.lib.format, "write_array", boom)
     with pytest.raises(RuntimeError):
         store.save_split(path, features * 2, [0] * 6, ["x"] * 6, [1] * 6, {})
     assert path.read_bytes() == before
