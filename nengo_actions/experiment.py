@@ -174,11 +174,7 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
             metrics[f"rate_mode_firing_rate_hz_{name}"] = hz
     finally:
         engine.close()
-    log(
-        f"[{model_type}] {'trained model' if direct else 'rate'}: test clip accuracy {metrics['test_clip_accuracy']:.2%} "
-        f"(step accuracy {metrics['test_step_accuracy']:.2%}), validation "
-        + (f"{metrics['val_clip_accuracy']:.2%}" if metrics.get("val_clip_accuracy") is not None else "none")
-    )
+    log(accuracy_line(model_type, metrics, direct))
     build = spiking_builder(model_type, cfg, data, params_path)
     if direct:
         built = build(spiking=True, steps_per_frame=1)
@@ -197,6 +193,15 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
         metrics.update(refit(model_type, cfg, data, ts, refit_epochs, out_dir / "refit", resume=resume, log=log))
     _write_result(result, test, data.y_test)
     return result
+
+
+def accuracy_line(model_type, metrics, direct=False):
+    """The log line of a model's test and validation accuracy (a validation accuracy of
+    0 is a figure; no validation clips is "none")."""
+    val = metrics.get("val_clip_accuracy")
+    return (f"[{model_type}] {'trained model' if direct else 'rate'}: test clip accuracy "
+            f"{metrics['test_clip_accuracy']:.2%} (step accuracy {metrics['test_step_accuracy']:.2%}), validation "
+            + ("none" if val is None else f"{val:.2%}"))
 
 
 def new_engine(model_type, cfg, data, ts):

@@ -297,6 +297,14 @@ def test_resume_with_other_data_or_sizes_stops_naming_the_key(training, tmp_path
     assert snapshot(run_dir) == before
 
 
+def test_a_validation_accuracy_of_zero_prints_as_a_figure():
+    from nengo_actions.experiment import accuracy_line
+
+    line = accuracy_line("lmu", {"test_clip_accuracy": 0.5, "test_step_accuracy": 0.25, "val_clip_accuracy": 0.0})
+    assert line.endswith("validation 0.00%") and "nan" not in line
+    assert accuracy_line("lmu", {"test_clip_accuracy": 0.5, "test_step_accuracy": 0.25}).endswith("validation none")
+
+
 def test_two_runs_made_in_the_same_instant_get_a_folder_each(tmp_path):
     import datetime
     from concurrent.futures import ThreadPoolExecutor
