@@ -14,7 +14,6 @@ import contextlib
 import io
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -286,10 +285,8 @@ def test_parameter_files(tmp_path, budget):
         only_user_errors(read, tmp_path / "params_best.npz", data)
 
     def with_header(value):
-        buf = io.BytesIO()
-        save_npz_atomic(tmp_path / "h.npz", param_0=np.ones((2, 3), np.float32), header=np.asarray(value))
-        buf.write((tmp_path / "h.npz").read_bytes())
-        return buf.getvalue()
+        return save_npz_atomic(tmp_path / "h.npz", param_0=np.ones((2, 3), np.float32),
+                               header=np.asarray(value)).read_bytes()
 
     @fuzz(budget, st.one_of(json_values().map(json.dumps), st.text(max_size=40)).map(with_header))
     def check_header(data):
