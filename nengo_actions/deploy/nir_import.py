@@ -290,8 +290,10 @@ def frame_model(graph, *, dt=0.001, where="NIR graph"):
                 params = _neuron_params(node, key, t, nir_dt)
                 tensors[key] = _Tensor(EulerNeurons(params, dt=dt, name=name)(t.x), t.shape, t.perm)
 
-    except NIRError:
-        raise
+    except NIRError as e:  # the node checks name the node; the file is named here
+        if str(e).startswith(where):
+            raise
+        raise NIRError(f"{where}: {e}") from None
     except (ValueError, TypeError, IndexError) as e:
         raise NIRError(f"{where}: node {key!r}: {cause(e)}") from None
 
