@@ -104,10 +104,27 @@ def make_optimizer(settings, steps_per_epoch, mixed=False):
     return tf.keras.mixed_precision.LossScaleOptimizer(optimizer) if mixed else optimizer
 
 
+class EpochCosine(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """``lr * (1 + cos(pi * epoch / epochs)) / 2``, constant within an epoch (PyTorch's
+    ``CosineAnnealingLR`` stepped once per epoch); Keras' schedules change every step."""
+
+    def __init__(self, learning_rate, steps_per_epoch, epochs):
+        self.learning_rate, self.steps_per_epoch, self.epochs = float(learning_rate), int(steps_per_epoch), int(epochs)
+
+    def __call__(self, step):
+        epoch = tf.math.floordiv(tf.cast(step, tf.float32), float(max(1, self.steps_per_epoch)))
+        return self.learning_rate * 0.5 * (1.0 + tf.math.cos(np.pi * epoch / float(max(1, self.epochs))))
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "steps_per_epoch": self.steps_per_epoch, "epochs": self.epochs}
+
+
 def _optimizer(settings, steps_per_epoch):
     lr = settings.learning_rate
     if settings.schedule == "cosine":
         lr = tf.keras.optimizers.schedules.CosineDecay(lr, max(1, steps_per_epoch * settings.epochs))
+    elif settings.schedule == "cosine_epoch":
+        lr = EpochCosine(lr, steps_per_epoch, settings.epochs)
     elif settings.schedule == "step":
         lr = tf.keras.optimizers.schedules.ExponentialDecay(
             lr, max(1, steps_per_epoch * settings.step_epochs), settings.step_factor, staircase=True

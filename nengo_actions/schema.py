@@ -277,7 +277,9 @@ class TrainConfig(Section):
     learning_rate: float = setting(1e-3, above=0)
     adam_epsilon: float = setting(1e-7, above=0)  # Adam's epsilon: Keras' 1e-7; PyTorch (SpikingJelly) uses 1e-8
     weight_decay: float = setting(0.0, low=0)  # decoupled weight decay (Adam becomes AdamW)
-    schedule: str = setting("constant", choices=("constant", "cosine", "step"))  # cosine: to 0 over all epochs
+    # cosine: to 0 over all epochs, every minibatch; cosine_epoch: the same once per epoch
+    # (PyTorch's CosineAnnealingLR stepped per epoch, as SpikingJelly trains)
+    schedule: str = setting("constant", choices=("constant", "cosine", "cosine_epoch", "step"))
     step_epochs: int = setting(10, low=1)  # "step": multiply the rate by step_factor every step_epochs
     step_factor: float = setting(0.1, above=0)
     loss: str = setting("sparse_categorical_crossentropy", choices=("sparse_categorical_crossentropy", "mse"))

@@ -294,3 +294,15 @@ def test_torch_initialisation_and_adam_epsilon_are_pytorchs():
             assert np.abs(values).max() <= limit and values.std() == pytest.approx(limit / math.sqrt(3), rel=0.25), w.name
     assert any("bias" in w.name for w in net.get_layer("fc0").layer.weights)  # no BN after it: a bias, as torch's
     assert make_optimizer(cfg.train, 10).epsilon == 1e-8
+
+
+def test_cosine_per_epoch_is_pytorchs_cosine_annealing_stepped_per_epoch():
+    from nengo_actions.engine import EpochCosine, make_optimizer
+
+    cfg = C.load_config(overrides=["train.schedule=\"cosine_epoch\"", "train.learning_rate=0.003", "train.epochs=10"])
+    schedule = make_optimizer(cfg.train, steps_per_epoch=5)._learning_rate  # Keras keeps the schedule there
+    assert isinstance(schedule, EpochCosine)
+    got = np.array([float(schedule(step)) for step in range(50)])
+    # torch.optim.lr_scheduler.CosineAnnealingLR(T_max=10, eta_min=0), stepped after each epoch
+    expected = np.repeat([0.003 * (1 + math.cos(math.pi * e / 10)) / 2 for e in range(10)], 5)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
