@@ -185,8 +185,9 @@ def report(r):
         "(`sj_recipe`), BN momentum 0.1 and epsilon 1e-5 on the conv and dense layers, convolutions and dense "
         "layers without a bias before BN, one dropout mask for all T steps of a sample, LIF tau 2 with a hard "
         "reset to 0 and the reset detached, the ATan surrogate, MSE between the output rate averaged over T and "
-        "the one-hot label, voting over 10, the last epoch. Still different: our cosine schedule decays every "
-        "step (Keras' `CosineDecay`), SpikingJelly's `CosineAnnealingLR` once per epoch; our last minibatch of an "
+        "the one-hot label, voting over 10, the last epoch. Still different in these runs: our cosine schedule "
+        "decayed every step (Keras' `CosineDecay`), SpikingJelly's `CosineAnnealingLR` once per epoch "
+        "(`train.schedule: \"cosine_epoch\"` is that schedule, not yet measured here); our last minibatch of an "
         "epoch is filled up with the first clips of that epoch's order, SpikingJelly trains a short one.",
     ]
     return "\n".join(lines) + "\n"
