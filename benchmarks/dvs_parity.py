@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -101,30 +100,9 @@ def main(argv=None):
                         help="config override added to every run of ours (repeatable)")
     args = parser.parse_args(argv)
     nir_exchange.OVERRIDES[:] = args.overrides
-    from nengo_actions.config import resolve_path
-    from nengo_actions.data import ensure_synthetic_digits
     from nengo_actions.io import write_json_atomic, write_text_atomic
 
-    root, out, work = resolve_path(args.root), resolve_path(args.out), resolve_path(args.work)
-    if args.fresh:
-        shutil.rmtree(work, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
-    ensure_synthetic_digits(root, nir_exchange.small_spec(args.digits) if args.digits else None)
-    skip = "--no-peers" if args.no_peers else (
-        None if args.peers_python.exists() else
-        f"no peer venv interpreter at {args.peers_python} (bash ../shared/peers/setup_peers.sh makes it)")
-    if skip:
-        _log(f"peers skipped (SpikingJelly): {skip}")
-    state_path = work / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
-
-    def step(key, fn):
-        if key not in state:
-            state[key] = fn()
-            write_json_atomic(state_path, state)
-        return state[key]
-
+    root, out, work, skip, step = nir_exchange.workspace(args, "SpikingJelly")
     frames = work / "frames.npz"
     if not frames.exists():  # every training clip (no hold-out), raw counts: what SpikingJelly trains on
         nir_exchange.export_frames(root, frames, nir_exchange.load_cfg("dvs128_gesture.json", root, *SJ_RECIPE))

@@ -133,6 +133,40 @@ def small_spec(n):
     return SyntheticDigitSpec(n_users=4, test_users=1, n_samples=n)
 
 
+def workspace(args, peers):
+    """What a benchmark on the digits needs from ``args`` (``--root``, ``--out``, ``--work``,
+    ``--fresh``, ``--digits``, ``--no-peers``, ``--peers-python``): the three folders, made;
+    the digit set, generated when missing; why the ``peers`` step is skipped (``None``: it
+    runs); and ``step(key, fn)``, which returns ``fn()`` kept in ``<work>/state.json``
+    (paths as strings), so a cut-off run continues where it stopped."""
+    from nengo_actions.config import resolve_path
+    from nengo_actions.data import ensure_synthetic_digits
+    from nengo_actions.io import read_json, write_json_atomic
+
+    root, out, work = resolve_path(args.root), resolve_path(args.out), resolve_path(args.work)
+    if args.fresh:
+        shutil.rmtree(work, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    ensure_synthetic_digits(root, small_spec(args.digits) if args.digits else None)
+    skip = "--no-peers" if args.no_peers else (
+        None if args.peers_python.exists() else
+        f"no peer venv interpreter at {args.peers_python} (bash ../shared/peers/setup_peers.sh makes it)")
+    if skip:
+        _log(f"peers skipped ({peers}): {skip}")
+    state_path = work / "state.json"
+    state = read_json(state_path) or {}
+
+    def step(key, fn):
+        if key not in state:
+            value = fn()
+            state[key] = str(value) if isinstance(value, Path) else value
+            write_json_atomic(state_path, state)
+        return state[key]
+
+    return root, out, work, skip, step
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="data/dvs_digits", help="the generated set (made when missing)")
@@ -148,29 +182,9 @@ def main(argv=None):
                         help="config override added to every run (repeatable)")
     args = parser.parse_args(argv)
     OVERRIDES[:] = args.overrides
-    from nengo_actions.config import resolve_path
-    from nengo_actions.data import ensure_synthetic_digits
     from nengo_actions.deploy.nir_export import export_run, write_graph
 
-    root, out, work = resolve_path(args.root), resolve_path(args.out), resolve_path(args.work)
-    if args.fresh:
-        shutil.rmtree(work, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
-    ensure_synthetic_digits(root, small_spec(args.digits) if args.digits else None)
-    skip = "--no-peers" if args.no_peers else (
-        None if args.peers_python.exists() else
-        f"no peer venv interpreter at {args.peers_python} (bash ../shared/peers/setup_peers.sh makes it)")
-    if skip:
-        _log(f"peers skipped (snnTorch running our graph, the peers' graphs run here): {skip}")
-    state_path = work / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
-
-    def step(key, fn):
-        if key not in state:
-            state[key] = str(fn())
-            state_path.write_text(json.dumps(state, indent=1))
-        return state[key]
+    root, out, work, skip, step = workspace(args, "snnTorch running our graph, the peers' graphs run here")
 
     if args.trained:
         loihi_run = Path(step("loihi_run", lambda: evaluate_params(args.trained, root, "digits_loihi")))
@@ -290,7 +304,7 @@ def report(r):
         "",
         f"- Loihi against NengoDL on the same {n} clips: {100 * (lo['loihi_test_clip_accuracy'] - lo['loihi_reference_clip_accuracy']):+.2f} "
         f"points; {_pct(lo['loihi_agreement'])} of the clips get the same answer. That is what Loihi's 8-bit weights, 12-bit",
-        f"  decays and integer voltages cost: the float emulation (`loihi_target: \"simreal\"`) gives the same answer as NengoDL",
+        "  decays and integer voltages cost: the float emulation (`loihi_target: \"simreal\"`) gives the same answer as NengoDL",
         f"  on {_pct(r['loihi_float']['agreement'])} of the clips.",
         f"- Loihi-ready recipe against the max-pool recipe in NengoDL: {100 * (lo['spiking_test_clip_accuracy'] - mx['spiking_test_clip_accuracy']):+.2f} points.",
         f"- Export then import here: {_pct(rt['agreement'])} of the clips get the same answer (the network runs bit for bit).",

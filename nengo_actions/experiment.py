@@ -252,7 +252,7 @@ def refit(model_type, cfg, data, ts, epochs, out_dir, *, resume=False, log=print
     ev = cfg.evaluate
     x, y = join_clips(data.x_train, data.x_val), np.concatenate([data.y_train, data.y_val])
     log(f"[{model_type}] refit: {len(y)} training and validation clips, {epochs} epochs")
-    built, engine = new_engine(model_type, cfg, data, ts)
+    _, engine = new_engine(model_type, cfg, data, ts)
     try:
         result = train(engine, x, y, None, None, ts.replace(epochs=epochs, early_stopping=0), ev, out_dir,
                        resume=resume, seed=cfg.seed, log=lambda s: log(f"[{model_type}] refit: {s}"))

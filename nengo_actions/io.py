@@ -103,6 +103,15 @@ def _write_npz(f, arrays):
     archive.close()
 
 
+def save_figure_atomic(fig, path, **savefig):
+    """``fig.savefig`` (a matplotlib figure; the format from ``path``'s suffix) to ``path``
+    atomically."""
+    path = Path(path)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, **savefig)
+    return path
+
+
 def write_text_atomic(path, text):
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return write_bytes_atomic(path, lambda f: f.write(text.encode("utf-8")))
@@ -157,6 +166,6 @@ def _writer_alive(name):
 
 
 __all__ = [
-    "TEMP_MARK", "ARCHIVE_ERRORS", "writing", "atomic_path", "write_bytes_atomic", "save_npz_atomic", "write_text_atomic",
+    "TEMP_MARK", "ARCHIVE_ERRORS", "writing", "atomic_path", "write_bytes_atomic", "save_npz_atomic", "save_figure_atomic", "write_text_atomic",
     "write_json_atomic", "read_json", "remove_stale_temp_files",
 ]

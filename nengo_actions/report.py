@@ -16,7 +16,7 @@ import numpy as np
 
 from nengo_actions import registry, run_metrics
 from nengo_actions.config import jsonable, write_json_atomic
-from nengo_actions.io import atomic_path, write_text_atomic
+from nengo_actions.io import save_figure_atomic, write_text_atomic
 
 # the seed's anchors are UCF101 figures: shown beside the clip classifiers only
 VIDEO_MODELS = tuple(name for name, m in registry.MODELS.items() if m.inputs == "features")
@@ -37,13 +37,10 @@ def _plt():
 
 
 def _save(fig, path):
-    path = Path(path)
     try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        return save_figure_atomic(fig, path, dpi=110, bbox_inches="tight").name
     finally:
         _plt().close(fig)
-    return path.name
 
 
 def _shown_path(path):

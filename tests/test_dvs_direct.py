@@ -229,8 +229,8 @@ def test_written_out_backpropagation_through_time_equals_autodiff(detach_reset):
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-4)
 
 
-def test_run_model_trains_directly_on_fewer_clips_than_a_minibatch(tmp_path):
-    from nengo_actions.experiment import run_model
+def _tiny_clips_and_config(tmp_path, *overrides):
+    """6 training, 4 validation and 4 test clips of two classes, and a small gesture net."""
     from nengo_actions.feature_data import ClipData
 
     rng = np.random.default_rng(8)
@@ -241,9 +241,15 @@ def test_run_model_trains_directly_on_fewer_clips_than_a_minibatch(tmp_path):
     data = ClipData(x_train, y_train, x_val, y_val, x_test, y_test, g(6), g(4), g(4), ["left", "right"], tmp_path, {"frame_shape": [8, 8, 2]})
     cfg = C.load_config(C.PROJECT_ROOT / "configs" / "dvs128_gesture.json", [
         "model.dvs_gesture_net.channels=4", "model.dvs_gesture_net.depth=2", "model.dvs_gesture_net.dense=8",
-        "train.epochs=1", "train.minibatch_size=16", "train.tensorboard=false", "evaluate.steps_per_frame=[1,2]",
-        "evaluate.energy_devices=[\"loihi\"]",
+        "train.tensorboard=false", "evaluate.energy_devices=[\"loihi\"]", *overrides,
     ])
+    return data, cfg
+
+
+def test_run_model_trains_directly_on_fewer_clips_than_a_minibatch(tmp_path):
+    from nengo_actions.experiment import run_model
+
+    data, cfg = _tiny_clips_and_config(tmp_path, "train.epochs=1", "train.minibatch_size=16", "evaluate.steps_per_frame=[1,2]")
     lines = []
     result = run_model("dvs_gesture_net", cfg, data, tmp_path / "run", log=lines.append)
     assert any("using minibatches of 6" in line for line in lines)
@@ -255,19 +261,9 @@ def test_run_model_trains_directly_on_fewer_clips_than_a_minibatch(tmp_path):
 
 def test_refit_trains_on_training_and_validation_clips_for_the_selected_epochs(tmp_path):
     from nengo_actions.experiment import run_model
-    from nengo_actions.feature_data import ClipData
 
-    rng = np.random.default_rng(8)
-    x_train, y_train = _halves(6, rng)
-    x_val, y_val = _halves(4, rng)
-    x_test, y_test = _halves(4, rng)
-    g = lambda n: np.array(["u"] * n)  # noqa: E731
-    data = ClipData(x_train, y_train, x_val, y_val, x_test, y_test, g(6), g(4), g(4), ["left", "right"], tmp_path, {"frame_shape": [8, 8, 2]})
-    cfg = C.load_config(C.PROJECT_ROOT / "configs" / "dvs128_gesture.json", [
-        "model.dvs_gesture_net.channels=4", "model.dvs_gesture_net.depth=2", "model.dvs_gesture_net.dense=8",
-        "train.epochs=2", "train.minibatch_size=4", "train.tensorboard=false", "train.refit=true",
-        "evaluate.steps_per_frame=[1]", "evaluate.spiking_steps_per_frame=1", "evaluate.energy_devices=[\"loihi\"]",
-    ])
+    data, cfg = _tiny_clips_and_config(tmp_path, "train.epochs=2", "train.minibatch_size=4", "train.refit=true",
+                                       "evaluate.steps_per_frame=[1]", "evaluate.spiking_steps_per_frame=1")
     m = run_model("dvs_gesture_net", cfg, data, tmp_path / "run", log=lambda s: None).metrics
     assert m["refit_epochs"] == m["best_epoch"] and m["refit_train_clips"] == 10
     history = (tmp_path / "run" / "refit" / "history.csv").read_text().splitlines()

@@ -8,7 +8,7 @@ import math
 # machine without a display draws the same files and leaves the process's backend alone
 from matplotlib.figure import Figure
 
-from nengo_actions.io import atomic_path
+from nengo_actions.io import save_figure_atomic
 from nengo_actions.run_metrics import (
     CHANCE_ACCURACY,
     SPIKING_TEST_CLIP_ACCURACY,
@@ -66,7 +66,7 @@ def write_plots(out_dir, summary, columns):
         ax.legend(loc="upper right")
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
-        plots.append(_save(fig, out_dir / "accuracy.png"))
+        plots.append(save_figure_atomic(fig, out_dir / "accuracy.png", dpi=120))
 
     energy = _energy_column(columns)
     acc_key = SPIKING_TEST_CLIP_ACCURACY if SPIKING_TEST_CLIP_ACCURACY in columns else (acc[0] if acc else None)
@@ -86,7 +86,7 @@ def write_plots(out_dir, summary, columns):
         ax.set_title("Accuracy against energy per inference")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        plots.append(_save(fig, out_dir / "accuracy_vs_energy.png"))
+        plots.append(save_figure_atomic(fig, out_dir / "accuracy_vs_energy.png", dpi=120))
 
     if TRAIN_SECONDS in columns:
         fig = Figure(figsize=(max(6, 0.9 * len(x) + 2), 4))
@@ -98,13 +98,7 @@ def write_plots(out_dir, summary, columns):
         ax.set_title("Training time per grid point")
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
-        plots.append(_save(fig, out_dir / "train_time.png"))
+        plots.append(save_figure_atomic(fig, out_dir / "train_time.png", dpi=120))
     return plots
-
-
-def _save(fig, path):
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120)
-    return path
 
 
