@@ -23,10 +23,14 @@ layer, averaged over each class's votes):
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from nengo_actions.compat import tf
+from nengo_actions.distribute import replicas
 from nengo_actions.engine import Engine, select_device
+from nengo_actions.errors import ConfigError
 from nengo_actions.params import check_signature, read_params
 
 
@@ -80,7 +84,11 @@ class DirectEngine(Engine):
     classes)``: the output spikes of each step.
     """
 
-    def __init__(self, net, minibatch_size=16, device="auto", seed=0):
+    def __init__(self, net, minibatch_size=16, device="auto", seed=0, strategy=None, replicated_model=None):
+        """``strategy``: a ``tf.distribute`` strategy, with ``replicated_model`` the same
+        network built in its scope. That copy trains; ``net.keras_model`` predicts and is
+        saved, and takes the trained weights after every epoch (the reads that gather the
+        replicas' batch-norm statistics happen there, at the same point on every worker)."""
         self.built = net
         self.model = net.keras_model
         self.minibatch_size = int(minibatch_size)
@@ -88,6 +96,16 @@ class DirectEngine(Engine):
         self.n_features = int(np.prod(net.frame_shape))
         self.compiled = False
         self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        self.strategy = strategy
+        self.replicas = replicas(strategy)
+        self._trained = self.model if strategy is None else replicated_model
+        if strategy is not None:
+            if self.minibatch_size % self.replicas:
+                raise ConfigError(
+                    f"train.minibatch_size {self.minibatch_size} does not split evenly over {self.replicas} "
+                    f"replicas; make it a multiple of {self.replicas}"
+                )
+            tf.keras.backend.batch_set_value(zip(self._trained.weights, self.model.get_weights()))
 
     # -- prediction --------------------------------------------------------------------
 
@@ -106,23 +124,40 @@ class DirectEngine(Engine):
 
     # -- training ----------------------------------------------------------------------
 
-    def compile(self, settings, n_train):
-        self.compile_optimizer(settings, n_train)
-        loss_fn = rate_loss(self.built.n_classes, settings.loss, settings.loss_steps)
-        model, optimizer, mixed = self.model, self.optimizer, self.mixed_precision
+    def _scope(self):
+        return contextlib.nullcontext() if self.strategy is None else self.strategy.scope()
 
-        @tf.function(reduce_retracing=True)
-        def train_step(x, y):
+    def compile(self, settings, n_train):
+        with self._scope():  # the optimizer's variables are mirrored like the model's
+            self.compile_optimizer(settings, n_train)
+        loss_fn = rate_loss(self.built.n_classes, settings.loss, settings.loss_steps)
+        model, optimizer, mixed = self._trained, self.optimizer, self.mixed_precision
+        # each replica's loss is the mean over its share of the global minibatch; the
+        # gradients are summed over replicas, so 1/replicas makes them the global mean's
+        scale = 1.0 / self.replicas
+
+        def step(x, y):
             with tf.GradientTape() as tape:
                 loss = loss_fn(y, model(x, training=True))
-                scaled = optimizer.get_scaled_loss(loss) if mixed else loss
+                share = loss if self.strategy is None else loss * scale
+                scaled = optimizer.get_scaled_loss(share) if mixed else share
             grads = tape.gradient(scaled, model.trainable_weights)
             if mixed:
                 grads = optimizer.get_unscaled_gradients(grads)
             optimizer.apply_gradients(zip(grads, model.trainable_weights))
             return loss
 
-        self._train_step = train_step
+        if self.strategy is None:
+            self._train_step = tf.function(step, reduce_retracing=True)
+        else:
+            strategy = self.strategy
+
+            @tf.function(reduce_retracing=True)
+            def distributed_step(batch):
+                losses = strategy.run(step, args=batch)
+                return strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
+
+            self._train_step = distributed_step
         self.compiled = True
 
     def fit_epoch(self, x, y, epoch, seed=0):
@@ -132,6 +167,11 @@ class DirectEngine(Engine):
         # dropout masks from a seed of their own per epoch, so that a resumed run draws
         # what an uninterrupted one would
         tf.random.set_seed(int(np.random.RandomState([seed, epoch, 1]).randint(2**31)))
+        if self.strategy is not None:
+            losses = [float(self._train_step(self._replica_batches(x, y, order[start : start + batch])))
+                      for start in range(0, len(order), batch)]
+            self.model.set_weights(self._trained.get_weights())
+            return float(np.mean(losses))
         with tf.device(self.device):
             for start in range(0, len(order), batch):
                 idx = order[start : start + batch]
@@ -140,6 +180,17 @@ class DirectEngine(Engine):
                 losses.append(float(self._train_step(xb, yb)))
         return float(np.mean(losses))
 
+    def _replica_batches(self, x, y, idx):
+        """The global minibatch ``idx`` as per-replica ``(x, y)``: replica r takes the r-th
+        equal share, and each worker reads only its own replicas' clips."""
+        share = len(idx) // self.replicas
+
+        def part(context):
+            mine = idx[context.replica_id_in_sync_group * share :][:share]
+            return tf.constant(np.asarray(x[mine], np.float32)), tf.constant(np.asarray(y[mine], np.int32))
+
+        return self.strategy.experimental_distribute_values_from_function(part)
+
     # -- parameters --------------------------------------------------------------------
 
     def get_params(self):
@@ -147,12 +198,18 @@ class DirectEngine(Engine):
 
     def set_params(self, values):
         tf.keras.backend.batch_set_value(zip(self.model.weights, values))
+        if self._trained is not self.model:
+            tf.keras.backend.batch_set_value(zip(self._trained.weights, values))
 
     def _describe(self):
         return describe_weights(self.model)
 
     def trainable_variables(self):
-        return self.model.trainable_weights
+        return self._trained.trainable_weights
+
+    def set_optimizer_state(self, values):
+        with self._scope():
+            super().set_optimizer_state(values)
 
     def close(self):
         pass

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from nengo_actions import config as config_mod
-from nengo_actions import registry
+from nengo_actions import distribute, registry
 from nengo_actions.config import ConfigError, jsonable, write_json_atomic
 from nengo_actions.deploy.nir_export import model_graph
 from nengo_actions.deploy.nir_import import build_nir_network, graph_dt, read_graph
@@ -155,6 +155,7 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
                 epochs_run=len(history),
                 initial_val_clip_accuracy=result.initial_val_clip_accuracy,
                 stopped_early=result.stopped_early,
+                train_workers=distribute.workers(ts.distribute),
             )
             if tracker is not None:
                 metrics.update(tracker.metrics())
@@ -214,10 +215,14 @@ def new_engine(model_type, cfg, data, ts):
         from nengo_actions.engine_direct import DirectEngine
         from nengo_actions.networks.dvs_direct import build_temporal
 
-        built = build_temporal(
-            model_type, cfg.model, n_features=data.n_features, n_classes=data.n_classes, dt=ev.dt, seed=seed
+        build = functools.partial(
+            build_temporal, model_type, cfg.model, n_features=data.n_features, n_classes=data.n_classes, dt=ev.dt, seed=seed
         )
-        return built, DirectEngine(built, ts.minibatch_size, ts.device, seed)
+        built, strategy, replicated = build(), distribute.strategy(ts.distribute), None
+        if strategy is not None:  # the copy that trains, its variables one per replica
+            with strategy.scope():
+                replicated = build().keras_model
+        return built, DirectEngine(built, ts.minibatch_size, ts.device, seed, strategy, replicated)
     built = spiking_builder(model_type, cfg, data)(spiking=False)
     return built, Engine(built, ts.minibatch_size, ts.device, seed)
 
@@ -399,6 +404,9 @@ def _device_spiking(name):
 def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, nir=None, log=print):
     """Run the whole job of ``cfg``; returns the run folder.
 
+    A multi-worker run's workers other than the chief run it in a temporary folder
+    (:func:`nengo_actions.distribute.scratch_run`).
+
     Parameters
     ----------
     overrides : sequence of str
@@ -411,9 +419,18 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, nir=None,
     nir : path or None
         Evaluate this NIR graph instead of the configured models (:func:`run_graph`).
     """
-    start = time.perf_counter()
     if resume and run_dir is not None and not Path(run_dir).is_dir():
         raise ConfigError(f"--resume {run_dir}: no such run folder")
+    distribute.check(cfg, lambda t: registry.trains_directly(t, cfg.model))
+    if not distribute.is_chief(cfg.train.distribute):
+        with distribute.scratch_run(cfg, run_dir) as (cfg, run_dir):
+            return _run(cfg, overrides, run_dir, resume, params, nir, log)
+    return _run(cfg, overrides, run_dir, resume, params, nir, log)
+
+
+def _run(cfg, overrides, run_dir, resume, params, nir, log):
+    start = time.perf_counter()
+    distribute.strategy(cfg.train.distribute)  # before any TensorFlow operation (collectives)
     if resume and run_dir is not None:
         config_mod.check_resumed_run(run_dir, cfg)
         trained = config_mod.finished_epochs(run_dir, cfg)

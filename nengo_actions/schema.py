@@ -271,6 +271,10 @@ class ModelConfig(Section):
 # Training and evaluation
 
 
+#: ``train.distribute``'s strategies (nengo_actions.distribute).
+STRATEGIES = ("none", "mirrored", "multi_worker")
+
+
 @frozen
 class TrainConfig(Section):
     optimizer: str = setting("adam", choices=("adam", "sgd", "rmsprop"))
@@ -300,6 +304,9 @@ class TrainConfig(Section):
     # float16 arithmetic with float32 parameters and loss scaling: "auto" (on when training
     # on a GPU), "on" (a GPU is required) or "off"
     mixed_precision: str = setting("auto", choices=("auto", "on", "off"))
+    # data-parallel training of directly trained models (nengo_actions.distribute): "none",
+    # "mirrored" (the GPUs of this machine) or "multi_worker" (workers given by TF_CONFIG)
+    distribute: str = setting("none", choices=STRATEGIES)
     tensorboard: bool = setting(True)
     # Per model type, overrides of the keys above, e.g. {"keras_lmu": {"epochs": 10}}.
     models: dict = setting(kind=dict, factory=dict)

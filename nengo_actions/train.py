@@ -5,6 +5,7 @@
     python -m nengo_actions.train --resume results/runs/synthetic_demo-20261124-101500
     python -m nengo_actions.train -c CONFIG --params results/runs/<run>   # evaluate only
     python -m nengo_actions.train -c CONFIG --nir model.nir                # evaluate a NIR graph
+    python -m nengo_actions.train -c CONFIG --workers 2                    # two training workers here
 
 The last line printed is ``run directory: PATH``.
 """
@@ -16,7 +17,6 @@ import sys
 
 from nengo_actions.config import add_config_arguments, config_from_args, run_command
 from nengo_actions.config import load_run_config
-from nengo_actions.experiment import run
 
 
 def build_parser():
@@ -35,13 +35,25 @@ def build_parser():
         "--nir", metavar="FILE",
         help="evaluate this NIR graph on the config's test clips, spiking, instead of training",
     )
+    parser.add_argument(
+        "--workers", type=int, metavar="N",
+        help="train with N worker processes on this machine (train.distribute \"multi_worker\", "
+        "TF_CONFIG on localhost); on a cluster, start one command per worker with its own TF_CONFIG",
+    )
     return parser
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
 
     def job():
+        if args.workers is not None:
+            from nengo_actions import workers
+
+            return workers.launch(workers.without_option(argv, "--workers"), args.workers, resume=args.resume)
+        from nengo_actions.experiment import run
+
         if args.resume:
             cfg = load_run_config(args.resume, args.overrides)
         else:

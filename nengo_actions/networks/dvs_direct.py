@@ -149,6 +149,9 @@ def temporal_model(stages, frame_shape, conv: DVSConvConfig, seed=0, name="dvs_d
     layers run on all B x T frames at once; LIF layers step through T.
     """
     TD = L.TimeDistributed
+    # built in a tf.distribute scope of several replicas, batch normalisation takes the
+    # global minibatch's statistics (PyTorch's SyncBatchNorm), as one process would
+    synchronized = tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
     inp = tf.keras.Input((None, int(np.prod(frame_shape))), name="frames")
     x = TD(L.Reshape(tuple(frame_shape)), name="image")(inp)
     for i, s in enumerate(stages):
@@ -157,7 +160,7 @@ def temporal_model(stages, frame_shape, conv: DVSConvConfig, seed=0, name="dvs_d
             x = TD(_weight_layer(s, use_bias=not s.batch_norm, **init), name=s.name)(x)
             if s.batch_norm:
                 # PyTorch's defaults (momentum 0.1, eps 1e-5), as SpikingJelly trains
-                x = TD(L.BatchNormalization(momentum=0.9, epsilon=1e-5), name=f"bn_{s.name}")(x)
+                x = TD(L.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized), name=f"bn_{s.name}")(x)
         elif s.kind == "lif":
             x = _lif(s, conv)(x)
         elif s.kind == "pool":
