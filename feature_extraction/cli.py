@@ -23,6 +23,19 @@ def build_parser():
         "--merge", nargs="*", metavar="SHARD_STORE_DIR", default=None,
         help="assemble the store from the chunks of all shards (plus those in the named folders)",
     )
+    parser.add_argument(
+        "--backend", choices=("local", "ray"), default="local",
+        help="local: this process (or the one shard of --shard); ray: --jobs shards as Ray tasks, then the merge",
+    )
+    parser.add_argument(
+        "--ray-address", metavar="ADDR",
+        help="with --backend ray: the Ray cluster to run on; without it a local Ray is started",
+    )
+    parser.add_argument(
+        "--jobs", type=int, metavar="N",
+        help="with --backend ray: shards as Ray tasks, one GPU each where the cluster has GPUs, else one "
+        "CPU (default: the cluster's GPUs, else its CPUs)",
+    )
     parser.add_argument("--force", action="store_true", help="delete the existing store and extract again")
     parser.add_argument(
         "--export-seed-pickles", metavar="DIR",
@@ -43,7 +56,15 @@ def main(argv=None):
         from .merge import merge
 
         progress = not args.no_progress
-        if args.merge is not None:
+        if args.backend == "ray":
+            if args.shard or args.merge is not None:
+                raise ConfigError("--backend ray runs and merges the shards itself; leave out --shard and --merge")
+            from .ray_backend import extract_on_ray
+
+            summary = extract_on_ray(cfg, args.jobs, args.ray_address, progress, force=args.force)
+        elif args.jobs is not None or args.ray_address:
+            raise ConfigError("--jobs and --ray-address go with --backend ray")
+        elif args.merge is not None:
             if args.shard:
                 raise ConfigError("--merge and --shard do not go together")
             summary = merge(cfg, args.merge, progress)
