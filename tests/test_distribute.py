@@ -198,3 +198,25 @@ def test_two_local_workers_killed_mid_run_resume_to_the_end(tmp_path):
     assert metrics["train_workers"] == 2 and metrics["epochs_run"] == epochs
     assert len(history.read_text().splitlines()) == 1 + epochs
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [run_dir.name]  # only the chief wrote a run folder
+
+
+def test_one_replica_trains_to_the_digit_as_without_a_strategy(tmp_path):
+    """``train.distribute: "mirrored"`` on a machine without GPUs is one replica (the
+    CPU); its parameters and figures equal an undistributed run's."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_dvs_direct import _tiny_clips_and_config
+
+    from nengo_actions.experiment import run_model
+    from nengo_actions.params import read_params
+
+    runs = {}
+    for setting in ("none", "mirrored"):
+        data, cfg = _tiny_clips_and_config(
+            tmp_path, "train.epochs=2", "train.minibatch_size=4", "train.learning_rate=0.05",
+            f'train.distribute="{setting}"', "evaluate.spiking=false")
+        metrics = run_model("dvs_gesture_net", cfg, data, tmp_path / setting, log=lambda s: None).metrics
+        runs[setting] = metrics, read_params(tmp_path / setting / "params_last.npz")[0]
+    (m0, p0), (m1, p1) = runs["none"], runs["mirrored"]
+    for a, b in zip(p0, p1):
+        np.testing.assert_array_equal(a, b)
+    assert {k: v for k, v in m0.items() if "second" not in k} == {k: v for k, v in m1.items() if "second" not in k}

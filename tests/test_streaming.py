@@ -4,6 +4,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,38 @@ def test_counts_are_stored_in_the_smallest_exact_type(tmp_path, counts, dtype):
     assert stored.dtype == dtype and stored.max() == max(counts)
     expected = np.stack([to_frames(dataset.events(i), (4, 4, 2), 1, channels="last") for i in range(len(counts))])
     np.testing.assert_array_equal(stored, expected)
+
+
+def test_processes_framing_into_one_cache_take_turns(tmp_path, monkeypatch):
+    """The workers of a multi-worker run frame into the same cache: one builds it, the
+    others wait for the lock and then read the finished file."""
+    import threading
+
+    from nengo_actions.data import frame_cache
+
+    dataset = _one_pixel_dataset(tmp_path, (5, 7, 9))
+    framing = ToFrames(sensor_size=(4, 4, 2), n_frames=2, channels="last")
+    builds, real_build = [], frame_cache._build
+
+    def slow_build(*args):
+        builds.append(threading.get_ident())
+        time.sleep(0.5)  # long enough for the other thread to reach the check
+        return real_build(*args)
+
+    monkeypatch.setattr(frame_cache, "_build", slow_build)
+    results = [None, None]
+
+    def frame(i):
+        results[i] = cached_frames(dataset, framing, tmp_path / "frames", "train", progress=False)
+
+    threads = [threading.Thread(target=frame, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and results[0].path == results[1].path
+    expected = np.stack([to_frames(dataset.events(i), (4, 4, 2), 2, channels="last") for i in range(3)])
+    np.testing.assert_array_equal(np.load(results[0].path, allow_pickle=False), expected)
 
 
 # The frame-cache file names of the configs, as the dict configs gave them (commit

@@ -28,6 +28,7 @@ NumPy only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -150,25 +151,46 @@ def cached_frames(dataset, transform, directory, role, extra=None, progress=True
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{role}-{key_name(key)}.npy"
-    done = _finished(path, key)
-    if done is not None:
-        _skip_draws(dataset, transform)
-        return done
-    mode = counts.transforms[-1].mode
-    dtype = smallest_dtype(mode, max(int(s["n_events"]) for s in dataset.samples))
-    progress_path = path.with_name(path.name + ".progress.json")
-    saved = read_json(progress_path)
-    if saved and saved.get("key") == key:
-        dtype = np.dtype(saved["dtype"])
-    start_states = _rng_states(transform)
-    while True:
+    with _building(path):
+        done = _finished(path, key)
+        if done is not None:
+            _skip_draws(dataset, transform)
+            return done
+        mode = counts.transforms[-1].mode
+        dtype = smallest_dtype(mode, max(int(s["n_events"]) for s in dataset.samples))
+        progress_path = path.with_name(path.name + ".progress.json")
+        saved = read_json(progress_path)
+        if saved and saved.get("key") == key:
+            dtype = np.dtype(saved["dtype"])
+        start_states = _rng_states(transform)
+        while True:
+            try:
+                return _build(dataset, transform, counts, path, key, dtype, normalize, progress, desc)
+            except _Overflow:
+                dtype = _WIDER[dtype]
+                _set_rng_states(transform, start_states)
+                for stale in (path.with_name(path.name + ".partial"), progress_path):
+                    stale.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _building(path):
+    """Hold ``<file>.lock`` while a cache file is checked and built: the workers of a
+    multi-worker run (and runs started together) frame into the same cache, so one
+    builds it and the others wait, then find it finished."""
+    try:
+        import fcntl
+
+        lock = open(path.with_name(path.name + ".lock"), "a")
+    except (ImportError, OSError):  # no advisory locks (Windows) or a read-only cache: no lock
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return _build(dataset, transform, counts, path, key, dtype, normalize, progress, desc)
-        except _Overflow:
-            dtype = _WIDER[dtype]
-            _set_rng_states(transform, start_states)
-            for stale in (path.with_name(path.name + ".partial"), progress_path):
-                stale.unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _skip_draws(dataset, transform):
