@@ -339,3 +339,19 @@ def test_spiking_lmu_ablation(tmp_path):
         positive(r["Loihi J/clip"])
     assert "(2 test clips, so one clip is 50.0 points)" in readme.read_text()
     assert report.read_text().startswith("# Spiking LMU: what each change does")
+
+
+def test_bench_workers(tmp_path, digits_root):
+    """One process against two local workers; the section lands in the given README."""
+    out = tmp_path / "out"
+    log = run_benchmark("bench_workers", "--root", digits_root, "--out", out, "--readme", tmp_path / "README.md",
+                        "--digits", DIGITS, *sets(TINY_DVS + [f"save_dir={tmp_path / 'runs'}"]))
+    assert "training with 2 worker(s)" in log
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["workers"] for r in rows] == [1, 2] and all(r["minibatch"] == 16 for r in rows)
+    for r in rows:
+        fraction(r["spiking_accuracy"])
+        assert r["clips_per_second"] > 0
+    table = section_table(tmp_path / "README.md", "## Multi-worker training (tf.distribute) on the DVS digits")
+    assert [row["workers"] for row in table] == ["1", "2"] and number(table[0]["vs 1 process"]) == 1.0
+    assert (out / "workers.png").stat().st_size > 0
