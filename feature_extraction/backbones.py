@@ -30,8 +30,7 @@ import torchvision
 from torch import nn
 
 from nengo_actions.config import ConfigError
-
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+from nengo_actions.schema import BACKBONES, FEATURE_OUTPUTS
 #: Blocks per stage, and whether the blocks are bottlenecks (``conv3`` present).
 ARCHITECTURES = {
     "resnet18": ((2, 2, 2, 2), False),
@@ -117,7 +116,7 @@ class FrameEncoder(nn.Module):
         elif output == "pool":
             self.head = None
         else:
-            raise ConfigError(f"key 'features.output' must be 'pool' or 'seed_head', got {output!r}")
+            raise ConfigError(f"key 'features.output' must be {' or '.join(map(repr, FEATURE_OUTPUTS))}, got {output!r}")
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255)
         self.register_buffer("inv_std", 1 / (torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255))
         self.weights_path = None

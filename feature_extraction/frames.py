@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-POLICIES = ("first", "uniform", "all")
-SHORT_CLIPS = ("pad", "skip")
+from nengo_actions.schema import FRAME_POLICIES as POLICIES
+from nengo_actions.schema import SHORT_CLIPS
 
 
 class VideoReadError(RuntimeError):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CLIP_METHODS = ("last", "mean", "vote")
+from nengo_actions.schema import CLIP_METHODS
 
 
 def frame_outputs(outputs, steps_per_frame=1):

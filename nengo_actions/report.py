@@ -27,6 +27,13 @@ SEED_ANCHORS = (
 )
 
 
+def clip_method_text(ev):
+    """How ``ev.clip_method`` (a choice of :data:`~nengo_actions.schema.CLIP_METHODS`) reads
+    a clip's answer, in the words of the report."""
+    return {"last": "the scores at the last frame", "mean": f"the mean scores of the last {ev.last_k} frames",
+            "vote": "the class most frames pick"}[ev.clip_method]
+
+
 def _plt():
     import matplotlib
 
@@ -295,9 +302,7 @@ def write_report(run_dir, cfg, data, results, total_seconds=0.0):
         f"- Validation: whole groups carved out of the training side (`data.val_fraction` = "
         f"{cfg.data.val_fraction}); the epoch with the best validation per-clip accuracy is "
         "kept. The test set is used once, for the figures below, never for selection.",
-        f"- Per-clip accuracy: one answer per clip ({cfg.evaluate.clip_method!r}: "
-        + {"last": "the scores at the last frame", "mean": f"the mean scores of the last {cfg.evaluate.last_k} frames",
-           "vote": "the class most frames pick"}[cfg.evaluate.clip_method]
+        f"- Per-clip accuracy: one answer per clip ({cfg.evaluate.clip_method!r}: {clip_method_text(cfg.evaluate)}"
         + "). Per-step accuracy is the seed's figure (every frame of every clip counted).",
         "",
         "## Models",

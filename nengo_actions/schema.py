@@ -43,6 +43,10 @@ class SyntheticActionsConfig(Section):
     seed: int = setting(0)
 
 
+#: ``data.stream``'s values (nengo_actions.streaming).
+STREAM_CHOICES = ("auto", "on", "off")
+
+
 @frozen
 class DataConfig(Section):
     # "ucf101": a UCF101 folder (UCF-101/ + ucfTrainTestlist/); "synthetic_actions": the
@@ -57,18 +61,23 @@ class DataConfig(Section):
     generate: bool = setting(True)  # generate the synthetic set when it is missing
     # Keep the clips on disk and read them a minibatch at a time (nengo_actions.streaming):
     # "on", "off", or "auto" (when the inputs as float32 exceed stream_above_mb MiB).
-    stream: str = setting("auto", choices=("auto", "on", "off"))
+    stream: str = setting("auto", choices=STREAM_CHOICES)
     stream_above_mb: float = setting(256.0)
     synthetic: SyntheticActionsConfig = setting(factory=SyntheticActionsConfig)
+
+
+#: ``frames.policy`` and ``frames.short_clips`` (feature_extraction.frames.FrameSampler).
+FRAME_POLICIES = ("first", "uniform", "all")
+SHORT_CLIPS = ("pad", "skip")
 
 
 @frozen
 class FramesConfig(Section):
     """How frames are taken from a video."""
 
-    policy: str = setting("first", choices=("first", "uniform", "all"))  # "first" N frames (the seed: 1..28)
+    policy: str = setting("first", choices=FRAME_POLICIES)  # "first" N frames (the seed: 1..28)
     n_frames: int = setting(28, low=1)
-    short_clips: str = setting("pad", choices=("pad", "skip"))  # "pad" repeats the last frame
+    short_clips: str = setting("pad", choices=SHORT_CLIPS)  # "pad" repeats the last frame
     # A video that decodes fewer frames than its container announces (a cut download)
     # counts as failed; true uses the frames that decode and lists the clip as damaged.
     allow_short_reads: bool = setting(False)
@@ -77,13 +86,18 @@ class FramesConfig(Section):
     std: tuple = setting(IMAGENET_STD)
 
 
+#: ``features.backbone`` and ``features.output`` (feature_extraction.backbones).
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+FEATURE_OUTPUTS = ("pool", "seed_head")
+
+
 @frozen
 class FeaturesConfig(Section):
     """The per-frame features of a torchvision ResNet, and how they are stored."""
 
-    backbone: str = setting("resnet152", choices=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"))
+    backbone: str = setting("resnet152", choices=BACKBONES)
     weights: str = setting(kind=str)  # torchvision state dict or the seed's encoder checkpoint
-    output: str = setting("pool", choices=("pool", "seed_head"))  # "seed_head": the seed's 512-d head
+    output: str = setting("pool", choices=FEATURE_OUTPUTS)  # "seed_head": the seed's 512-d head
     # 1: global average pool (torchvision's); G > 1: a GxG average grid, flattened, so the
     # features keep where things are (feature_dim = channels * G * G)
     pool_grid: int = setting(1, low=1)
@@ -173,6 +187,9 @@ class KerasLMUConfig(Section):
 # DVS convolutional networks (Keras, converted by nengo_dl.Converter); inputs are one
 # flattened (H, W, 2) frame per step. frame_shape () = square two-polarity frames.
 
+#: The ``pool`` of both DVS networks (networks.dvs_conv, networks.dvs_direct).
+POOLS = ("max", "avg")
+
 
 @frozen
 class GestureNetConfig(Section):
@@ -182,7 +199,7 @@ class GestureNetConfig(Section):
     depth: int = setting(5, low=1)
     dense: int = setting(512, low=1)
     votes: int = setting(10, low=1)  # output neurons per class, averaged by the voting layer
-    pool: str = setting("max", choices=("max", "avg"))  # "max" is converted as average pooling
+    pool: str = setting("max", choices=POOLS)  # "max" is converted as average pooling
     batch_norm: bool = setting(True)  # folded into the convolutions for conversion
     # direct training: also batch-normalise the two dense layers (folded likewise), which
     # keeps them firing from the first step instead of silent at the start
@@ -197,7 +214,7 @@ class SLAnimalsNetConfig(Section):
 
     channels: tuple = setting((20, 50))
     dense: int = setting(200, low=1)
-    pool: str = setting("avg", choices=("max", "avg"))
+    pool: str = setting("avg", choices=POOLS)
     dropout: float = setting(0.0, low=0)
     frame_shape: tuple = setting(())
 
@@ -273,22 +290,30 @@ class ModelConfig(Section):
 
 #: ``train.distribute``'s strategies (nengo_actions.distribute).
 STRATEGIES = ("none", "mirrored", "multi_worker")
+#: ``train.optimizer`` and ``train.schedule``: the engine builds each (engine.make_optimizer).
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine", "cosine_epoch", "step")
 
 
 @frozen
 class TrainConfig(Section):
-    optimizer: str = setting("adam", choices=("adam", "sgd", "rmsprop"))
+    optimizer: str = setting("adam", choices=OPTIMIZERS)
     learning_rate: float = setting(1e-3, above=0)
     adam_epsilon: float = setting(1e-7, above=0)  # Adam's epsilon: Keras' 1e-7; PyTorch (SpikingJelly) uses 1e-8
     weight_decay: float = setting(0.0, low=0)  # decoupled weight decay (Adam becomes AdamW)
     # cosine: to 0 over all epochs, every minibatch; cosine_epoch: the same once per epoch
     # (PyTorch's CosineAnnealingLR stepped per epoch, as SpikingJelly trains)
-    schedule: str = setting("constant", choices=("constant", "cosine", "cosine_epoch", "step"))
+    schedule: str = setting("constant", choices=SCHEDULES)
     step_epochs: int = setting(10, low=1)  # "step": multiply the rate by step_factor every step_epochs
     step_factor: float = setting(0.1, above=0)
     loss: str = setting("sparse_categorical_crossentropy", choices=("sparse_categorical_crossentropy", "mse"))
     loss_steps: int = setting(0, low=0)  # 0: every frame (the seed); k > 0: the last k frames of each clip
     minibatch_size: int = setting(32, low=1)
+    # An epoch's last minibatch when the clips do not fill it: "fill" tops it up with the
+    # first clips of the epoch's order (every minibatch full; NengoDL's simulator needs
+    # that); "short" trains it as it is, as PyTorch's DataLoader (drop_last=False) and so
+    # SpikingJelly do. Directly trained models only.
+    last_batch: str = setting("fill", choices=("fill", "short"))
     epochs: int = setting(20, low=1)
     # Scale each feature to zero mean and unit variance over the training frames
     # (validation and test use the training statistics).
@@ -327,11 +352,16 @@ class TrainConfig(Section):
 
 #: The simulators a spiking evaluation runs in: NengoDL (the reference) and Loihi.
 SIMULATORS = ("nengo_dl", "nengo_loihi")
+#: ``evaluate.clip_method``: how a clip's answer is read off its frames (metrics.clip_scores).
+CLIP_METHODS = ("last", "mean", "vote")
+#: The default ``evaluate.energy_devices``: keras-spiking's presets, checked against its
+#: table when a run starts (experiment.check_evaluate_settings).
+ENERGY_DEVICES = ("loihi", "spinnaker", "spinnaker2", "cpu", "gpu")
 
 
 @frozen
 class EvaluateConfig(Section):
-    clip_method: str = setting("last", choices=("last", "mean", "vote"))  # the per-clip answer
+    clip_method: str = setting("last", choices=CLIP_METHODS)  # the per-clip answer
     last_k: int = setting(5, low=1)  # frames averaged by "mean"
     top_k: int = setting(5, low=1)
     spiking: bool = setting(True)  # also evaluate spiking models with spiking neurons
@@ -339,7 +369,7 @@ class EvaluateConfig(Section):
     spiking_steps_per_frame: int = setting(4, low=1)  # the one reported as spiking_test_clip_accuracy
     dt: float = setting(0.001, above=0)  # seconds per simulation step
     raster_neurons: int = setting(20, low=0)  # neurons per layer in the spike raster
-    energy_devices: tuple = setting(("loihi", "spinnaker", "spinnaker2", "cpu", "gpu"))
+    energy_devices: tuple = setting(ENERGY_DEVICES)
     # the spiking runs: NengoDL always; "nengo_loihi" adds Loihi (pip install -e ".[loihi]")
     simulators: tuple = setting(("nengo_dl",))
     # nengo-loihi's emulator: "sim" bit for bit as the chip, "simreal" the same model in float
@@ -359,13 +389,19 @@ class EvaluateConfig(Section):
 # DVS event data (nengo_actions.data), for the event datasets; recordings under data.root.
 
 
+#: ``events.frames``' choices (nengo_actions.data.frames).
+SPLIT_BY = ("number", "time", "window")
+FRAME_MODES = ("sum", "or", "sum_norm")
+REMAINDERS = ("last", "drop")
+
+
 @frozen
 class EventFramesConfig(Section):
     n_frames: int = setting(16, low=1)
-    split_by: str = setting("number", choices=("number", "time", "window"))  # equal counts, equal spans, windows
+    split_by: str = setting("number", choices=SPLIT_BY)  # equal counts, equal spans, windows
     time_window_us: float = setting(30000.0, above=0)  # frame length for split_by = "window"
-    remainder: str = setting("last", choices=("last", "drop"))  # events past T equal parts
-    mode: str = setting("sum", choices=("sum", "or", "sum_norm"))
+    remainder: str = setting("last", choices=REMAINDERS)  # events past T equal parts
+    mode: str = setting("sum", choices=FRAME_MODES)
     downsample: int = setting(1, low=1)  # spatial factor: frames of ceil(H/f) x ceil(W/f) pixels
     channels: str = setting("last", choices=("last", "first"))  # (T, H, W, 2) for Keras or (T, 2, H, W)
     crop_us: float = setting(0.0, low=0)  # training samples cut to this length; 0 keeps all

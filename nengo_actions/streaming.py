@@ -34,11 +34,9 @@ import zipfile
 import numpy as np
 
 from nengo_actions.rows import FrameDecode, LazyClips, RowFile, as_float32
-from nengo_actions.schema import DataConfig
+from nengo_actions.schema import STREAM_CHOICES, DataConfig
 from nengo_actions.store import _mmap_member
 
-#: Values of ``data.stream``.
-STREAM_CHOICES = ("auto", "on", "off")
 #: Bytes of packed input per ``fit`` call when training from a :class:`LazyClips`.
 CHUNK_BYTES = 256 * 2**20
 #: Bytes of float64 rows per pass of :func:`feature_stats`.

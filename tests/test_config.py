@@ -1,7 +1,9 @@
+import dataclasses
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from nengo_actions import config as C
@@ -152,3 +154,56 @@ def test_shipped_configs_are_valid():
             assert expand_trials(load_sweep_config(path))
         else:
             C.load_config(path)
+
+
+def _choices(section, key):
+    return {f.name: f for f in dataclasses.fields(section)}[key].metadata["choices"]
+
+
+def test_each_choice_list_has_one_owner_that_the_schema_and_the_implementation_read():
+    """A choice added to the schema reaches the module that implements it (and the other way
+    round): both read the same tuple, owned by the schema (standard library only, so the
+    modules that need TensorFlow, PyTorch or NumPy can import it and not the reverse)."""
+    from feature_extraction import frames as video_frames
+    from nengo_actions import metrics, schema as S, streaming
+    from nengo_actions.data import frames as event_frames
+
+    pairs = [
+        (_choices(S.EvaluateConfig, "clip_method"), S.CLIP_METHODS, metrics.CLIP_METHODS),
+        (_choices(S.DataConfig, "stream"), S.STREAM_CHOICES, streaming.STREAM_CHOICES),
+        (_choices(S.FramesConfig, "policy"), S.FRAME_POLICIES, video_frames.POLICIES),
+        (_choices(S.FramesConfig, "short_clips"), S.SHORT_CLIPS, video_frames.SHORT_CLIPS),
+        (_choices(S.EventFramesConfig, "split_by"), S.SPLIT_BY, event_frames.SPLITS),
+        (_choices(S.EventFramesConfig, "mode"), S.FRAME_MODES, event_frames.MODES),
+        (_choices(S.EventFramesConfig, "remainder"), S.REMAINDERS, event_frames.REMAINDERS),
+        (_choices(S.FeaturesConfig, "backbone"), S.BACKBONES, S.BACKBONES),
+        (_choices(S.GestureNetConfig, "pool"), _choices(S.SLAnimalsNetConfig, "pool"), S.POOLS),
+        (_choices(S.TrainConfig, "optimizer"), S.OPTIMIZERS, S.OPTIMIZERS),
+        (_choices(S.TrainConfig, "schedule"), S.SCHEDULES, S.SCHEDULES),
+    ]
+    for in_schema, owner, implementation in pairs:
+        assert in_schema is owner is implementation
+    assert S.EvaluateConfig().energy_devices is S.ENERGY_DEVICES
+    # the event frames' channels keep their own order ("first", "last"), the same two names
+    assert set(_choices(S.EventFramesConfig, "channels")) == set(event_frames.CHANNELS)
+
+
+def test_each_choice_of_the_schema_is_implemented():
+    from feature_extraction.frames import FrameSampler
+    from nengo_actions import metrics, report, schema as S
+    from nengo_actions.data import ToFrames, make_events
+
+    outputs = np.random.default_rng(0).random((2, 4, 3))
+    for method in S.CLIP_METHODS:
+        assert metrics.clip_scores(outputs, method).shape == (2, 3)
+        assert report.clip_method_text(S.EvaluateConfig(clip_method=method))
+    for policy in S.FRAME_POLICIES:
+        for short in S.SHORT_CLIPS:
+            assert len(FrameSampler(policy, 4, short)(8))
+    events = make_events(x=[0, 1, 2, 3], y=[0, 1, 0, 1], p=[1, 0, 1, 1], t=[0, 10, 20, 30])
+    for split_by in S.SPLIT_BY:
+        for mode in S.FRAME_MODES:
+            for remainder in S.REMAINDERS:
+                frames = ToFrames(sensor_size=(4, 2, 2), n_frames=2, split_by=split_by, mode=mode, remainder=remainder,
+                                  time_window=20.0 if split_by == "window" else None, channels="last")
+                assert frames(events).shape == (2, 2, 4, 2)

@@ -241,3 +241,11 @@ def test_cross_validation_configs_and_summary():
     assert s["test_clip_accuracy"]["mean"] == pytest.approx(0.6) and s["test_clip_accuracy"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))  # sample std
     table = format_table({"n_folds": 4, "folds": [0, 1], "sets": {"full": {"summary": s}}})
     assert "| full | 60.00 +- 14.14% |" in table
+
+
+def test_every_pool_of_the_schema_is_a_pooling_layer():
+    from nengo_actions.networks import dvs_conv
+
+    assert dvs_conv.POOLS is schema.POOLS
+    layers = {type(dvs_conv._pool_layer(tf, pool, f"pool_{pool}")) for pool in schema.POOLS}
+    assert layers == {tf.keras.layers.MaxPooling2D, tf.keras.layers.AveragePooling2D}

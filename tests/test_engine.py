@@ -283,3 +283,38 @@ def test_a_loss_that_is_not_finite_stops_training_naming_the_epoch(tmp_path):
             train(engine, x, y, x[:8], y[:8], settings(epochs=3), EVAL, tmp_path, log=lambda s: None)
     finally:
         engine.close()
+
+
+def test_the_engine_builds_every_optimizer_and_schedule_of_the_schema():
+    """The schema owns the choices (schema.OPTIMIZERS, SCHEDULES); the engine's if-chain
+    must build each one, not fall through to a default."""
+    from nengo_actions.engine import make_optimizer
+    from nengo_actions.schema import OPTIMIZERS, SCHEDULES
+
+    for name in OPTIMIZERS:
+        for decay in (0.0, 0.01):
+            optimizer = make_optimizer(TrainConfig(optimizer=name, weight_decay=decay), steps_per_epoch=10)
+            assert type(optimizer).__name__.lower().startswith(name)
+    kinds = set()
+    for schedule in SCHEDULES:
+        settings = TrainConfig(schedule=schedule, epochs=20, step_epochs=5)
+        rate = make_optimizer(settings, steps_per_epoch=10)._learning_rate
+        if schedule == "constant":
+            assert not isinstance(rate, tf.keras.optimizers.schedules.LearningRateSchedule)
+            continue
+        kinds.add(type(rate))
+        assert float(rate(150)) < float(rate(0)) == pytest.approx(settings.learning_rate)
+    assert len(kinds) == len(SCHEDULES) - 1
+
+
+def test_the_default_energy_devices_are_the_schema_s_and_keras_spiking_knows_them():
+    import inspect
+
+    from nengo_actions.energy import device_table
+    from nengo_actions.schema import ENERGY_DEVICES
+    from nengo_actions.spiking import evaluate_spiking
+
+    # spiking.evaluate_spiking keeps its own copy of the default
+    assert inspect.signature(evaluate_spiking).parameters["devices"].default == ENERGY_DEVICES
+    assert EvaluateConfig().energy_devices is ENERGY_DEVICES
+    assert set(ENERGY_DEVICES) <= set(device_table())

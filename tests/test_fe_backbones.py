@@ -7,6 +7,9 @@ import torchvision
 from torch import nn
 
 from feature_extraction.backbones import (
+    ARCHITECTURES,
+    BACKBONES,
+    GMACS_224,
     FrameEncoder,
     WeightsError,
     build_encoder,
@@ -14,6 +17,7 @@ from feature_extraction.backbones import (
     load_weights,
     sha256_file,
 )
+from nengo_actions import schema
 from nengo_actions.config import IMAGENET_MEAN, IMAGENET_STD, ConfigError
 
 
@@ -150,8 +154,13 @@ def test_seed_encoder_checkpoint_gives_the_seed_head_features(tmp_path):
         build_encoder("resnet152", path, output="seed_head")
 
 
+def test_every_backbone_of_the_schema_has_its_architecture_and_cost():
+    assert BACKBONES is schema.BACKBONES
+    assert tuple(ARCHITECTURES) == tuple(GMACS_224) == BACKBONES
+
+
 def test_detect_architecture_of_every_depth():
-    for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
+    for name in BACKBONES:
         keys = getattr(torchvision.models, name)(weights=None).state_dict()
         assert detect_architecture(keys) == name
 
@@ -165,6 +174,8 @@ def test_invalid_encoder_settings():
         FrameEncoder("vgg16")
     with pytest.raises(ConfigError, match="features.pool_grid"):
         FrameEncoder("resnet18", pool_grid=0)
+    with pytest.raises(ConfigError, match="key 'features.output' must be 'pool' or 'seed_head', got 'fc'"):
+        FrameEncoder("resnet18", output="fc")
     encoder = build_encoder("resnet18")
     with pytest.raises(WeightsError):
         load_weights(encoder, "/nonexistent/weights.pth")

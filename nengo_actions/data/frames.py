@@ -38,12 +38,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..schema import FRAME_MODES as MODES
+from ..schema import REMAINDERS
+from ..schema import SPLIT_BY as SPLITS
 from .events import DVS128_SENSOR, EVENT_DTYPE, EventDataError, as_events, sort_by_time
 
-SPLITS = ("number", "time", "window")
-MODES = ("sum", "or", "sum_norm")
+# not the schema's: events.frames.channels lists "last" first, and the order shows in errors
 CHANNELS = ("first", "last")
-REMAINDERS = ("last", "drop")
 
 #: Events per block in the key computation: the block stays in the CPU cache.
 _BLOCK = 1 << 15

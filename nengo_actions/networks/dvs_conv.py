@@ -54,9 +54,7 @@ from nengo_actions.networks.base import (
 )
 from nengo_actions.networks.tensor_nodes import ChannelBroadcast
 from nengo_actions.neuron_types import parse_neuron_type
-from nengo_actions.schema import DVSConvConfig, GestureNetConfig, SLAnimalsNetConfig
-
-POOLS = ("max", "avg")
+from nengo_actions.schema import POOLS, DVSConvConfig, GestureNetConfig, SLAnimalsNetConfig
 
 
 def _frame_shape(n_features, frame_shape):
