@@ -24,7 +24,7 @@ from nengo_actions.compat import nengo_dl, tf
 import nengo_actions.neurons  # noqa: F401,E402  (native builders: AdaptiveLIF, AdaptiveLIFRate, Izhikevich)
 from nengo_actions.metrics import frame_outputs
 from nengo_actions.networks.constant_inputs import fold_constant_inputs
-from nengo_actions.errors import DataError, ParamsError
+from nengo_actions.errors import ConfigError, DataError, ParamsError
 from nengo_actions.io import save_npz_atomic
 from nengo_actions.params import PARAMS_FORMAT, check_signature, read_params
 from nengo_actions.streaming import fit_epoch as fit_epoch_in_chunks
@@ -227,11 +227,11 @@ class Engine:
         out = out.reshape(len(out), n_frames * self.built.steps_per_frame, self.built.n_classes)
         return frame_outputs(out, self.built.steps_per_frame)
 
-    def epoch_order(self, n, epoch, seed=0):
+    def epoch_order(self, n, epoch, seed=0, fill=True):
         """The clips of one epoch: a permutation fixed by ``seed`` and ``epoch``, filled
-        up to whole minibatches with its first clips."""
+        up to whole minibatches with its first clips (unless ``fill`` is false)."""
         order = np.random.RandomState([seed, epoch]).permutation(n)
-        return np.concatenate([order, order[: (-n) % self.minibatch_size]])
+        return np.concatenate([order, order[: (-n) % self.minibatch_size]]) if fill else order
 
     def minibatches(self, x):
         """``(batch, keep)`` for each minibatch of ``x``: a full minibatch (float32, the
@@ -287,6 +287,11 @@ class Engine:
 
     def compile(self, settings, n_train):
         """Set optimizer, schedule and losses from the ``train`` settings."""
+        if settings.last_batch != "fill":
+            raise ConfigError(
+                f"train.last_batch {settings.last_batch!r} is for directly trained models: NengoDL's simulator "
+                "runs every minibatch at train.minibatch_size; use \"fill\""
+            )
         self.compile_optimizer(settings, n_train)
         loss = {self.built.output: clip_loss(self.built.n_classes, settings.loss, settings.loss_steps)}
         weights = {self.built.output: 1.0}

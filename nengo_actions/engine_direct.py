@@ -128,6 +128,11 @@ class DirectEngine(Engine):
         return contextlib.nullcontext() if self.strategy is None else self.strategy.scope()
 
     def compile(self, settings, n_train):
+        if self.strategy is not None and settings.last_batch != "fill" and n_train % self.minibatch_size:
+            raise ConfigError(
+                f"train.last_batch {settings.last_batch!r}: a short last minibatch does not split over "
+                f"{self.replicas} replicas; use \"fill\" with train.distribute"
+            )
         with self._scope():  # the optimizer's variables are mirrored like the model's
             self.compile_optimizer(settings, n_train)
         loss_fn = rate_loss(self.built.n_classes, settings.loss, settings.loss_steps)
@@ -162,8 +167,10 @@ class DirectEngine(Engine):
 
     def fit_epoch(self, x, y, epoch, seed=0):
         """One pass in an order fixed by ``seed`` and ``epoch`` (the last batch filled
-        up with the first clips of the order); returns the mean training loss."""
-        order, batch, losses = self.epoch_order(len(x), epoch, seed), self.minibatch_size, []
+        up with the first clips of the order, or short with ``train.last_batch: "short"``);
+        returns the mean training loss, each minibatch's loss weighted by its clips."""
+        fill = self.settings.last_batch == "fill"
+        order, batch, losses = self.epoch_order(len(x), epoch, seed, fill), self.minibatch_size, []
         # dropout masks from a seed of their own per epoch, so that a resumed run draws
         # what an uninterrupted one would
         tf.random.set_seed(int(np.random.RandomState([seed, epoch, 1]).randint(2**31)))
@@ -178,7 +185,10 @@ class DirectEngine(Engine):
                 xb = tf.constant(np.asarray(x[idx], np.float32))
                 yb = tf.constant(np.asarray(y[idx], np.int32))
                 losses.append(float(self._train_step(xb, yb)))
-        return float(np.mean(losses))
+        if fill:
+            return float(np.mean(losses))
+        sizes = [min(batch, len(order) - start) for start in range(0, len(order), batch)]
+        return float(np.average(losses, weights=sizes))
 
     def _replica_batches(self, x, y, idx):
         """The global minibatch ``idx`` as per-replica ``(x, y)``: replica r takes the r-th

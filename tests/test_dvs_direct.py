@@ -302,3 +302,29 @@ def test_cosine_per_epoch_is_pytorchs_cosine_annealing_stepped_per_epoch():
     # torch.optim.lr_scheduler.CosineAnnealingLR(T_max=10, eta_min=0), stepped after each epoch
     expected = np.repeat([0.003 * (1 + math.cos(math.pi * e / 10)) / 2 for e in range(10)], 5)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_a_short_last_batch_is_trained_as_it_is_when_asked(tmp_path):
+    """``train.last_batch: "short"`` trains the remainder as its own minibatch (PyTorch's
+    DataLoader with drop_last=False); "fill" tops it up; NengoDL models refuse "short"."""
+    from nengo_actions.engine import Engine
+    from nengo_actions.networks import build_model
+
+    rng = np.random.default_rng(9)
+    x, y = _halves(10, rng)
+    net = build_temporal("dvs_gesture_net", model_cfg(), n_features=x.shape[2], n_classes=2, seed=0)
+    for last_batch, sizes in (("fill", [4, 4, 4]), ("short", [4, 4, 2])):
+        engine = DirectEngine(net, minibatch_size=4, device="cpu")
+        engine.compile(schema.TrainConfig(minibatch_size=4, loss="mse", last_batch=last_batch), len(x))
+        seen, step = [], engine._train_step
+        engine._train_step = lambda xb, yb: (seen.append(len(yb)), step(xb, yb))[1]
+        loss = engine.fit_epoch(x, y, epoch=0)
+        assert seen == sizes and np.isfinite(loss)
+    mc = schema.ModelConfig()
+    nengo_net = build_model("ensemble_array", mc, 6, 2, 3)
+    engine = Engine(nengo_net, minibatch_size=4, device="cpu")
+    try:
+        with pytest.raises(C.ConfigError, match="train.last_batch 'short' is for directly trained models"):
+            engine.compile(schema.TrainConfig(minibatch_size=4, last_batch="short"), 10)
+    finally:
+        engine.close()
