@@ -28,15 +28,10 @@ from nengo_actions.io import remove_stale_temp_files, save_npz_atomic, write_tex
 from nengo_actions.metrics import evaluate_as_configured
 from nengo_actions.params import PARAMS_FORMAT, check_signature, read_params
 
-HISTORY_FIELDS = (
-    "epoch",
-    "train_loss",
-    "val_loss",
-    "val_clip_accuracy",
-    "val_step_accuracy",
-    "learning_rate",
-    "seconds",
-)
+#: The per-epoch figures written to TensorBoard; history.csv holds them between the epoch
+#: and its seconds.
+SCALAR_FIELDS = ("train_loss", "val_loss", "val_clip_accuracy", "val_step_accuracy", "learning_rate")
+HISTORY_FIELDS = ("epoch", *SCALAR_FIELDS, "seconds")
 
 
 @dataclasses.dataclass
@@ -206,7 +201,7 @@ def train(
             _write_history(out_dir / "history.csv", history)
             if writer is not None:
                 with writer.as_default():
-                    for key in ("train_loss", "val_loss", "val_clip_accuracy", "val_step_accuracy", "learning_rate"):
+                    for key in SCALAR_FIELDS:
                         if key in row:
                             tf.summary.scalar(key, row[key], step=epoch + 1)
                 writer.flush()
@@ -235,4 +230,4 @@ def train(
     )
 
 
-__all__ = ["TrainResult", "evaluate_split", "train", "HISTORY_FIELDS"]
+__all__ = ["TrainResult", "evaluate_split", "train", "HISTORY_FIELDS", "SCALAR_FIELDS"]

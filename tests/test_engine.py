@@ -318,3 +318,16 @@ def test_the_default_energy_devices_are_the_schema_s_and_keras_spiking_knows_the
     assert inspect.signature(evaluate_spiking).parameters["devices"].default == ENERGY_DEVICES
     assert EvaluateConfig().energy_devices is ENERGY_DEVICES
     assert set(ENERGY_DEVICES) <= set(device_table())
+
+
+def test_tensorboard_holds_the_history_s_figures(tmp_path):
+    from nengo_actions.training import HISTORY_FIELDS, SCALAR_FIELDS
+
+    x, y = tiny()
+    engine = make_engine()
+    train(engine, x, y, x[:8], y[:8], settings(epochs=1, tensorboard=True), EVAL, tmp_path, log=lambda s: None)
+    engine.close()
+    tags = {value.tag for path in (tmp_path / "tensorboard").iterdir()
+            for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
+    assert tags == set(SCALAR_FIELDS)
+    assert (tmp_path / "history.csv").read_text().splitlines()[0] == ",".join(HISTORY_FIELDS)

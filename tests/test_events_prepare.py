@@ -133,3 +133,24 @@ def test_prophesee_and_aedat4_samples():
     assert events.shape == (111954,)
     assert events["t"].min() == 1605537493718345 and events["t"].max() == 1605537494308262
     assert to_frames(events, (320, 240, 2), 4).sum() == 111954
+
+
+def test_the_config_sections_and_the_records_they_make_stay_in_step():
+    """``events.synthetic`` is copied whole into a SyntheticGestureSpec and ``events.emulator``
+    into an EventEmulator, so each field of one must be a field of the other."""
+    from dataclasses import fields
+
+    from nengo_actions.data.prepare import emulator_from_config, synthetic_spec_from_config
+    from nengo_actions.data.emulator import EventEmulator
+    from nengo_actions.data.synthetic_gestures import DEFAULT_EMULATOR
+    from nengo_actions.schema import EmulatorConfig, SyntheticGesturesConfig
+
+    def defaults(cls, leave_out=()):
+        return [(f.name, f.default) for f in fields(cls) if f.name not in leave_out]
+
+    assert defaults(SyntheticGesturesConfig) == defaults(SyntheticGestureSpec)
+    assert synthetic_spec_from_config(SyntheticGesturesConfig()) == SyntheticGestureSpec()
+    # the emulator's seed is not a setting (the generator combines it with events.synthetic.seed);
+    # the config's defaults are those the synthetic sets are made with, not the bare emulator's
+    assert [name for name, _ in defaults(EmulatorConfig)] == [name for name, _ in defaults(EventEmulator, ("seed",))]
+    assert emulator_from_config(EmulatorConfig()) == DEFAULT_EMULATOR

@@ -8,8 +8,6 @@ whose reader is one of the ``open_*`` functions here), ``data.root``, ``data.gen
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import numpy as np
 
 from .. import registry
@@ -46,9 +44,7 @@ def emulator_from_config(emulator: EmulatorConfig, where="config"):
 
 def synthetic_spec_from_config(synthetic: SyntheticGesturesConfig, where="config"):
     """The :class:`SyntheticGestureSpec` of ``events.synthetic``; errors name ``where``."""
-    names = {f.name for f in fields(SyntheticGestureSpec)}
-    values = {k: v for k, v in synthetic.to_dict().items() if k in names}
-    return _build(SyntheticGestureSpec, values, "events.synthetic", where)
+    return _build(SyntheticGestureSpec, synthetic.to_dict(), "events.synthetic", where)
 
 
 def open_event_splits(cfg: Config, progress=True):
