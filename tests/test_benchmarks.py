@@ -281,18 +281,19 @@ def test_dvs_parity(tmp_path, digits_root, no_peers):
     out = tmp_path / "out"
     log = run_benchmark("dvs_parity", "--root", digits_root, "--out", out, "--work", tmp_path / "work",
                         "--readme", tmp_path / "README.md", "--digits", DIGITS, "--peers-python", no_peers,
-                        "--seeds", 0, "--recipes", "sj_recipe", "default", *sets(TINY_DVS + [f"save_dir={tmp_path / 'runs'}"]))
+                        "--seeds", 0, "--recipes", "sj_exact", "default", *sets(TINY_DVS + [f"save_dir={tmp_path / 'runs'}"]))
     assert f"peers skipped (SpikingJelly): no peer venv interpreter at {no_peers}" in log
     r = json.loads((out / "results.json").read_text())
-    assert list(r["recipes"]) == ["sj_recipe", "default"] and r["seeds"] == [0]
+    assert list(r["recipes"]) == ["sj_exact", "default"] and r["seeds"] == [0]
     for recipe in r["recipes"].values():
         assert recipe["summary"]["n"] == 1 and len(recipe["runs"]) == 1
         for run in recipe["runs"]:
             fraction(run["accuracy"])
     # the recipe reached the runs: every training clip (no hold-out), average pooling, PyTorch's start
-    cfg = json.loads((ROOT / r["recipes"]["sj_recipe"]["runs"][0]["run_dir"] / "config.json").read_text())
+    cfg = json.loads((ROOT / r["recipes"]["sj_exact"]["runs"][0]["run_dir"] / "config.json").read_text())
     assert cfg["data"]["val_fraction"] == 0 and cfg["model"]["dvs_gesture_net"]["pool"] == "avg"
     assert cfg["model"]["dvs_conv"]["init"] == "torch" and cfg["train"]["adam_epsilon"] == 1e-8
+    assert cfg["train"]["schedule"] == "cosine_epoch" and cfg["train"]["last_batch"] == "short"
     assert "SpikingJelly was skipped" in (out / "README.md").read_text()
     assert "## Accuracy parity with SpikingJelly's tuned recipe" in (tmp_path / "README.md").read_text()
     assert (out / "accuracy.png").stat().st_size > 0
