@@ -1,29 +1,42 @@
 """DVS128 Gesture network: training and spiking inference samples/s against SpikingJelly
-and snnTorch, in one run, on the same shapes.
+and snnTorch, in one run, on the same shapes; at the reduced size and (``--full``) the
+seeds' full size.
 
-The reduced size of the peer kit (``../shared/peers``): channels 32, 2x64x64 input,
-T=8 frames, batch 16, 11 classes, five conv blocks, FC 512, FC 110, voting over 10.
+Sizes (the peer kit's, ``../shared/peers``): five conv blocks, FC 512, FC 110, voting over
+10, 11 classes; **reduced** channels 32, 2x64x64 input, T=8 frames, batch 16; **full**
+channels 128, 2x128x128, T=16, batch 16.
 
 * **peers** (run in the peer kit's venv, timed by its own ``bench_net``): SpikingJelly's
   ``DVSGestureNet`` (multi-step LIF, BN, max pooling) and the same stack in snnTorch;
   a training step is forward over T steps, MSE on the firing rate, backward, Adam step;
-  inference is the forward pass.
-* **nengo_actions**: the ``dvs_gesture_net`` model converted by NengoDL and run by the
-  engine: training is ``Engine.fit_epoch`` over 4 minibatches (rate neurons, T frames
-  as T simulation steps, Adam, cross-entropy, firing-rate regularisation); inference is
-  ``Engine.predict`` of 64 samples on the ``Engine.for_inference`` build that spiking
-  evaluation uses, spiking neurons, one step per frame (T=8 simulation steps, like the
-  peers' T). Its per-batch figures are a run's time over 4.
+  inference is the forward pass over T steps.
+* **nengo_actions**, the default route (``model.dvs_conv.method: "direct"``): training is
+  ``DirectEngine.fit_epoch`` (multi-step LIF in Keras, MSE on the output rate, BPTT with
+  the ATan surrogate, Adam) over ``--batches`` minibatches; inference is
+  ``Engine.predict`` of the Nengo network built from the trained parameters
+  (``build_direct_network``, ``Engine.for_inference``, as spiking evaluation runs it), one
+  simulation step per frame: T steps, the peers' T.
+
+Iso-accuracy: the directly trained network is trained at one step per frame and its
+Nengo network at one step per frame is the trained model itself (the test suite checks
+them equal), so its accuracy holds at 1 step per frame, the peers' own latency; the
+inference figures are compared there. The accuracy at that step count is read from
+``results/dvs_digits/results.json`` (``bench_dvs_digits.py``, the reduced size trained on
+the embedded DVS digits); no full-size network has been trained on this machine, so the
+full size reports none.
 
 Every figure is the median of the timed repeats after one warm-up. Run::
 
     bash ../shared/peers/setup_peers.sh       # the peers' venv, once
-    .venv/bin/python benchmarks/bench_dvs.py
+    .venv/bin/python benchmarks/bench_dvs.py [--full] [--json OUT]
 
-and the table is written into this benchmark's section of ``benchmarks/README.md``.
-Without the peer kit or its venv (or with ``--no-peers``) only nengo_actions is timed.
-``--channels``, ``--hw``, ``--frames``, ``--batch`` and ``--batches`` shrink the network
-and the runs (the peers, when they run, get the same shapes)::
+and the table is written into this benchmark's section of ``benchmarks/README.md``;
+``--json OUT`` also writes, per size, ``train_vs_best_peer``, ``infer_iso_vs_best_peer``,
+``infer_steps`` (steps per frame) and ``accuracy`` (at those steps). Without the peer kit
+or its venv (or with ``--no-peers``) only nengo_actions is timed and the ratios are null.
+``--channels``, ``--hw``, ``--frames``, ``--batch`` and ``--batches`` shrink the reduced
+network and the runs (the peers, when they run, get the same shapes); ``--full-size
+C,HW,T,B`` does so for the full one::
 
     .venv/bin/python benchmarks/bench_dvs.py --no-peers --channels 4 --hw 32 --frames 2 --batch 2 \
         --batches 1 --repeats 1 --rounds 1 --readme /tmp/README.md
@@ -46,8 +59,11 @@ ROOT = Path(__file__).resolve().parent.parent
 README = Path(__file__).resolve().parent / "README.md"
 HEADING = "## DVS128 Gesture network: training and spiking inference (bench_dvs.py)"
 SIZE = dict(channels=32, hw=64, T=8, B=16, classes=11)
+FULL = dict(channels=128, hw=128, T=16, B=16, classes=11)
+#: The accuracy of the reduced size at 1 step per frame (bench_dvs_digits.py's direct run).
+ACCURACY_SOURCE = ROOT / "results" / "dvs_digits" / "results.json"
 HOW = (
-    "How: before these changes the same network trained at 5.2 samples/s and inferred at 6.1 "
+    "How the Nengo network's inference got here: before these changes the same network trained at 5.2 samples/s and inferred at 6.1 "
     "(0.14x and 0.07x the faster peer on this machine). (1) NengoDL's default planner merges "
     "operators of the same kind into one TensorFlow op and lays the signals out for it, so every "
     "step gathered and scattered whole layers of 10^5 neurons; every network of `build_model` is "
@@ -111,36 +127,93 @@ def peers_missing(kit, python):
 
 def ours(size, batches, repeats, budget):
     from nengo_actions.engine import Engine
-    from nengo_actions.networks import build_model
+    from nengo_actions.engine_direct import DirectEngine
+    from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal
     from nengo_actions.schema import ModelConfig, TrainConfig
 
     m = ModelConfig()
-    m = m.replace(dvs_gesture_net=m.dvs_gesture_net.replace(channels=size["channels"], depth=5, dense=512, votes=10))
-    n_features, T, B, classes = size["hw"] * size["hw"] * 2, size["T"], size["B"], size["classes"]
+    hw = size["hw"]
+    m = m.replace(dvs_gesture_net=m.dvs_gesture_net.replace(
+        channels=size["channels"], depth=5, dense=512, votes=10, frame_shape=(hw, hw, 2)))
+    n_features, T, B, classes = hw * hw * 2, size["T"], size["B"], size["classes"]
     n = B * batches
     rng = np.random.default_rng(0)
-    x = rng.random((n, T, n_features), dtype=np.float32)
+    x = (rng.random((n, T, n_features)) < 0.1).astype(np.float32)  # event counts: about 10% of pixels active
     y = rng.integers(0, classes, n)
-    settings = TrainConfig(minibatch_size=B)
     rows = []
-    built = build_model("dvs_gesture_net", m, n_features, classes, T, spiking=False)
-    engine = Engine(built, minibatch_size=B, device="cpu")
-    try:
-        engine.compile(settings, n)
-        epoch = iter(range(10**6))
-        med, runs = median_time(lambda: engine.fit_epoch(x, y, next(epoch)), repeats, budget)
-        rows.append(dict(job="train", library="nengo_actions (NengoDL, rate)", median_s=med / batches, repeats=runs, throughput=n / med))
-        params = engine.save_params(Path(tempfile.mkdtemp()) / "params.npz")
-    finally:
-        engine.close()
-    built = build_model("dvs_gesture_net", m, n_features, classes, T, spiking=True, steps_per_frame=1)
-    engine = Engine.for_inference(built, params, minibatch_size=B, device="cpu")  # as evaluate_spiking
+    net = build_temporal("dvs_gesture_net", m, n_features=n_features, n_classes=classes)
+    engine = DirectEngine(net, minibatch_size=B, device="cpu")
+    engine.compile(TrainConfig(minibatch_size=B, loss="mse", learning_rate=3e-3), n)
+    epoch = iter(range(10**6))
+    med, runs = median_time(lambda: engine.fit_epoch(x, y, next(epoch)), repeats, budget)
+    rows.append(dict(job="train", library="nengo_actions (direct, Keras BPTT)", median_s=med / batches, repeats=runs, throughput=n / med))
+    params = engine.save_params(Path(tempfile.mkdtemp()) / "params.npz")
+    built = build_direct_network("dvs_gesture_net", m, n_features=n_features, n_classes=classes, params_path=params)
+    engine = Engine.for_inference(built, None, minibatch_size=B, device="cpu")  # as evaluate_spiking
     try:
         med, runs = median_time(lambda: engine.predict(x), repeats, budget)
-        rows.append(dict(job="infer", library="nengo_actions (NengoDL, spiking)", median_s=med / batches, repeats=runs, throughput=n / med))
+        rows.append(dict(job="infer", library="nengo_actions (Nengo network, spiking)", median_s=med / batches, repeats=runs, throughput=n / med))
     finally:
         engine.close()
     return rows
+
+
+def reduced_accuracy(path=ACCURACY_SOURCE):
+    """The reduced net's spiking test accuracy at 1 step per frame, and where it is from."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))["direct"]["spiking"]["1"]
+    except (OSError, ValueError, KeyError):
+        return None, f"no {path.relative_to(ROOT)} (run benchmarks/bench_dvs_digits.py)"
+    return float(value), f"{path.relative_to(ROOT)}: the direct run on the embedded DVS digits"
+
+
+def bench_size(name, size, args, skip):
+    """Time one size in ``args.rounds`` rounds; returns its Markdown lines and JSON record."""
+    rounds = []  # the machine's speed drifts: each round times every contestant once
+    batches = args.batches if name == "reduced" else 1
+    for _ in range(args.rounds):
+        peer_rows = [] if skip else [
+            r for r in peers(args.peers, args.peers_python, size, args.repeats, args.budget_s) if r["job"] in ("train", "infer")]
+        rounds.append(ours(size, batches, args.repeats, args.budget_s) + peer_rows)
+    lines = [
+        f"**{name}**: channels {size['channels']}, 2x{size['hw']}x{size['hw']} input, T={size['T']}, batch {size['B']}, "
+        "11 classes.",
+        "",
+        "| job | library | s per batch | samples/s | nengo_actions / this | per round |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    keys = [(r["job"], r["library"]) for r in rounds[0]]
+    per_round = {k: [r for rows in rounds for r in rows if (r["job"], r["library"]) == k] for k in keys}
+    ours_key = {r["job"]: (r["job"], r["library"]) for r in rounds[0] if r["library"].startswith("nengo_actions")}
+    best = {}
+    for key in keys:
+        rows = per_round[key]
+        mine = per_round[ours_key[key[0]]]
+        ratios = [m["throughput"] / r["throughput"] for m, r in zip(mine, rows)]
+        throughput = statistics.median(r["throughput"] for r in rows)
+        ratio = statistics.median(m["throughput"] for m in mine) / throughput
+        if key not in ours_key.values():
+            best[key[0]] = min(best.get(key[0], float("inf")), ratio)  # against the faster peer
+        spread = "-" if key in ours_key.values() else f"{min(ratios):.2f}-{max(ratios):.2f}x"
+        lines.append(
+            f"| {key[0]} | {key[1]} | {statistics.median(r['median_s'] for r in rows):.3f} | {throughput:.1f} | "
+            f"{ratio:.2f}x | {spread} |"
+        )
+    lines += ["", "Samples/s in each round: " + "; ".join(
+        f"{job} {library}: " + " / ".join(f"{r['throughput']:.1f}" for r in per_round[(job, library)])
+        for job, library in keys
+    ) + "."]
+    accuracy, source = reduced_accuracy() if name == "reduced" else (
+        None, "no full-size network has been trained on this machine (about 0.34 h per epoch on 2 cores)")
+    record = {
+        "size": size, "train_vs_best_peer": best.get("train"), "infer_iso_vs_best_peer": best.get("infer"),
+        "infer_steps": 1, "accuracy": accuracy, "accuracy_source": source,
+        "samples_per_second": {f"{job} {library}": statistics.median(r["throughput"] for r in per_round[(job, library)])
+                               for job, library in keys},
+    }
+    lines += ["", "Spiking accuracy at 1 step per frame (the inference figure's latency): "
+              + (f"{accuracy:.2%} ({source})." if accuracy is not None else f"not measured: {source}.")]
+    return lines, record
 
 
 def main(argv=None):
@@ -160,61 +233,51 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=BATCHES, help="minibatches per timed run of ours")
     parser.add_argument("--no-readme", action="store_true", help="print the table only")
     parser.add_argument("--readme", type=Path, default=README, help="the README whose section is rewritten")
+    parser.add_argument("--full", action="store_true", help="also time the seeds' full size (slow: minutes per contestant)")
+    parser.add_argument("--full-size", metavar="C,HW,T,B", help="the full size's channels, input side, frames and batch")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the ratios per size as JSON")
     args = parser.parse_args(argv)
-    size = dict(SIZE, channels=args.channels, hw=args.hw, T=args.frames, B=args.batch)
+    sizes = {"reduced": dict(SIZE, channels=args.channels, hw=args.hw, T=args.frames, B=args.batch)}
+    if args.full:
+        full = dict(FULL)
+        if args.full_size:
+            full.update(zip(("channels", "hw", "T", "B"), (int(v) for v in args.full_size.split(","))))
+        sizes["full"] = full
     skip = "--no-peers" if args.no_peers else peers_missing(args.peers, args.peers_python)
     if skip:
         print(f"peers skipped: {skip}; timing nengo_actions only", flush=True)
     t0 = time.time()
-    rounds = []  # the machine's speed drifts: each round times every contestant once
-    for _ in range(args.rounds):
-        peer_rows = [] if skip else [
-            r for r in peers(args.peers, args.peers_python, size, args.repeats, args.budget_s) if r["job"] in ("train", "infer")]
-        rounds.append(ours(size, args.batches, args.repeats, args.budget_s) + peer_rows)
+    body, records = [], {}
+    for name, size in sizes.items():
+        lines, records[name] = bench_size(name, size, args, skip)
+        body += lines + [""]
     load = os.getloadavg()[0]
     lines = [
         HEADING,
         "",
-        f"Reduced DVS128 Gesture network (channels {size['channels']}, 2x{size['hw']}x{size['hw']} input, "
-        f"T={size['T']}, batch {size['B']}, 11 classes), {args.rounds} rounds in one run, each round timing "
-        f"the peers and then nengo_actions (median of up to {args.repeats} timed repeats after a warm-up); "
-        "the table gives the median over rounds and, in the last column, the range of the per-round ratios. "
+        f"{args.rounds} rounds in one run, each round timing the peers and then nengo_actions (median of up to "
+        f"{args.repeats} timed repeats after a warm-up); each table gives the median over rounds and, in the last "
+        "column, the range of the per-round ratios. "
         f"2 CPU cores (load average {load:.1f} at the end). "
         "Peers are timed by the peer kit's own `bench_net` in its venv (torch, 2 threads); nengo_actions "
-        f"trains the converted network with rate neurons (T frames = T steps; an epoch of {args.batches} batches) "
-        f"and infers with SpikingRectifiedLinear neurons, one step per frame ({args.batches} batches). "
-        "Command: `.venv/bin/python benchmarks/bench_dvs.py`."
+        f"trains directly with spikes (the default route: Keras BPTT through T frames; an epoch of {args.batches} "
+        "batches at the reduced size, 1 at the full size) and infers with the Nengo network of the trained "
+        "parameters, spiking, one step per frame (T steps, as the peers). "
+        f"Command: `.venv/bin/python benchmarks/bench_dvs.py{' --full' if args.full else ''}`."
         + (f" Peers skipped in this run ({skip})." if skip else ""),
         "",
-        "| job | library | s per batch | samples/s | nengo_actions / this | per round |",
-        "|---|---|---:|---:|---:|---:|",
+        *body,
+        f"Total time {time.time() - t0:.0f} s.", "", HOW, "",
     ]
-    keys = [(r["job"], r["library"]) for r in rounds[0]]
-    per_round = {k: [r for rows in rounds for r in rows if (r["job"], r["library"]) == k] for k in keys}
-    ours_key = {r["job"]: (r["job"], r["library"]) for r in rounds[0] if r["library"].startswith("nengo_actions")}
-    summary = []
-    for key in keys:
-        rows = per_round[key]
-        mine = per_round[ours_key[key[0]]]
-        ratios = [m["throughput"] / r["throughput"] for m, r in zip(mine, rows)]
-        throughput = statistics.median(r["throughput"] for r in rows)
-        ratio = statistics.median(m["throughput"] for m in mine) / throughput
-        summary.append(dict(job=key[0], library=key[1], throughput=throughput, ratio=ratio, ratios=ratios))
-        spread = "-" if key in ours_key.values() else f"{min(ratios):.2f}-{max(ratios):.2f}x"
-        lines.append(
-            f"| {key[0]} | {key[1]} | {statistics.median(r['median_s'] for r in rows):.3f} | {throughput:.1f} | "
-            f"{ratio:.2f}x | {spread} |"
-        )
-    lines += ["", "Samples/s in each round: " + "; ".join(
-        f"{job} {library}: " + " / ".join(f"{r['throughput']:.1f}" for r in per_round[(job, library)])
-        for job, library in keys
-    ) + "."]
-    lines += ["", f"Total time {time.time() - t0:.0f} s.", "", HOW, ""]
     text = "\n".join(lines)
     print(text)
     if not args.no_readme:
         write_section(text, HEADING, args.readme)
-    return summary
+    if args.json:
+        from nengo_actions.io import write_json_atomic
+
+        write_json_atomic(args.json, {"peers_skipped": skip, "load_average": load, "sizes": records})
+    return records
 
 
 if __name__ == "__main__":

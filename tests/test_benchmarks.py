@@ -124,18 +124,28 @@ def test_bench_ensemble(tmp_path):
 
 
 def test_bench_dvs(tmp_path, no_peers):
-    readme = tmp_path / "README.md"
+    readme, report = tmp_path / "README.md", tmp_path / "bench.json"
     out = run_benchmark("bench_dvs", "--peers-python", no_peers, "--channels", 4, "--hw", 32, "--frames", 2,
-                        "--batch", 2, "--batches", 1, "--repeats", 1, "--rounds", 1, "--readme", readme)
+                        "--batch", 2, "--batches", 1, "--repeats", 1, "--rounds", 1, "--readme", readme,
+                        "--full", "--full-size", "4,32,3,2", "--json", report)
     assert f"peers skipped: no peer venv interpreter at {no_peers}" in out
     rows = section_table(readme, "## DVS128 Gesture network: training and spiking inference (bench_dvs.py)")
     assert [(r["job"], r["library"]) for r in rows] == [
-        ("train", "nengo_actions (NengoDL, rate)"), ("infer", "nengo_actions (NengoDL, spiking)")]
+        ("train", "nengo_actions (direct, Keras BPTT)"), ("infer", "nengo_actions (Nengo network, spiking)")]
     for r in rows:
         seconds, rate = positive(r["s per batch"]), positive(r["samples/s"])
         assert rate == pytest.approx(2 / seconds, rel=0.05)  # one batch of 2 per timed run
         assert r["nengo_actions / this"] == "1.00x"
-    assert "channels 4, 2x32x32 input, T=2, batch 2" in readme.read_text()
+    text = readme.read_text()
+    assert "**reduced**: channels 4, 2x32x32 input, T=2, batch 2" in text and "**full**: channels 4, 2x32x32 input, T=3" in text
+    sizes = json.loads(report.read_text())["sizes"]
+    assert list(sizes) == ["reduced", "full"]
+    for record in sizes.values():  # no peers: no ratios, but the keys a later run compares
+        assert record["train_vs_best_peer"] is None and record["infer_iso_vs_best_peer"] is None
+        assert record["infer_steps"] == 1 and all(v > 0 for v in record["samples_per_second"].values())
+    assert sizes["full"]["accuracy"] is None and "no full-size network" in sizes["full"]["accuracy_source"]
+    reduced = sizes["reduced"]["accuracy"]
+    assert reduced is None or 0 < reduced <= 1
 
 
 def test_bench_events(tmp_path):
