@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io, params
+from . import io, params, registry
 from .errors import ConfigError, UserError
 from .io import write_json_atomic, write_text_atomic, writing  # noqa: F401 (write_json_atomic re-exported)
 from .schema import (  # noqa: F401 (re-exported: the schema is part of the config API)
@@ -65,6 +65,9 @@ def override(cfg, values, where):
 def read_json(path):
     """The JSON object in ``path``; a :class:`ConfigError` naming it when it is missing
     or not valid JSON."""
+    # Not io.read_json: that one answers None for a marker or cache that is missing or
+    # damaged (it is then written again), where a config the user named must stop the
+    # command and say what is wrong with the file.
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -116,10 +119,7 @@ def resolve_path(value):
 
 def get(cfg, dotted):
     """``get(cfg, "train.epochs")`` -> the value at a dotted key."""
-    node = cfg
-    for part in dotted.split("."):
-        node = getattr(node, part)
-    return node
+    return registry.lookup(cfg, dotted)
 
 
 def check_paths(cfg, keys=EXISTING_PATHS):

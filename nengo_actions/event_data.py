@@ -43,7 +43,7 @@ from nengo_actions.feature_data import ClipData, DataError
 from nengo_actions.io import write_text_atomic
 from nengo_actions.metrics import evaluate_as_configured
 from nengo_actions.schema import Config, EvaluateConfig
-from nengo_actions.splits import check_group_leak, split_by_group
+from nengo_actions.splits import carve_validation, check_group_leak
 from nengo_actions.streaming import event_clips, stream_wanted
 
 
@@ -122,14 +122,7 @@ def load_event_data(cfg: Config, progress=True, log=print, stream=None) -> ClipD
     units_train, units_test = split_units(train_set, name), split_units(test_set, name)
     where = f"{cfg.source} ({name})"
     check_group_leak(units_train, units_test, where=where)
-    fraction = cfg.data.val_fraction
-    if fraction > 0:
-        try:
-            train_mask, val_mask = split_by_group(units_train, fraction, cfg.seed)
-        except ValueError as e:
-            raise DataError(f"{where}: {e}") from None
-    else:
-        train_mask, val_mask = np.ones(len(train_set), bool), np.zeros(len(train_set), bool)
+    train_mask, val_mask = carve_validation(units_train, cfg.data.val_fraction, cfg.seed, where)
     sensor = train_set.sensor_size
     frames = cfg.events.frames
     train_tf, test_tf = frame_transforms(frames, sensor, rng=np.random.default_rng(cfg.seed))

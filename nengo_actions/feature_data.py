@@ -22,9 +22,9 @@ import numpy as np
 from feature_extraction.paths import store_dir
 from nengo_actions.errors import DataError, ExtractionError
 from nengo_actions.schema import Config
-from nengo_actions.splits import check_group_leak, split_by_group
+from nengo_actions.splits import carve_validation, check_group_leak
 from nengo_actions.store import StoreError, load_split, split_path
-from nengo_actions.streaming import standardized as standardized_in_chunks
+from nengo_actions.streaming import standardized as standardize_clips
 from nengo_actions.streaming import store_clips, store_input_bytes, stream_wanted
 
 #: The extraction command (run as its own process: PyTorch never shares one with TensorFlow).
@@ -106,19 +106,7 @@ class ClipData:
     def standardized(self):
         """A copy with every feature scaled to zero mean and unit variance over the
         training clips' frames (validation and test use the training statistics)."""
-        if not isinstance(self.x_train, np.ndarray):  # clips on disk
-            return standardized_in_chunks(self)
-        x = np.asarray(self.x_train, dtype=np.float64).reshape(-1, self.n_features)
-        mean = x.mean(axis=0)
-        std = x.std(axis=0)
-        std = np.where(std > 1e-6 * max(float(std.max()), 1e-30), std, 1.0)
-
-        def scale(a):
-            return ((np.asarray(a, dtype=np.float32) - mean) / std).astype(np.float32)
-
-        return dataclasses.replace(
-            self, x_train=scale(self.x_train), x_val=scale(self.x_val), x_test=scale(self.x_test)
-        )
+        return standardize_clips(self)
 
     def summary(self):
         return (
@@ -184,14 +172,7 @@ def load_clip_data(cfg: Config, mmap=None, folder=None) -> ClipData:
                 f"({len(class_names)} classes); found {sorted(set(split.labels[bad].tolist()))[:5]}"
             )
     check_group_leak(train.groups, test.groups, where=str(folder))
-    fraction = cfg.data.val_fraction
-    if fraction > 0:
-        try:
-            train_mask, val_mask = split_by_group(train.groups, fraction, cfg.seed)
-        except ValueError as e:
-            raise DataError(f"{split_path(folder, 'train')}: {e}") from None
-    else:
-        train_mask, val_mask = np.ones(len(train), bool), np.zeros(len(train), bool)
+    train_mask, val_mask = carve_validation(train.groups, cfg.data.val_fraction, cfg.seed, split_path(folder, "train"))
     x, x_test = train.features, test.features
     if mmap:  # rows read when the engine asks for them
         lazy, lazy_test = store_clips(split_path(folder, "train")), store_clips(split_path(folder, "test"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import SplitLeakError
+from .errors import DataError, SplitLeakError
 
 
 def check_group_leak(groups_a, groups_b, names=("train", "test"), where=""):
@@ -58,3 +58,15 @@ def split_by_group(groups, fraction, seed=0):
     groups = np.asarray(groups)
     val = np.isin(groups, validation_groups(groups, fraction, seed))
     return ~val, val
+
+
+def carve_validation(groups, fraction, seed=0, where=""):
+    """Boolean masks ``(train, val)`` over the training side's clips: whole groups holding
+    about ``fraction`` of them for validation (:func:`split_by_group`), none for a fraction
+    of 0. Raises :class:`DataError` naming ``where`` when the groups cannot be split."""
+    if fraction <= 0:
+        return np.ones(len(groups), bool), np.zeros(len(groups), bool)
+    try:
+        return split_by_group(groups, fraction, seed)
+    except ValueError as e:
+        raise DataError(f"{where}: {e}") from None

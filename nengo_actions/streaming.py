@@ -121,9 +121,17 @@ def _array_batches(x, size):
 
 
 def standardized(data):
-    """:meth:`ClipData.standardized` for streamed clips: the statistics of
-    :func:`feature_stats`, applied as the clips are read."""
-    mean, std = feature_stats(data.x_train)
+    """:meth:`ClipData.standardized`: every feature of ``data`` scaled to zero mean and unit
+    variance over the training clips' frames (validation and test use the training
+    statistics). Streamed clips take the statistics of :func:`feature_stats` and are
+    scaled as they are read."""
+    if isinstance(data.x_train, np.ndarray):
+        # in memory: NumPy's own sums over one float64 copy (feature_stats equals them,
+        # except for a single feature read in several passes, where NumPy sums pairwise)
+        flat = np.asarray(data.x_train, dtype=np.float64).reshape(-1, data.x_train.shape[-1])
+        mean, std = flat.mean(axis=0), flat.std(axis=0)
+    else:
+        mean, std = feature_stats(data.x_train)
     std = np.where(std > 1e-6 * max(float(std.max()), 1e-30), std, 1.0)
 
     def scale(a):

@@ -207,3 +207,13 @@ def test_each_choice_of_the_schema_is_implemented():
                 frames = ToFrames(sensor_size=(4, 2, 2), n_frames=2, split_by=split_by, mode=mode, remainder=remainder,
                                   time_window=20.0 if split_by == "window" else None, channels="last")
                 assert frames(events).shape == (2, 2, 4, 2)
+
+
+def test_one_dotted_getter_serves_config_and_registry():
+    from nengo_actions import registry
+
+    cfg = C.load_config(overrides=["model.lmu.order=3"])
+    assert C.get(cfg, "model.lmu.order") == registry.lookup(cfg, "model.lmu.order") == 3
+    assert C.get(cfg.model, "lmu.order") == 3
+    with pytest.raises(AttributeError):
+        C.get(cfg, "model.lmu.no_such_key")

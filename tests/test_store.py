@@ -88,3 +88,17 @@ def test_validation_split_by_group():
     assert not splits.split_by_group(groups, 0.0)[1].any()
     with pytest.raises(ValueError, match="1 group"):
         splits.validation_groups([1, 1, 1], 0.2)
+
+
+def test_the_validation_carve_of_both_clip_sources():
+    """feature_data and event_data carve validation with one function: whole groups, none
+    for a fraction of 0, and an error naming the data when the groups cannot be split."""
+    from nengo_actions.errors import DataError
+
+    groups = np.repeat(np.arange(1, 11), 5)
+    for got, expected in zip(splits.carve_validation(groups, 0.2, 3, "here"), splits.split_by_group(groups, 0.2, 3)):
+        assert got.dtype == bool and np.array_equal(got, expected)
+    train, val = splits.carve_validation(groups, 0.0, 3, "here")
+    assert train.dtype == val.dtype == bool and train.all() and not val.any()
+    with pytest.raises(DataError, match=r"^data/train.npz: cannot carve a validation split by group from 1 group"):
+        splits.carve_validation([4, 4], 0.2, 0, "data/train.npz")

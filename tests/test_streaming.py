@@ -69,6 +69,27 @@ def test_feature_statistics_equal_numpys_to_the_last_bit():
     assert np.array_equal(mean, flat.mean(axis=0)) and np.array_equal(std, flat.std(axis=0))
 
 
+@pytest.mark.parametrize("features", [1, 700])
+def test_clips_in_memory_are_standardised_with_numpys_statistics(features):
+    """One standardiser (streaming.standardized) serves clips in memory and on disk; in
+    memory it scales by NumPy's mean and std over the training frames, bit for bit."""
+    from nengo_actions.feature_data import ClipData
+
+    x = (np.random.default_rng(2).gamma(0.3, 2.0, size=(40, 5, features)) * 3).astype(np.float32)
+    x[:, :, 0] = 1.5  # a constant feature keeps its scale
+    sides = {"train": x[:24], "val": x[24:30], "test": x[30:]}
+    data = ClipData(**{f"x_{k}": v for k, v in sides.items()}, **{f"y_{k}": np.zeros(len(v), int) for k, v in sides.items()},
+                    **{f"groups_{k}": np.arange(len(v)) for k, v in sides.items()}, class_names=["a"], store_dir=None,
+                    metadata={})
+    flat = np.asarray(sides["train"], np.float64).reshape(-1, features)
+    mean, std = flat.mean(axis=0), flat.std(axis=0)
+    std = np.where(std > 1e-6 * max(float(std.max()), 1e-30), std, 1.0)
+    scaled = data.standardized()
+    for k, v in sides.items():
+        np.testing.assert_array_equal(getattr(scaled, f"x_{k}"), ((v - mean) / std).astype(np.float32))
+        assert getattr(scaled, f"x_{k}").dtype == np.float32
+
+
 @pytest.mark.parametrize("framing", list(FRAMINGS))
 def test_streamed_event_frames_equal_the_in_memory_frames(tiny_root, tmp_path, framing):
     cfg = load_config(REPO / "configs" / "dvs_synthetic_events.json", tiny_overrides(tiny_root, tmp_path) + FRAMINGS[framing])
