@@ -159,8 +159,10 @@ def register_dataset(dataset: DatasetType):
     return dataset
 
 
-def model_names():
-    return tuple(MODELS)
+def model_names(inputs=None):
+    """The registered model types, in order; with ``inputs``, those reading it
+    (``"features"`` or ``"events"``)."""
+    return tuple(name for name, m in MODELS.items() if inputs is None or m.inputs == inputs)
 
 
 def dataset_names():

@@ -192,3 +192,14 @@ def test_bad_dataset_registrations_are_refused():
         registry.DatasetType("x", "events")
     with pytest.raises(ValueError, match="split_unit"):
         registry.DatasetType("x", "features", split_unit="speaker")
+
+
+def test_the_report_reads_the_registry_when_it_is_used(readout):
+    """The seed's UCF101 anchors go beside every model reading features, one registered
+    after the report module was imported too."""
+    from nengo_actions import report
+
+    assert report.shows_seed_anchors(["readout"]) and report.shows_seed_anchors(["dvs_gesture_net", "lmu"])
+    assert not report.shows_seed_anchors(["dvs_gesture_net", "sl_animals_net"])
+    assert "dvs_gesture_net" in registry.model_names(inputs="events") and "readout" not in registry.model_names(inputs="events")
+    assert registry.model_names(inputs="features")[-1] == "readout" and registry.model_names()[-1] == "readout"
