@@ -26,10 +26,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
+from nir_exchange import RUN_SETTINGS, small_spec  # the sibling benchmark's reduced size
 
-from nir_exchange import RUN_SETTINGS, small_spec  # noqa: E402  the reduced size, shared
+REPO = Path(__file__).resolve().parent.parent
 
 HEADING = "## Multi-worker training (tf.distribute) on the DVS digits"
 

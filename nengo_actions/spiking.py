@@ -21,7 +21,7 @@ import numpy as np
 from nengo_actions.energy import energy_per_inference, operations_per_inference
 from nengo_actions.engine import Engine
 from nengo_actions.metrics import evaluate_as_configured
-from nengo_actions.schema import EvaluateConfig
+from nengo_actions.schema import ENERGY_DEVICES, EvaluateConfig
 
 
 @dataclasses.dataclass
@@ -63,7 +63,7 @@ def evaluate_spiking(
     minibatch_size=32,
     device="auto",
     seed=0,
-    devices=("loihi", "spinnaker", "spinnaker2", "cpu", "gpu"),
+    devices=ENERGY_DEVICES,
     log=print,
 ):
     """Run the spiking network for each number of steps per frame.

@@ -314,8 +314,7 @@ def test_the_default_energy_devices_are_the_schema_s_and_keras_spiking_knows_the
     from nengo_actions.schema import ENERGY_DEVICES
     from nengo_actions.spiking import evaluate_spiking
 
-    # spiking.evaluate_spiking keeps its own copy of the default
-    assert inspect.signature(evaluate_spiking).parameters["devices"].default == ENERGY_DEVICES
+    assert inspect.signature(evaluate_spiking).parameters["devices"].default is ENERGY_DEVICES
     assert EvaluateConfig().energy_devices is ENERGY_DEVICES
     assert set(ENERGY_DEVICES) <= set(device_table())
 
