@@ -10,6 +10,9 @@ the sweep's output folder. One idea per module:
 ``backends``   running trials: the train command as a subprocess, a local pool, Ray
 ``report``     the results: one row per trial, ``results.csv``, ``results.md``
 ``plots``      the PNG plots of the results
+``search``     a search on Ray Tune: drawn settings, early stopping (ASHA), its report in
+               ``search_report`` and its trials (train processes watched epoch by epoch)
+               in ``search_trial``
 ``run``        the whole sweep: validate, run the unfinished trials, report
 ``cli``        the command line
 =============  ==========================================================================
@@ -40,9 +43,14 @@ from nengo_actions.sweep.report import (
     write_report,
 )
 from nengo_actions.sweep.run import run_sweep
+from nengo_actions.sweep.search import MISSING_TUNE, run_search
+from nengo_actions.sweep.search_report import STOPPED
 from nengo_actions.sweep.spec import (
     BACKENDS,
+    DISTRIBUTIONS,
     RESERVED_KEYS,
+    SCHEDULERS,
+    AshaConfig,
     SweepConfig,
     Trial,
     base_config,
@@ -53,7 +61,8 @@ from nengo_actions.sweep.spec import (
 )
 
 __all__ = [
-    "ACCURACY_KEYS", "BACKENDS", "RESERVED_KEYS", "RUN_DIR_PREFIX", "SweepConfig",
+    "ACCURACY_KEYS", "AshaConfig", "BACKENDS", "DISTRIBUTIONS", "MISSING_TUNE", "RESERVED_KEYS", "RUN_DIR_PREFIX",
+    "SCHEDULERS", "STOPPED", "SweepConfig", "run_search",
     "TABLE_ENERGY_DEVICES", "TIME_KEYS", "TrainCommandTrial", "Trial", "TrialError", "base_config",
     "build_parser", "collect_rows", "expand_trials", "finished_run", "load_sweep_config", "main",
     "metric_columns", "output_dir", "prepare", "read_metrics", "run_sweep", "run_trials", "summarize",

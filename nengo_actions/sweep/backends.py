@@ -14,6 +14,7 @@ recorded with its reason and the sweep goes on with the others.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import os
@@ -40,6 +41,23 @@ class TrialError(RuntimeError):
 def _pythonpath(existing):
     """``PYTHONPATH`` for a trial's process: this checkout first, then ``existing``."""
     return os.pathsep.join(p for p in (str(PROJECT_ROOT), existing) if p)
+
+
+def train_env():
+    """The environment of a trial's train process: this checkout first on the path, and
+    plots drawn without a display."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _pythonpath(env.get("PYTHONPATH"))
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
+def exit_error(trial, returncode, log_path):
+    """The :class:`TrialError` of a train process that exited with ``returncode`` > 0:
+    the status, the log and the end of the log."""
+    lines = Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()
+    tail = "\n".join("    " + line for line in lines[-15:])
+    return TrialError(f"trial {trial.trial_id}: exit status {returncode}; log: {log_path}\n{tail}")
 
 
 def read_metrics(run_dir):
@@ -104,9 +122,7 @@ class TrainCommandTrial:
         trial_dir = Path(trial.trial_dir)
         trial_dir.mkdir(parents=True, exist_ok=True)
         log_path = trial_dir / "log.txt"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = _pythonpath(env.get("PYTHONPATH"))
-        env.setdefault("MPLBACKEND", "Agg")
+        env = train_env()
         argv = trial.command(command)
         with open(log_path, "w" if attempt == 0 else "a", encoding="utf-8") as log:
             log.write(("" if attempt == 0 else f"\n(attempt {attempt + 1}: the last one was killed)\n")
@@ -128,12 +144,9 @@ class TrainCommandTrial:
                 ) from None
         lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
         if proc.returncode < 0:
-            raise _Killed(_signal_name(-proc.returncode), log_path)
+            raise _Killed(signal_name(-proc.returncode), log_path)
         if proc.returncode != 0:
-            tail = "\n".join("    " + line for line in lines[-15:])
-            raise TrialError(
-                f"trial {trial.trial_id}: exit status {proc.returncode}; log: {log_path}\n{tail}"
-            )
+            raise exit_error(trial, proc.returncode, log_path)
         run_lines = [line for line in lines if line.startswith(RUN_DIR_PREFIX)]
         if not run_lines:
             raise TrialError(
@@ -150,7 +163,8 @@ class _Killed(Exception):
     """A trial's process died from a signal: ``args`` are the signal's name and the log."""
 
 
-def _signal_name(number):
+def signal_name(number):
+    """``"SIGKILL"`` for 9; ``"signal N"`` for a number without a name."""
     try:
         return signal.Signals(number).name
     except ValueError:
@@ -188,11 +202,15 @@ def _process_backend(todo, trial_fn, jobs, on_done):
                 on_done(_outcome(trial, error=f"{type(e).__name__}: {e}"))
 
 
-def _ray_backend(todo, trial_fn, jobs, on_done, address=None, cpus_per_trial=1, retries=1):
+@contextlib.contextmanager
+def ray_session(address=None, num_cpus=1, missing="backend 'ray' needs Ray: pip install ray"):
+    """Connect to the Ray cluster at ``address`` or start a local Ray with ``num_cpus``
+    CPUs, unless Ray is running already; one started here is shut down afterwards. Its
+    workers import this checkout. Without Ray: :class:`ConfigError` with ``missing``."""
     try:
         import ray
     except ImportError:
-        raise ConfigError("backend 'ray' needs Ray: pip install ray") from None
+        raise ConfigError(missing) from None
     started = False
     if not ray.is_initialized():
         env_vars = {"PYTHONPATH": _pythonpath(os.environ.get("PYTHONPATH"))}
@@ -200,7 +218,7 @@ def _ray_backend(todo, trial_fn, jobs, on_done, address=None, cpus_per_trial=1, 
             ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=False)
         else:
             ray.init(
-                num_cpus=jobs * cpus_per_trial,
+                num_cpus=num_cpus,
                 include_dashboard=False,
                 runtime_env={"env_vars": env_vars},
                 log_to_driver=False,
@@ -208,6 +226,14 @@ def _ray_backend(todo, trial_fn, jobs, on_done, address=None, cpus_per_trial=1, 
             )
         started = True
     try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_backend(todo, trial_fn, jobs, on_done, address=None, cpus_per_trial=1, retries=1):
+    with ray_session(address, jobs * cpus_per_trial) as ray:
         # Ray reruns a task whose worker died (not one that raised) up to max_retries times
         remote = ray.remote(num_cpus=cpus_per_trial, max_retries=retries)(_run_one)
         pending = {remote.remote(trial_fn, t): t for t in todo}
@@ -220,9 +246,6 @@ def _ray_backend(todo, trial_fn, jobs, on_done, address=None, cpus_per_trial=1, 
                 except Exception as e:
                     cause = getattr(e, "cause", None) or e
                     on_done(_outcome(trial, error=f"{type(cause).__name__}: {cause}"))
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def run_trials(

@@ -33,8 +33,9 @@ def _energy_column(columns):
     return energy[0] if energy else None
 
 
-def write_plots(out_dir, summary, columns):
-    """PNG plots of a sweep summary; returns their paths."""
+def write_plots(out_dir, summary, columns, per="grid point"):
+    """PNG plots of a sweep summary; returns their paths. ``per`` names what a bar is; an
+    entry's ``note`` is written on its empty bar (default: "no result" where none finished)."""
     plots = []
     labels = [s["label"] for s in summary]
     x = list(range(len(summary)))
@@ -57,12 +58,13 @@ def write_plots(out_dir, summary, columns):
         if chance:
             ax.axhline(100 * chance[0], color="k", linestyle="--", linewidth=1, label="chance")
         for xi, s in zip(x, summary):
-            if not s["n"]:
-                ax.text(xi, 2, "no result", ha="center", va="bottom", rotation=90, color="tab:red")
+            note = s.get("note") or ("no result" if not s["n"] else None)
+            if note:
+                ax.text(xi, 2, note, ha="center", va="bottom", rotation=90, color="tab:red")
         ax.set_xticks(x, labels, rotation=30, ha="right")
         ax.set_ylabel("per-clip test accuracy (%)")
         ax.set_ylim(0, 100)
-        ax.set_title("Accuracy per grid point (mean +- std over repeats)")
+        ax.set_title(f"Accuracy per {per} (mean +- std over repeats)" if per == "grid point" else f"Accuracy per {per}")
         ax.legend(loc="upper right")
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
@@ -95,10 +97,38 @@ def write_plots(out_dir, summary, columns):
         ax.bar(x, means, 0.6, yerr=stds, capsize=3, color="tab:gray")
         ax.set_xticks(x, labels, rotation=30, ha="right")
         ax.set_ylabel("training time (s)")
-        ax.set_title("Training time per grid point")
+        ax.set_title(f"Training time per {per}")
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
         plots.append(save_figure_atomic(fig, out_dir / "train_time.png", dpi=120))
     return plots
 
 
+def write_curves(out_dir, rows, metric, stopped="stopped early", keys=()):
+    """A search's ``metric`` after every epoch, one line per trial (``row["curve"]``,
+    labelled with its values of ``keys``), dashed and ending in a cross where the trial was
+    stopped early; returns its path, or ``None`` without any epoch."""
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
+    drawn = 0
+    for row in rows:
+        curve = row.get("curve") or []
+        if not curve:
+            continue
+        was_stopped = row["status"] == stopped
+        epochs = list(range(1, len(curve) + 1))
+        values = [100 * v for v in curve]
+        (line,) = ax.plot(epochs, values, linestyle="--" if was_stopped else "-", linewidth=1.2,
+                          label=row["trial"].label)
+        if was_stopped:
+            ax.plot(epochs[-1], values[-1], "x", color=line.get_color(), markersize=8)
+        drawn += 1
+    if not drawn:
+        return None
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(f"{metric} after every epoch (dashed, x: stopped early)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right", title=" / ".join(keys) or None, title_fontsize=7)
+    fig.tight_layout()
+    return save_figure_atomic(fig, out_dir / "metric_per_epoch.png", dpi=120)

@@ -94,7 +94,8 @@ def collect_rows(trials, outcomes, out_dir):
     return rows
 
 
-def _grid_keys(trials):
+def grid_keys(trials):
+    """The keys of the trials' points, in order of first use."""
     keys = []
     for trial in trials:
         for k, _ in trial.point:
@@ -103,20 +104,23 @@ def _grid_keys(trials):
     return keys
 
 
-def write_csv(path, rows, columns):
-    """``results.csv``: one line per trial, its grid values, seed, status, every metric
-    in ``columns`` and its run folder (relative to the sweep's folder)."""
-    grid_keys = _grid_keys([r["trial"] for r in rows])
+def write_csv(path, rows, columns, epochs=False):
+    """``results.csv``: one line per trial, its grid values, seed, status (with
+    ``epochs``, the epochs it trained: ``row["epochs"]``), every metric in ``columns`` and
+    its run folder (relative to the sweep's folder)."""
+    keys = grid_keys([r["trial"] for r in rows])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["trial_id", "label", *grid_keys, "repeat", "seed", "status", *columns, "run_dir", "error"])
+    writer.writerow(["trial_id", "label", *keys, "repeat", "seed", "status", *(["epochs"] if epochs else []),
+                     *columns, "run_dir", "error"])
     for row in rows:
         t = row["trial"]
         point = dict(t.point)
         writer.writerow(
             [t.trial_id, t.label]
-            + [value_text(point[k]) if k in point else "" for k in grid_keys]
+            + [value_text(point[k]) if k in point else "" for k in keys]
             + [t.repeat, t.seed, row["status"]]
+            + ([row["epochs"]] if epochs else [])
             + [format(row["metrics"][c], ".10g") if c in row["metrics"] else "" for c in columns]
             + [row["run_dir"], row["error"].splitlines()[0] if row["error"] else ""]
         )

@@ -15,15 +15,30 @@ A sweep config (every key optional; :class:`SweepConfig` holds the defaults)::
       "output_dir": "results/sweep_neurons",  # default: results/sweeps/<name>
       "backend": "process", "jobs": 1, "ray_address": null, "cpus_per_trial": 1,
       "timeout": null,                        # seconds per trial; null: no limit
-      "retries": 1                            # runs more of a trial whose process or Ray worker was killed
+      "retries": 1,                           # runs more of a trial whose process or Ray worker was killed
+      "search": {                             # optional: a search on Ray Tune, its draws crossed with the grid
+        "train.learning_rate": {"loguniform": [1e-4, 1e-2]},
+        "model.lmu.units": {"choice": [64, 128, 256]},
+        "model.lmu.order": {"randint": [2, 7]}          # 2..6: the high end is left out, as tune.randint
+      },
+      "num_samples": 8,                       # settings drawn from the search space (times the grid)
+      "scheduler": "asha",                    # "asha": stop weak trials early; "fifo" or null: none
+      "asha": {"grace_period": 1, "reduction_factor": 4, "brackets": 1},   # max_t: train.epochs
+      "metric": "val_clip_accuracy"           # what the search maximises, reported after every epoch
     }
 
 ``grid`` is either one object (its Cartesian product) or a list of objects (the union of
 their products, as scikit-learn's ``ParameterGrid``). A key of several comma-separated
 config keys sets all of them to each value (e.g. the neuron type of two layers at once).
 
+With ``search``, the sweep runs on Ray Tune (:mod:`nengo_actions.sweep.search`): each
+key (a config key as in ``grid``) is drawn from ``choice``, ``uniform``, ``loguniform`` or
+``randint``, ``num_samples`` times for every grid point and repeat, with ``seed`` seeding
+the draws. A search always runs on Ray (a local one unless ``ray_address``), ``jobs``
+trials at a time on a local one.
+
 A trial's id is derived from what the sweep states: the base config file's content,
-``base_settings``, the grid values and the seed. Editing any of them gives new trials
+``base_settings``, the grid values (and a search's drawn values) and the seed. Editing any of them gives new trials
 instead of reusing old results; defaults added to the project's config schema later do
 not (each run folder records the full config it ran with).
 """
@@ -34,6 +49,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import re
 from pathlib import Path
 
@@ -43,11 +59,75 @@ from nengo_actions.errors import ConfigError, NeuronTypeError
 from nengo_actions.io import write_json_atomic
 from nengo_actions.neuron_types import parse_neuron_type
 from nengo_actions.schema import Config
-from nengo_actions.section import FieldError, Section, build, setting
+from nengo_actions.section import FieldError, Section, build, closest, setting
 
 BACKENDS = ("process", "ray")
 #: Train config keys the sweep sets itself for every trial.
 RESERVED_KEYS = ("seed", "save_dir", "name")
+#: The distributions of a search space: the key of each one-key object, and what it holds.
+DISTRIBUTIONS = {"choice": "a non-empty list of values", "uniform": "[low, high]",
+                 "loguniform": "[low, high], low above 0", "randint": "[low, high] of integers, high left out"}
+SCHEDULERS = ("asha", "fifo")
+#: What a search maximises: the validation figures that training writes after every epoch.
+SEARCH_METRICS = ("val_clip_accuracy", "val_step_accuracy")
+#: The keys that only a search reads; a grid-only sweep leaves them out of sweep.json.
+SEARCH_KEYS = ("search", "num_samples", "scheduler", "asha", "metric")
+
+
+@dataclasses.dataclass(frozen=True)
+class AshaConfig(Section):
+    """ASHA's settings (Ray Tune's defaults); its max_t is the trials' ``train.epochs``."""
+
+    grace_period: int = setting(1, low=1)  # epochs every trial trains before it may be stopped
+    reduction_factor: float = setting(4.0, above=1)  # 1 in this many trials goes on at each rung
+    brackets: int = setting(1, low=1)
+
+
+def check_distribution(key, spec):
+    """A search-space entry ``{"<distribution>": args}``; :class:`FieldError` names
+    ``search.<key>[.<distribution>]``."""
+    name = f"search.{key}"
+    kinds = ", ".join(f'{{"{k}": {v}}}' for k, v in DISTRIBUTIONS.items())
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise FieldError(name, f"must be one of {kinds}; got {spec!r}")
+    (kind, args), = spec.items()
+    if kind not in DISTRIBUTIONS:
+        raise FieldError(f"{name}.{kind}", f"; a distribution is one of {', '.join(DISTRIBUTIONS)}"
+                         f"{closest(kind, DISTRIBUTIONS)}", unknown=True)
+    name, wanted = f"{name}.{kind}", DISTRIBUTIONS[kind]
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            raise FieldError(name, f"must be {wanted}, got {args!r}")
+        return
+    number = int if kind == "randint" else (int, float)
+    if (not isinstance(args, list) or len(args) != 2
+            or not all(isinstance(v, number) and not isinstance(v, bool) for v in args)):
+        raise FieldError(name, f"must be {wanted}, got {args!r}")
+    low, high = args
+    if not all(math.isfinite(v) for v in args):
+        raise FieldError(name, f"must be finite, got {args!r}")
+    if not low < high:
+        raise FieldError(name, f"must have low < high, got {args!r}")
+    if kind == "loguniform" and low <= 0:
+        raise FieldError(name, f"must have low above 0 (a log scale), got {args!r}")
+
+
+def asha_rungs(asha, max_t):
+    """The epochs at which ASHA (:class:`AshaConfig` ``asha``) compares trials, as Ray
+    Tune's first bracket places them."""
+    n = int(math.log(max_t / asha.grace_period) / math.log(asha.reduction_factor) + 1)
+    return [asha.grace_period * asha.reduction_factor ** k for k in range(n)]
+
+
+def distribution_values(spec):
+    """Values a distribution can give that are checked before a search starts: every
+    choice, the ends of a range."""
+    (kind, args), = spec.items()
+    if kind == "choice":
+        return list(args)
+    if kind == "randint":
+        return [args[0], args[1] - 1]
+    return [float(args[0]), float(args[1])]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +149,13 @@ class SweepConfig(Section):
     # runs more of a trial whose process or Ray worker was killed (by a signal, the
     # out-of-memory killer, a lost node); a trial that fails on its own is not rerun
     retries: int = setting(1, low=0)
+    # a search on Ray Tune: config key (as in grid) -> {"choice": [...]}, {"uniform": [lo, hi]},
+    # {"loguniform": [lo, hi]} or {"randint": [lo, hi]}
+    search: dict = setting(kind=dict, factory=dict)
+    num_samples: int = setting(8, low=1)  # draws from the search space; 8 give ASHA's halving some to stop
+    scheduler: str = setting(kind=str, choices=SCHEDULERS)  # "asha": stop weak trials early; null: "fifo"
+    asha: AshaConfig = setting(factory=AshaConfig)
+    metric: str = setting("val_clip_accuracy", choices=SEARCH_METRICS)  # maximised; reported every epoch
     source: str = dataclasses.field(default="sweep config", metadata={"setting": False})
 
     def check(self):
@@ -79,6 +166,21 @@ class SweepConfig(Section):
             for key, values in g.items():
                 if not isinstance(values, list) or not values:
                     raise FieldError(f"grid.{key}", f"must have a non-empty list of values, got {values!r}")
+        for key, spec in self.search.items():
+            check_distribution(key, spec)
+        # a search setting without a search (or ASHA's without ASHA) would be silently ignored
+        defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                    for f in dataclasses.fields(self)}
+        for name in SEARCH_KEYS[1:]:
+            if not self.search and getattr(self, name) != defaults[name]:
+                raise FieldError(name, "applies to a search; add a 'search' space or leave it out")
+        if self.search and self.scheduler != "asha" and self.asha != defaults["asha"]:
+            raise FieldError("asha", f"applies to scheduler 'asha', not {self.scheduler or 'fifo'!r}")
+
+    @property
+    def is_search(self):
+        """Whether the sweep is a search on Ray Tune (it has a ``search`` space)."""
+        return bool(self.search)
 
     @property
     def grids(self):
@@ -135,6 +237,8 @@ def load_sweep_config(path, overrides=()):
             if isinstance(cfg.grid, list):
                 raise ConfigError(f"{where}: 'grid' is a list of grids; edit the file instead")
             cfg = build(SweepConfig, {"grid": {**cfg.grid, key[len("grid."):]: value}}, where, base=cfg)
+        elif key.startswith("search."):
+            cfg = build(SweepConfig, {"search": {**cfg.search, key[len("search."):]: value}}, where, base=cfg)
         elif key.startswith("base_settings."):
             base_settings = json.loads(json.dumps(cfg.base_settings))
             set_path(base_settings, key[len("base_settings."):], value)
@@ -214,49 +318,104 @@ def expand_trials(sweep_cfg, base_cfg=None):
     where = sweep_cfg.source
     base_cfg = base_config(sweep_cfg) if base_cfg is None else base_cfg
     _check_neuron_types(base_cfg, f"{where}: base config")
-    base_identity = None
-    if sweep_cfg.base is not None:
-        base_identity = json.loads(resolve_path(sweep_cfg.base).read_text(encoding="utf-8"))
-    out_dir = output_dir(sweep_cfg)
-    base_path = out_dir / "base_config.json"
+    factory = trial_factory(sweep_cfg)
     trials, seen = [], set()
     for point in _points(sweep_cfg.grids):
-        cfg, overrides = base_cfg, []
+        cfg = base_cfg
         for group, value in point:
-            for key in [k.strip() for k in group.split(",")]:
+            for key in split_keys(group):
                 if key in RESERVED_KEYS:
                     raise ConfigError(
                         f"{where}: grid key '{key}' is set by the sweep itself "
                         "(use 'repeats' and 'seed' for seeds)"
                     )
                 cfg = config_mod.override(cfg, {key: value}, f"{where}: grid key '{key}'")
-                overrides.append(f"{key}={json.dumps(value)}")
         _check_neuron_types(cfg, f"{where}: grid point {_slug(point)}")
-        label = " / ".join(value_text(v) for _, v in point) or "base"
         for repeat in range(sweep_cfg.repeats):
-            seed = sweep_cfg.seed + repeat
-            stated = [base_identity, sweep_cfg.base_settings, [[k, v] for k, v in point], seed]
-            trial_id = f"{_slug(point)}-s{seed}-{_digest(stated)}"
-            if trial_id in seen:
-                raise ConfigError(f"{where}: grid point {label!r} appears twice in the grid")
-            seen.add(trial_id)
-            trial_dir = out_dir / "trials" / trial_id
-            trials.append(
-                Trial(
-                    trial_id=trial_id,
-                    point=tuple((k, v if not isinstance(v, list) else tuple(v)) for k, v in point),
-                    label=label,
-                    repeat=repeat,
-                    seed=seed,
-                    overrides=tuple(
-                        overrides
-                        + [f"seed={seed}", f"save_dir={json.dumps(str(trial_dir))}", 'name="run"']
-                    ),
-                    base_config=str(base_path),
-                    trial_dir=str(trial_dir),
-                )
-            )
+            trial = factory.make(point, repeat)
+            if trial.trial_id in seen:
+                raise ConfigError(f"{where}: grid point {trial.label!r} appears twice in the grid")
+            seen.add(trial.trial_id)
+            trials.append(trial)
     return trials
+
+
+def split_keys(group):
+    """The config keys of a grid or search key (several, comma-separated, set together)."""
+    return [k.strip() for k in group.split(",")]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialFactory:
+    """What trials are made of: plain values, so that a Ray Tune actor, given a sampled
+    point, makes the same trial (id, folder, overrides) as the sweep that started it."""
+
+    base_identity: object  # the base config file's content; None: the built-in defaults
+    base_settings: dict
+    seed: int
+    out_dir: str
+
+    def make(self, point, repeat, label=None):
+        """The :class:`Trial` of ``point`` (``[(key, value), ...]``, a key possibly
+        comma-separated) with seed ``seed + repeat``."""
+        seed = self.seed + repeat
+        out_dir = Path(self.out_dir)
+        stated = [self.base_identity, self.base_settings, [[k, v] for k, v in point], seed]
+        trial_id = f"{_slug(point)}-s{seed}-{_digest(stated)}"
+        trial_dir = out_dir / "trials" / trial_id
+        overrides = [f"{key}={json.dumps(value)}" for group, value in point for key in split_keys(group)]
+        return Trial(
+            trial_id=trial_id,
+            point=tuple((k, v if not isinstance(v, list) else tuple(v)) for k, v in point),
+            label=label or " / ".join(value_text(v) for _, v in point) or "base",
+            repeat=repeat,
+            seed=seed,
+            overrides=tuple(overrides + [f"seed={seed}", f"save_dir={json.dumps(str(trial_dir))}", 'name="run"']),
+            base_config=str(out_dir / "base_config.json"),
+            trial_dir=str(trial_dir),
+        )
+
+
+def trial_factory(sweep_cfg):
+    """The :class:`TrialFactory` of a sweep."""
+    base_identity = None
+    if sweep_cfg.base is not None:
+        base_identity = json.loads(resolve_path(sweep_cfg.base).read_text(encoding="utf-8"))
+    return TrialFactory(base_identity, sweep_cfg.base_settings, sweep_cfg.seed, str(output_dir(sweep_cfg)))
+
+
+def grid_points(sweep_cfg):
+    """The grid's points in order, each a list of ``(key, value)``."""
+    return list(_points(sweep_cfg.grids))
+
+
+def check_search(sweep_cfg, base_cfg):
+    """Check a search space against the train config: every key exists and takes every
+    choice and both ends of every range, none is set by the sweep itself or also in the
+    grid. Returns the most epochs a trial trains (ASHA's ``max_t``)."""
+    where = sweep_cfg.source
+    grid_keys = {k for g in sweep_cfg.grids for group in g for k in split_keys(group)}
+    configs = [base_cfg]
+    for point in _points(sweep_cfg.grids):
+        configs.append(config_mod.override(base_cfg, {k: v for g, v in point for k in split_keys(g)}, where))
+    for group, spec in sweep_cfg.search.items():
+        for key in split_keys(group):
+            if key in RESERVED_KEYS:
+                raise ConfigError(f"{where}: search key '{key}' is set by the sweep itself "
+                                  "(use 'repeats' and 'seed' for seeds)")
+            if key in grid_keys:
+                raise ConfigError(f"{where}: search key '{key}' is in the grid too; give it in one of them")
+        for value in distribution_values(spec):
+            cfg = base_cfg
+            for key in split_keys(group):
+                cfg = config_mod.override(cfg, {key: value}, f"{where}: search key '{key}'")
+            _check_neuron_types(cfg, f"{where}: search key '{group}' = {value_text(value)}")
+            configs.append(cfg)
+    max_t = max(cfg.train.for_model(cfg.model.type).epochs for cfg in configs)
+    if sweep_cfg.scheduler == "asha" and sweep_cfg.asha.grace_period > max_t:
+        raise ConfigError(f"{where}: key 'asha.grace_period' must be at most the epochs a trial trains "
+                          f"({max_t}), got {sweep_cfg.asha.grace_period}")
+    return max_t
 
 
 def prepare(sweep_cfg, write=True):
@@ -268,6 +427,9 @@ def prepare(sweep_cfg, write=True):
         return trials
     out_dir = output_dir(sweep_cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / "sweep.json", sweep_cfg.to_dict())
+    stated = sweep_cfg.to_dict()
+    if not sweep_cfg.is_search:
+        stated = {k: v for k, v in stated.items() if k not in SEARCH_KEYS}
+    write_json_atomic(out_dir / "sweep.json", stated)
     write_json_atomic(out_dir / "base_config.json", settings(base_cfg))
     return trials
