@@ -14,20 +14,20 @@ exist, so an interrupted run resumes.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 
 import numpy as np
 
-from nengo_actions.config import PROJECT_ROOT, ConfigError
+from nengo_actions import cluster
+from nengo_actions.config import ConfigError
 from nengo_actions.errors import ExtractionError, UserError
 from nengo_actions.io import remove_stale_temp_files, write_json_atomic
 
 from . import paths
 from .progress import Progress
 
-RAY_MISSING = '--backend ray needs Ray: pip install -e ".[cluster]"'
+RAY_MISSING = "--backend ray " + cluster.RAY_MISSING
 
 #: Ray reruns a task whose worker died (a kill, the out-of-memory killer, a lost node) up
 #: to this many times; a task that raised is not rerun, its error would only repeat.
@@ -35,32 +35,6 @@ RETRIES = 2
 
 #: Seconds between looks at the chunk folder for the progress bar.
 POLL_S = 1.0
-
-
-def import_ray():
-    """The ``ray`` module, or a :class:`ConfigError` saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(RAY_MISSING) from None
-    return ray
-
-
-def start_ray(address=None, num_cpus=None):
-    """Connect to the cluster at ``address``, or start a local Ray (``num_cpus``: all if
-    ``None``). Returns whether this call started it (and so should shut it down)."""
-    ray = import_ray()
-    if ray.is_initialized():
-        return False
-    # workers on other nodes import this checkout, not whatever their Python finds
-    pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
-    options = dict(runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, log_to_driver=False,
-                   configure_logging=False)
-    if address:
-        ray.init(address=address, **options)
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
-    return True
 
 
 def run_shard(cfg, shard):
@@ -96,7 +70,7 @@ def extract_on_ray(cfg, jobs=None, address=None, progress=True, force=False):
     """
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs {jobs}: at least 1 task is needed")
-    import_ray()  # before any work: without Ray nothing is generated or deleted
+    cluster.import_ray(RAY_MISSING)  # before any work: without Ray nothing is generated or deleted
     from . import extract
     from .merge import merge
 
@@ -138,9 +112,7 @@ def _frames_in_chunk(path):
 
 def _run_tasks(job, cfg, jobs, address, pending, progress):
     """Run the shards as tasks until all have ended; returns their number."""
-    ray = import_ray()
-    started = start_ray(address)
-    try:
+    with cluster.ray_session(address, missing=RAY_MISSING) as ray:
         resources = ray.cluster_resources()
         n = min(jobs or default_jobs(resources), job.n_chunks)
         gpu = {"num_gpus": 1} if resources.get("GPU", 0) >= 1 else {}
@@ -162,9 +134,6 @@ def _run_tasks(job, cfg, jobs, address, pending, progress):
             left -= written
             bar.update(sum(len(job.chunk_clips(k)) for k in written), shards=f"{n - len(refs)}/{n}")
         bar.close()
-    finally:
-        if started:
-            ray.shutdown()
     if errors:
         _raise(ray, n, *errors[0])
     return n
@@ -183,4 +152,4 @@ def _raise(ray, n, i, error):
     raise error
 
 
-__all__ = ["extract_on_ray", "start_ray", "import_ray", "default_jobs", "RAY_MISSING"]
+__all__ = ["extract_on_ray", "default_jobs", "RAY_MISSING"]

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from feature_extraction.cli import main
-from feature_extraction.ray_backend import RAY_MISSING, start_ray
+from feature_extraction.ray_backend import RAY_MISSING
+from nengo_actions.cluster import ray_session
 from test_extract import data_root, write_config  # noqa: F401 (data_root is a fixture)
 
 ray = pytest.importorskip("ray")
@@ -19,9 +20,8 @@ SIDES = ("train.npz", "test.npz")
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray for the module: its workers stay warm from one run to the next."""
-    assert start_ray(num_cpus=2)
-    yield
-    ray.shutdown()
+    with ray_session(num_cpus=2):
+        yield
 
 
 @pytest.fixture(scope="module")

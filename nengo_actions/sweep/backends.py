@@ -14,7 +14,6 @@ recorded with its reason and the sweep goes on with the others.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import dataclasses
 import json
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from nengo_actions.cluster import RAY_MISSING, checkout_pythonpath, ray_session
 from nengo_actions.config import PROJECT_ROOT
 from nengo_actions.errors import ConfigError
 from nengo_actions.sweep.spec import BACKENDS
@@ -38,16 +38,11 @@ class TrialError(RuntimeError):
 
 
 
-def _pythonpath(existing):
-    """``PYTHONPATH`` for a trial's process: this checkout first, then ``existing``."""
-    return os.pathsep.join(p for p in (str(PROJECT_ROOT), existing) if p)
-
-
 def train_env():
     """The environment of a trial's train process: this checkout first on the path, and
     plots drawn without a display."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = _pythonpath(env.get("PYTHONPATH"))
+    env["PYTHONPATH"] = checkout_pythonpath(env.get("PYTHONPATH"))
     env.setdefault("MPLBACKEND", "Agg")
     return env
 
@@ -202,38 +197,8 @@ def _process_backend(todo, trial_fn, jobs, on_done):
                 on_done(_outcome(trial, error=f"{type(e).__name__}: {e}"))
 
 
-@contextlib.contextmanager
-def ray_session(address=None, num_cpus=1, missing="backend 'ray' needs Ray: pip install ray"):
-    """Connect to the Ray cluster at ``address`` or start a local Ray with ``num_cpus``
-    CPUs, unless Ray is running already; one started here is shut down afterwards. Its
-    workers import this checkout. Without Ray: :class:`ConfigError` with ``missing``."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(missing) from None
-    started = False
-    if not ray.is_initialized():
-        env_vars = {"PYTHONPATH": _pythonpath(os.environ.get("PYTHONPATH"))}
-        if address:
-            ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=False)
-        else:
-            ray.init(
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                runtime_env={"env_vars": env_vars},
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        started = True
-    try:
-        yield ray
-    finally:
-        if started:
-            ray.shutdown()
-
-
 def _ray_backend(todo, trial_fn, jobs, on_done, address=None, cpus_per_trial=1, retries=1):
-    with ray_session(address, jobs * cpus_per_trial) as ray:
+    with ray_session(address, jobs * cpus_per_trial, missing="backend 'ray' " + RAY_MISSING) as ray:
         # Ray reruns a task whose worker died (not one that raised) up to max_retries times
         remote = ray.remote(num_cpus=cpus_per_trial, max_retries=retries)(_run_one)
         pending = {remote.remote(trial_fn, t): t for t in todo}

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from nengo_actions import config as config_mod
 from nengo_actions.errors import ConfigError
-from nengo_actions.sweep.backends import ray_session
+from nengo_actions.cluster import ray_session
 from nengo_actions.sweep.search_report import write_record, write_search_report
 from nengo_actions.sweep.search_trial import GRID_KEY, SearchContext, run_search_trial
 from nengo_actions.sweep.spec import base_config, check_search, grid_points, output_dir, prepare, trial_factory
