@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,9 +107,10 @@ def main(argv=None):
             "epochs": m["epochs_run"],
         })
         print(f"  {rows[-1]['clips_per_second']:.1f} training clips/s, spiking test accuracy {rows[-1]['spiking_accuracy']:.2%}", flush=True)
-    write_json_atomic(out / "results.json", {"rows": rows, "overrides": args.overrides})
+    load = os.getloadavg()[0]  # other work on the machine slows both runs
+    write_json_atomic(out / "results.json", {"rows": rows, "overrides": args.overrides, "load_average": load})
     plot(rows, out / "workers.png")
-    text = f"{HEADING}\n\n{table(rows, rows[0])}\n\n{EXPLANATION}"
+    text = f"{HEADING}\n\n{table(rows, rows[0])}\n\nLoad average at the end: {load:.1f} (2 cores).\n\n{EXPLANATION}"
     write_text_atomic(out / "README.md", text.replace(HEADING, "# Multi-worker training on the DVS digits", 1) + "\n")
     write_section(text, HEADING, Path(args.readme))
     print(f"wrote {out} and the section of {args.readme}", flush=True)
