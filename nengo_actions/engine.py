@@ -1,149 +1,29 @@
-"""The one engine: NengoDL training, model selection, checkpoints and prediction.
+"""The NengoDL trainer: a ``nengo_dl.Simulator`` around a Nengo network.
 
-Every model (EnsembleArray, LMU, keras-lmu baseline, converted Keras networks) is a
-:class:`~nengo_actions.networks.BuiltNetwork`: a Nengo network, its input node and output
-probe. :class:`Engine` wraps a ``nengo_dl.Simulator`` around one and works on clip arrays:
-
-* inputs ``x`` of shape ``(clips, frames, features)``, labels ``y`` of shape ``(clips,)``;
-* outputs of shape ``(clips, frames, classes)`` (class scores per frame).
-
-The epochs are run by :func:`nengo_actions.training.train`; parameter files are
-:mod:`nengo_actions.params`.
+Every model trained with rate neurons (EnsembleArray, LMU, keras-lmu baseline, the
+converted DVS nets) is a :class:`~nengo_actions.networks.BuiltNetwork`: a Nengo network,
+its input node and output probe. :class:`Engine` implements the trainer interface
+(:class:`nengo_actions.trainer.Trainer`) on it; spiking evaluation runs the same network
+rebuilt with spiking neurons through :meth:`Engine.for_inference`.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import functools
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from nengo_actions.compat import nengo_dl, tf
 import nengo_actions.neurons  # noqa: F401,E402  (native builders: AdaptiveLIF, AdaptiveLIFRate, Izhikevich)
+from nengo_actions import params, trainer
+from nengo_actions.errors import ConfigError
+from nengo_actions.losses import clip_loss, numpy_clip_loss
 from nengo_actions.metrics import frame_outputs
+from nengo_actions.networks import build_model
+from nengo_actions.networks.base import layer_probes, layer_readings
 from nengo_actions.networks.constant_inputs import fold_constant_inputs
-from nengo_actions.errors import ConfigError, DataError, ParamsError
-from nengo_actions.io import save_npz_atomic
-from nengo_actions.params import PARAMS_FORMAT, check_signature, read_params
 from nengo_actions.streaming import fit_epoch as fit_epoch_in_chunks
-
-def select_device(name="auto"):
-    """``"auto"``: the first GPU TensorFlow sees, else the CPU; or ``"cpu"``/``"gpu"``."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if name == "gpu" and not gpus:
-        raise DataError("train.device is 'gpu' but TensorFlow sees no GPU; use 'auto' or 'cpu'")
-    if name == "cpu" or (name == "auto" and not gpus):
-        return "/cpu:0"
-    return "/gpu:0"
-
-
-# ---------------------------------------------------------------------------------------
-# Losses
-
-
-def clip_loss(n_classes, kind="sparse_categorical_crossentropy", last_steps=0):
-    """A Keras loss on per-step outputs, averaged over the last ``last_steps`` frames.
-
-    ``y_pred`` arrives as ``(batch, steps, classes * frames_per_step)`` and ``y_true`` as
-    ``(batch, steps, frames_per_step)``; both are unpacked to one row per frame first.
-    ``last_steps=0`` averages over every frame (the seed's training target).
-    """
-
-    def loss(y_true, y_pred):
-        batch = tf.shape(y_pred)[0]
-        y_pred = tf.reshape(y_pred, (batch, -1, n_classes))
-        y_true = tf.reshape(tf.cast(y_true, tf.int32), (batch, -1))
-        if last_steps:
-            y_pred, y_true = y_pred[:, -last_steps:], y_true[:, -last_steps:]
-        if kind == "mse":
-            target = tf.one_hot(y_true, n_classes, dtype=y_pred.dtype)
-            return tf.reduce_mean(tf.square(y_pred - target), axis=[1, 2])
-        per_step = tf.keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
-        return tf.reduce_mean(per_step, axis=1)
-
-    return loss
-
-
-def numpy_clip_loss(outputs, labels, kind="sparse_categorical_crossentropy", last_steps=0):
-    """The same loss as :func:`clip_loss` on ``(clips, frames, classes)`` numpy outputs."""
-    outputs = np.asarray(outputs, dtype=np.float64)
-    if last_steps:
-        outputs = outputs[:, -last_steps:]
-    n, steps, c = outputs.shape
-    labels = np.broadcast_to(np.asarray(labels)[:, None], (n, steps))
-    if kind == "mse":
-        target = np.eye(c)[labels]
-        return float(np.mean((outputs - target) ** 2))
-    shifted = outputs - outputs.max(axis=-1, keepdims=True)
-    logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    return float(-np.mean(np.take_along_axis(logp, labels[..., None], axis=-1)))
-
-
-def mixed_precision(setting, device):
-    """Whether to train with mixed precision: ``train.mixed_precision`` on ``device``.
-
-    TensorFlow's automatic mixed precision rewrites the graph's GPU kernels
-    (convolutions, matrix products) to float16 while parameters stay float32; on the
-    CPU it does nothing, so ``"on"`` without a GPU is an error.
-    """
-    on_gpu = device.startswith("/gpu")
-    if setting == "on" and not on_gpu:
-        raise DataError("train.mixed_precision is 'on' but training runs on the CPU; use 'auto' or 'off'")
-    return setting == "on" or (setting == "auto" and on_gpu)
-
-
-def make_optimizer(settings, steps_per_epoch, mixed=False):
-    """The optimizer with its learning-rate schedule, from the ``train`` settings.
-
-    With ``mixed``, it is wrapped in Keras' ``LossScaleOptimizer`` (dynamic loss
-    scaling, so that float16 gradients do not underflow).
-    """
-    optimizer = _optimizer(settings, steps_per_epoch)
-    return tf.keras.mixed_precision.LossScaleOptimizer(optimizer) if mixed else optimizer
-
-
-class EpochCosine(tf.keras.optimizers.schedules.LearningRateSchedule):
-    """``lr * (1 + cos(pi * epoch / epochs)) / 2``, constant within an epoch (PyTorch's
-    ``CosineAnnealingLR`` stepped once per epoch); Keras' schedules change every step."""
-
-    def __init__(self, learning_rate, steps_per_epoch, epochs):
-        self.learning_rate, self.steps_per_epoch, self.epochs = float(learning_rate), int(steps_per_epoch), int(epochs)
-
-    def __call__(self, step):
-        epoch = tf.math.floordiv(tf.cast(step, tf.float32), float(max(1, self.steps_per_epoch)))
-        return self.learning_rate * 0.5 * (1.0 + tf.math.cos(np.pi * epoch / float(max(1, self.epochs))))
-
-    def get_config(self):
-        return {"learning_rate": self.learning_rate, "steps_per_epoch": self.steps_per_epoch, "epochs": self.epochs}
-
-
-def _optimizer(settings, steps_per_epoch):
-    lr = settings.learning_rate
-    if settings.schedule == "cosine":
-        lr = tf.keras.optimizers.schedules.CosineDecay(lr, max(1, steps_per_epoch * settings.epochs))
-    elif settings.schedule == "cosine_epoch":
-        lr = EpochCosine(lr, steps_per_epoch, settings.epochs)
-    elif settings.schedule == "step":
-        lr = tf.keras.optimizers.schedules.ExponentialDecay(
-            lr, max(1, steps_per_epoch * settings.step_epochs), settings.step_factor, staircase=True
-        )
-    kind = settings.optimizer
-    decay = settings.weight_decay
-    if kind == "adam" and decay:
-        return tf.keras.optimizers.AdamW(lr, weight_decay=decay, epsilon=settings.adam_epsilon)
-    if kind == "adam":
-        return tf.keras.optimizers.Adam(lr, epsilon=settings.adam_epsilon)
-    if kind == "sgd":
-        return tf.keras.optimizers.SGD(lr, momentum=0.9)
-    if kind == "rmsprop":
-        return tf.keras.optimizers.RMSprop(lr)
-    raise ValueError(f"unknown optimizer {kind!r}")
-
-
-# ---------------------------------------------------------------------------------------
-# The engine
 
 
 class Engine:
@@ -161,10 +41,12 @@ class Engine:
         The simulator's seed.
     """
 
+    evaluated_as = "rate"
+
     def __init__(self, built, minibatch_size=32, device="auto", seed=0):
         self.built = built
         self.minibatch_size = int(minibatch_size)
-        self.device = select_device(device)
+        self.device = trainer.select_device(device)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*No GPU support detected.*")
             self.sim = nengo_dl.Simulator(
@@ -177,34 +59,49 @@ class Engine:
         self.n_features = built.input.size_out // built.frames_per_input
         self.compiled = False
 
+    @classmethod
+    def for_model(cls, model_type, cfg, data, settings):
+        """The engine of ``model_type``'s Nengo network with rate neurons (spiking types
+        train through their rate function, with the same parameters)."""
+        built = cls.nengo_builder(model_type, cfg, data)(spiking=False)
+        return cls(built, settings.minibatch_size, settings.device, cfg.seed)
+
+    @staticmethod
+    def nengo_builder(model_type, cfg, data, params_path=None):
+        """``build(spiking, steps_per_frame=...)`` of ``model_type``'s Nengo network;
+        ``params_path`` is not built in (:meth:`for_inference` loads it)."""
+        ev = cfg.evaluate
+        return functools.partial(
+            build_model, model_type, cfg.model, data.n_features, data.n_classes, data.n_frames,
+            dt=ev.dt, seed=cfg.seed, raster_neurons=ev.raster_neurons,
+        )
+
+    @property
+    def network(self):
+        return self.built
+
+    @property
+    def n_classes(self):
+        return self.built.n_classes
+
+    @property
+    def signature(self):
+        return self.built.signature
+
+    @property
+    def description(self):
+        return self.built.description
+
+    def nengo_network(self, build):
+        """The network trained: its figures are those of the trained parameters."""
+        return self.built
+
     # -- arrays ------------------------------------------------------------------------
 
     def check_arrays(self, x, y=None, where="data"):
         """Raise :class:`DataError` if ``x``/``y`` do not fit the network."""
-        if np.ndim(x) != 3:
-            raise DataError(f"{where}: features must be (clips, frames, features), got shape {np.shape(x)}")
-        if len(x) == 0:
-            raise DataError(f"{where}: no clips")
-        if x.shape[2] != self.n_features:
-            raise DataError(
-                f"{where}: features have {x.shape[2]} values per frame, but the model "
-                f"was built for {self.n_features}"
-            )
-        if self.built.frames_per_input > 1 and x.shape[1] != self.built.frames_per_input:
-            raise DataError(
-                f"{where}: clips have {x.shape[1]} frames, but the model was built for "
-                f"{self.built.frames_per_input}"
-            )
-        if y is not None:
-            y = np.asarray(y)
-            if len(y) != len(x):
-                raise DataError(f"{where}: {len(y)} labels for {len(x)} clips")
-            bad = (y < 0) | (y >= self.built.n_classes)
-            if bad.any():
-                raise DataError(
-                    f"{where}: labels must be in 0..{self.built.n_classes - 1}; found "
-                    f"{sorted(set(np.asarray(y)[bad].tolist()))[:5]}"
-                )
+        trainer.check_arrays(x, y, where, n_features=self.n_features, n_classes=self.built.n_classes,
+                             frames_per_input=self.built.frames_per_input)
 
     def _pack(self, x):
         """Clip features -> the simulator's input, ``(clips, steps, input size)``."""
@@ -227,22 +124,10 @@ class Engine:
         out = out.reshape(len(out), n_frames * self.built.steps_per_frame, self.built.n_classes)
         return frame_outputs(out, self.built.steps_per_frame)
 
-    def epoch_order(self, n, epoch, seed=0, fill=True):
-        """The clips of one epoch: a permutation fixed by ``seed`` and ``epoch``, filled
-        up to whole minibatches with its first clips (unless ``fill`` is false)."""
-        order = np.random.RandomState([seed, epoch]).permutation(n)
-        return np.concatenate([order, order[: (-n) % self.minibatch_size]]) if fill else order
-
-    def minibatches(self, x):
-        """``(batch, keep)`` for each minibatch of ``x``: a full minibatch (float32, the
-        last one padded with zeros) and how many of its clips are real."""
-        batch = self.minibatch_size
-        for start in range(0, len(x), batch):
-            xb = np.asarray(x[start : start + batch], np.float32)
-            keep = len(xb)
-            if keep < batch:
-                xb = np.concatenate([xb, np.zeros((batch - keep,) + xb.shape[1:], np.float32)])
-            yield xb, keep
+    def epoch_order(self, n, epoch, seed=0):
+        """The clips of one epoch (:func:`nengo_actions.trainer.epoch_order`), filled up
+        to whole minibatches: the simulator runs every minibatch at its full size."""
+        return trainer.epoch_order(n, epoch, self.minibatch_size, seed)
 
     def numpy_loss(self, outputs, labels, kind, last_steps):
         """The training loss on predicted ``(clips, frames, classes)`` outputs."""
@@ -262,7 +147,7 @@ class Engine:
         outputs, extra = [], {p: [] for p in probes or ()}
         # one minibatch per call: Keras' predict sets up a dataset pipeline on every
         # call, which took a quarter of a DVS net's spiking batch
-        for xb, keep in self.minibatches(x):
+        for xb, keep in trainer.minibatches(x, self.minibatch_size):
             data = self.sim.predict_on_batch({self.built.input: self._pack(xb)})
             outputs.append(self._unpack(data[self.built.output][:keep], n_frames))
             for p in extra:
@@ -272,18 +157,13 @@ class Engine:
             return result, {p: np.concatenate(v) for p, v in extra.items()}
         return result
 
-    # -- training ----------------------------------------------------------------------
+    def predict_layer_rates(self, x):
+        """Outputs per frame and the mean firing rate (Hz) of each of the network's layers."""
+        outputs, extra = self.predict(x, layer_probes(self.built))
+        rates, _ = layer_readings(self.built, extra)
+        return outputs, rates
 
-    def compile_optimizer(self, settings, n_train):
-        """Set the optimizer and its schedule (a ``TrainConfig``) for ``n_train`` clips
-        an epoch, with mixed precision where the settings and the device ask for it."""
-        self.settings = settings
-        self.mixed_precision = mixed_precision(settings.mixed_precision, self.device)
-        if self.mixed_precision:
-            # a process-wide grappler option, read when the graph is traced
-            tf.config.optimizer.set_experimental_options({"auto_mixed_precision": True})
-        steps_per_epoch = math.ceil(n_train / self.minibatch_size)
-        self.optimizer = make_optimizer(settings, steps_per_epoch, self.mixed_precision)
+    # -- training ----------------------------------------------------------------------
 
     def compile(self, settings, n_train):
         """Set optimizer, schedule and losses from the ``train`` settings."""
@@ -292,7 +172,8 @@ class Engine:
                 f"train.last_batch {settings.last_batch!r} is for directly trained models: NengoDL's simulator "
                 "runs every minibatch at train.minibatch_size; use \"fill\""
             )
-        self.compile_optimizer(settings, n_train)
+        self.settings = settings
+        self.optimizer, self.mixed_precision = trainer.compile_optimizer(settings, n_train, self.minibatch_size, self.device)
         loss = {self.built.output: clip_loss(self.built.n_classes, settings.loss, settings.loss_steps)}
         weights = {self.built.output: 1.0}
         for probe, fn, weight in self.built.loss_terms:
@@ -305,63 +186,52 @@ class Engine:
         """One pass over the training clips in an order fixed by ``seed`` and ``epoch``.
 
         The last batch is filled up with the first clips of the order, so every clip
-        is seen once per epoch. Returns the mean training loss.
+        is seen once per epoch. Returns the mean training loss
+        (:func:`nengo_actions.streaming.fit_epoch`: clips read from disk go in chunks).
         """
         return fit_epoch_in_chunks(self, x, y, epoch, seed)
 
+    def fit_chunk(self, x, y):
+        """Train on the clips ``x`` (whole minibatches, in their order) in one call of
+        NengoDL's ``fit``; returns its loss."""
+        xb = self._pack(x)
+        targets = {self.built.output: self._targets(y, np.shape(x)[1])}
+        for probe, _, _ in self.built.loss_terms:
+            targets[probe] = np.zeros((len(xb), xb.shape[1], 1), np.float32)
+        history = self.sim.fit({self.built.input: xb}, targets, epochs=1, shuffle=False, verbose=0)
+        return float(history.history["loss"][-1])
+
     def learning_rate(self):
-        lr = self.optimizer.learning_rate
-        if isinstance(lr, tf.keras.optimizers.schedules.LearningRateSchedule):
-            return float(lr(self.optimizer.iterations))
-        return float(tf.keras.backend.get_value(lr))
+        return trainer.learning_rate(self.optimizer)
 
     # -- parameters --------------------------------------------------------------------
-
-    def get_params(self):
-        return [w.numpy() for w in self.sim.keras_model.trainable_weights]
-
-    def set_params(self, values):
-        tf.keras.backend.batch_set_value(zip(self.sim.keras_model.trainable_weights, values))
-
-    def _describe(self):
-        return [
-            {"name": w.name, "shape": list(w.shape)} for w in self.sim.keras_model.trainable_weights
-        ]
-
-    def save_params(self, path, extra=None):
-        """Write the trainable parameters and the network signature (atomically)."""
-        arrays = {f"param_{i}": v for i, v in enumerate(self.get_params())}
-        header = {"format": PARAMS_FORMAT, "signature": self.built.signature, "params": self._describe()}
-        header.update(extra or {})
-        arrays["header"] = np.asarray(json.dumps(header))
-        save_npz_atomic(path, **arrays)
-        return Path(path)
-
-    def load_params(self, path):
-        """Load parameters saved by :meth:`save_params`; :class:`ParamsError` if they
-        are unreadable or belong to a different model."""
-        values, header = read_params(path)
-        check_signature(path, header, self.built.signature, self._describe())
-        self.set_params(values)
-        return header
-
-    def optimizer_state(self):
-        if not self.optimizer.variables:
-            return []
-        return [np.asarray(v.numpy()) for v in self.optimizer.variables]
 
     def trainable_variables(self):
         return self.sim.keras_model.trainable_weights
 
+    def get_params(self):
+        return [w.numpy() for w in self.trainable_variables()]
+
+    def set_params(self, values):
+        tf.keras.backend.batch_set_value(zip(self.trainable_variables(), values))
+
+    def describe_params(self):
+        return params.describe(self.trainable_variables())
+
+    def save_params(self, path, extra=None):
+        """Write the trainable parameters and the network signature (atomically)."""
+        return params.save_params(path, self, extra)
+
+    def load_params(self, path):
+        """Load parameters saved by :meth:`save_params`; :class:`ParamsError` if they
+        are unreadable or belong to a different model."""
+        return params.load_params(path, self)
+
+    def optimizer_state(self):
+        return trainer.optimizer_state(self.optimizer)
+
     def set_optimizer_state(self, values):
-        if not values:
-            return
-        self.optimizer.build(self.trainable_variables())
-        variables = self.optimizer.variables
-        if len(variables) != len(values):
-            raise ParamsError(f"optimizer state has {len(values)} arrays, expected {len(variables)}")
-        for var, value in zip(variables, values):
-            var.assign(value)
+        trainer.set_optimizer_state(self.optimizer, self.trainable_variables(), values)
 
     def close(self):
         self.sim.close()

@@ -1,103 +1,57 @@
-"""Direct spiking training: the engine's training method for LIF networks over time.
+"""The Keras trainer: direct spiking training of LIF networks through time.
 
-:class:`DirectEngine` is an :class:`~nengo_actions.engine.Engine` whose model is a
-multi-step Keras network (:class:`~nengo_actions.networks.dvs_direct.TemporalNet`)
-instead of a ``nengo_dl.Simulator``: each minibatch runs forward over all T frames with
-spiking LIF neurons, and the loss on the output firing rate is backpropagated through
-time with surrogate gradients (SpikingJelly's and the PLIF paper's recipe). It keeps
-the engine's interface (arrays, losses, optimizer and schedule, parameter files with a
-signature, optimizer state), so :func:`nengo_actions.training.train` runs the epochs,
-model selection on validation, checkpoints, ``--resume``, ``history.csv`` and TensorBoard
-as for every other model. The trained parameters are then run as a Nengo network
+:class:`DirectEngine` implements the trainer interface
+(:class:`nengo_actions.trainer.Trainer`) on a multi-step Keras network
+(:class:`~nengo_actions.networks.dvs_direct.TemporalNet`) instead of a
+``nengo_dl.Simulator``: each minibatch runs forward over all T frames with spiking LIF
+neurons, and the loss on the output firing rate (:func:`nengo_actions.losses.rate_loss`)
+is backpropagated through time with surrogate gradients (SpikingJelly's and the PLIF
+paper's recipe). :func:`nengo_actions.training.train` runs its epochs, model selection
+on validation, checkpoints, ``--resume``, ``history.csv`` and TensorBoard as for every
+other model. The trained parameters are then run as a Nengo network
 (:func:`~nengo_actions.networks.dvs_direct.build_direct_network`).
-
-Losses, on the outputs ``o`` of shape ``(batch, T, classes)`` (spikes of the output
-layer, averaged over each class's votes):
-
-* ``"mse"``: ``mean_c (mean_t o - onehot)^2``, SpikingJelly's loss on the firing rate;
-* ``"sparse_categorical_crossentropy"``: cross-entropy with the output spike counts
-  ``sum_t o`` as logits.
-
-``train.loss_steps = k > 0`` uses only the last ``k`` steps.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 
+from nengo_actions import distribute, params, trainer
 from nengo_actions.compat import tf
-from nengo_actions.distribute import replicas
-from nengo_actions.engine import Engine, select_device
 from nengo_actions.errors import ConfigError
-from nengo_actions.params import check_signature, read_params
+from nengo_actions.losses import numpy_rate_loss, rate_loss
+from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal
 
 
-def rate_loss(n_classes, kind="mse", last_steps=0):
-    """The training loss on ``(batch, T, classes)`` outputs and ``(batch,)`` labels."""
-
-    def loss(y, out):
-        if last_steps:
-            out = out[:, -last_steps:]
-        if kind == "mse":
-            target = tf.one_hot(tf.cast(y, tf.int32), n_classes, dtype=out.dtype)
-            return tf.reduce_mean(tf.square(tf.reduce_mean(out, axis=1) - target))
-        counts = tf.reduce_sum(out, axis=1)
-        return tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, counts, from_logits=True))
-
-    return loss
-
-
-def numpy_rate_loss(outputs, labels, kind="mse", last_steps=0):
-    """:func:`rate_loss` on ``(clips, frames, classes)`` numpy outputs."""
-    outputs = np.asarray(outputs, np.float64)
-    if last_steps:
-        outputs = outputs[:, -last_steps:]
-    labels = np.asarray(labels)
-    if kind == "mse":
-        return float(np.mean((outputs.mean(axis=1) - np.eye(outputs.shape[-1])[labels]) ** 2))
-    counts = outputs.sum(axis=1)
-    shifted = counts - counts.max(axis=-1, keepdims=True)
-    logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    return float(-np.mean(logp[np.arange(len(labels)), labels]))
-
-
-def describe_weights(model):
-    return [{"name": w.name, "shape": list(w.shape)} for w in model.weights]
-
-
-def load_temporal_params(net, path):
-    """Load a :class:`DirectEngine` parameter file into ``net.keras_model``; raises
-    :class:`~nengo_actions.errors.ParamsError` naming the file if it is another model's."""
-    values, header = read_params(path)
-    check_signature(path, header, net.signature, describe_weights(net.keras_model))
-    tf.keras.backend.batch_set_value(zip(net.keras_model.weights, values))
-    return header
-
-
-class DirectEngine(Engine):
-    """The engine for a :class:`~nengo_actions.networks.dvs_direct.TemporalNet`.
+class DirectEngine:
+    """The trainer of a :class:`~nengo_actions.networks.dvs_direct.TemporalNet`.
 
     Parameters are all the model's weights, batch-norm statistics included (what a
     resumed or evaluated run needs). Outputs are per frame, ``(clips, frames,
     classes)``: the output spikes of each step.
     """
 
+    evaluated_as = "trained model"
+    network = None  # the Nengo network is built from the trained parameters (nengo_network)
+
     def __init__(self, net, minibatch_size=16, device="auto", seed=0, strategy=None, replicated_model=None):
         """``strategy``: a ``tf.distribute`` strategy, with ``replicated_model`` the same
         network built in its scope. That copy trains; ``net.keras_model`` predicts and is
         saved, and takes the trained weights after every epoch (the reads that gather the
         replicas' batch-norm statistics happen there, at the same point on every worker)."""
-        self.built = net
+        self.net = net
         self.model = net.keras_model
         self.minibatch_size = int(minibatch_size)
-        self.device = select_device(device)
+        self.device = trainer.select_device(device)
         self.n_features = int(np.prod(net.frame_shape))
+        self.n_classes, self.signature, self.description = net.n_classes, net.signature, net.description
         self.compiled = False
         self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         self.strategy = strategy
-        self.replicas = replicas(strategy)
+        self.replicas = distribute.replicas(strategy)
         self._trained = self.model if strategy is None else replicated_model
         if strategy is not None:
             if self.minibatch_size % self.replicas:
@@ -107,7 +61,37 @@ class DirectEngine(Engine):
                 )
             tf.keras.backend.batch_set_value(zip(self._trained.weights, self.model.get_weights()))
 
+    @classmethod
+    def for_model(cls, model_type, cfg, data, settings):
+        """The trainer of ``model_type``'s multi-step model, on ``train.distribute``'s
+        strategy (where there is one, a second copy built in its scope trains)."""
+        build = functools.partial(
+            build_temporal, model_type, cfg.model, n_features=data.n_features, n_classes=data.n_classes, seed=cfg.seed
+        )
+        net, strategy, replicated = build(), distribute.strategy(settings.distribute), None
+        if strategy is not None:  # the copy that trains, its variables one per replica
+            with strategy.scope():
+                replicated = build().keras_model
+        return cls(net, settings.minibatch_size, settings.device, cfg.seed, strategy, replicated)
+
+    @staticmethod
+    def nengo_builder(model_type, cfg, data, params_path=None):
+        """``build(spiking, steps_per_frame=...)``: the Nengo network converted from the
+        multi-step model with the parameters of ``params_path`` built in."""
+        ev = cfg.evaluate
+        return functools.partial(
+            build_direct_network, model_type, cfg.model, n_features=data.n_features, n_classes=data.n_classes,
+            params_path=params_path, dt=ev.dt, seed=cfg.seed, raster_neurons=ev.raster_neurons,
+        )
+
+    def nengo_network(self, build):
+        """The Nengo network of the trained parameters at one step per frame."""
+        return build(spiking=True, steps_per_frame=1)
+
     # -- prediction --------------------------------------------------------------------
+
+    def check_arrays(self, x, y=None, where="data"):
+        trainer.check_arrays(x, y, where, n_features=self.n_features, n_classes=self.n_classes)
 
     def predict(self, x, probes=None):
         """Output spikes per frame, ``(clips, frames, classes)``."""
@@ -115,9 +99,14 @@ class DirectEngine(Engine):
             raise ValueError("the trained multi-step model has no Nengo probes; run its Nengo network")
         self.check_arrays(x)
         with tf.device(self.device):
-            outputs = [self._forward(tf.constant(xb)).numpy()[:keep] for xb, keep in self.minibatches(x)]
+            outputs = [self._forward(tf.constant(xb)).numpy()[:keep]
+                       for xb, keep in trainer.minibatches(x, self.minibatch_size)]
         result = np.concatenate(outputs)
         return (result, {}) if probes is not None else result
+
+    def predict_layer_rates(self, x):
+        """Output spikes per frame; the multi-step model has no Nengo layers to read."""
+        return self.predict(x), {}
 
     def numpy_loss(self, outputs, labels, kind, last_steps):
         return numpy_rate_loss(outputs, labels, kind, last_steps)
@@ -133,9 +122,12 @@ class DirectEngine(Engine):
                 f"train.last_batch {settings.last_batch!r}: a short last minibatch does not split over "
                 f"{self.replicas} replicas; use \"fill\" with train.distribute"
             )
+        self.settings = settings
         with self._scope():  # the optimizer's variables are mirrored like the model's
-            self.compile_optimizer(settings, n_train)
-        loss_fn = rate_loss(self.built.n_classes, settings.loss, settings.loss_steps)
+            self.optimizer, self.mixed_precision = trainer.compile_optimizer(
+                settings, n_train, self.minibatch_size, self.device
+            )
+        loss_fn = rate_loss(self.n_classes, settings.loss, settings.loss_steps)
         model, optimizer, mixed = self._trained, self.optimizer, self.mixed_precision
         # each replica's loss is the mean over its share of the global minibatch; the
         # gradients are summed over replicas, so 1/replicas makes them the global mean's
@@ -170,7 +162,8 @@ class DirectEngine(Engine):
         up with the first clips of the order, or short with ``train.last_batch: "short"``);
         returns the mean training loss, each minibatch's loss weighted by its clips."""
         fill = self.settings.last_batch == "fill"
-        order, batch, losses = self.epoch_order(len(x), epoch, seed, fill), self.minibatch_size, []
+        batch, losses = self.minibatch_size, []
+        order = trainer.epoch_order(len(x), epoch, batch, seed, fill)
         # dropout masks from a seed of their own per epoch, so that a resumed run draws
         # what an uninterrupted one would
         tf.random.set_seed(int(np.random.RandomState([seed, epoch, 1]).randint(2**31)))
@@ -201,7 +194,13 @@ class DirectEngine(Engine):
 
         return self.strategy.experimental_distribute_values_from_function(part)
 
+    def learning_rate(self):
+        return trainer.learning_rate(self.optimizer)
+
     # -- parameters --------------------------------------------------------------------
+
+    def trainable_variables(self):
+        return self._trained.trainable_weights
 
     def get_params(self):
         return [w.numpy() for w in self.model.weights]
@@ -211,18 +210,27 @@ class DirectEngine(Engine):
         if self._trained is not self.model:
             tf.keras.backend.batch_set_value(zip(self._trained.weights, values))
 
-    def _describe(self):
-        return describe_weights(self.model)
+    def describe_params(self):
+        return params.describe(self.model.weights)
 
-    def trainable_variables(self):
-        return self._trained.trainable_weights
+    def save_params(self, path, extra=None):
+        """Write all the model's weights and the network signature (atomically)."""
+        return params.save_params(path, self, extra)
+
+    def load_params(self, path):
+        """Load parameters saved by :meth:`save_params` into the model (and its trained
+        copy); :class:`ParamsError` if they are another model's."""
+        return params.load_params(path, self)
+
+    def optimizer_state(self):
+        return trainer.optimizer_state(self.optimizer)
 
     def set_optimizer_state(self, values):
         with self._scope():
-            super().set_optimizer_state(values)
+            trainer.set_optimizer_state(self.optimizer, self.trainable_variables(), values)
 
     def close(self):
         pass
 
 
-__all__ = ["DirectEngine", "rate_loss", "numpy_rate_loss", "load_temporal_params"]
+__all__ = ["DirectEngine"]

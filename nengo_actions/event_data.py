@@ -197,7 +197,7 @@ class PerEpochTestAccuracy:
             self.rows = [(int(a), float(b)) for a, b in (line.split(",") for line in lines if line)]
 
     def __call__(self, epoch, row=None):
-        m = evaluate_as_configured(self.engine.predict(self.x), self.y, self.engine.built.n_classes, self.ev)
+        m = evaluate_as_configured(self.engine.predict(self.x), self.y, self.engine.n_classes, self.ev)
         self.rows = [r for r in self.rows if r[0] < epoch] + [(int(epoch), float(m["clip_accuracy"]))]
         write_text_atomic(self.path, "epoch,test_clip_accuracy\n" + "".join(f"{e},{a:.6f}\n" for e, a in self.rows))
 

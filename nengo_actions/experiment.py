@@ -38,7 +38,7 @@ from nengo_actions.event_data import is_event_dataset, load_event_data, per_epoc
 from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
 from nengo_actions.rows import join_clips
 from nengo_actions.metrics import evaluate_as_configured
-from nengo_actions.networks import build_model, model_is_spiking
+from nengo_actions.networks import model_is_spiking
 from nengo_actions.params import read_params_header
 from nengo_actions.report import write_report
 
@@ -115,7 +115,6 @@ def check_params_files(params, types, data):
 
 def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=None, log=print):
     """Train (or load) and evaluate one model type; see the module docstring."""
-    from nengo_actions.spiking import layer_probes, layer_readings
     from nengo_actions.training import evaluate_split, train
 
     out_dir = Path(out_dir)
@@ -125,10 +124,11 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
         log(f"[{model_type}] train.minibatch_size {ts.minibatch_size} is more than the {len(data.y_train)} "
             f"training clips; using minibatches of {len(data.y_train)}")
         ts = ts.replace(minibatch_size=len(data.y_train))
-    direct = registry.trains_directly(model_type, cfg.model)
-    built, engine = new_engine(model_type, cfg, data, ts)
-    log(f"[{model_type}] {built.description}")
-    metrics = {} if direct else {"n_neurons": count_neurons(built)}
+    engine = new_engine(model_type, cfg, data, ts)
+    log(f"[{model_type}] {engine.description}")
+    # neurons are counted on the Nengo network as soon as there is one: the trained
+    # network, or the one built from the trained parameters (below)
+    metrics = {} if engine.network is None else {"n_neurons": count_neurons(engine.network)}
     refit_epochs = 0
     try:
         metrics["n_parameters"] = int(sum(np.prod(v.shape) for v in engine.trainable_variables()))
@@ -166,20 +166,18 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
             metrics.update(_flat_split_metrics("val_", val, ev.top_k), val_loss=val_loss)
         else:
             metrics.update(val_clip_accuracy=None, val_step_accuracy=None)
-        test_out, extra = engine.predict(data.x_test, layer_probes(built))
+        test_out, rate_rates = engine.predict_layer_rates(data.x_test)
 
         test = evaluate_as_configured(test_out, data.y_test, data.n_classes, ev)
         metrics.update(_flat_split_metrics("test_", test, ev.top_k))
-        rate_rates, _ = layer_readings(built, extra)
         for name, hz in rate_rates.items():
             metrics[f"rate_mode_firing_rate_hz_{name}"] = hz
     finally:
         engine.close()
-    log(accuracy_line(model_type, metrics, direct))
+    log(accuracy_line(model_type, metrics, engine.evaluated_as))
     build = spiking_builder(model_type, cfg, data, params_path)
-    if direct:
-        built = build(spiking=True, steps_per_frame=1)
-        metrics["n_neurons"] = count_neurons(built)
+    built = engine.nengo_network(build)
+    metrics.setdefault("n_neurons", count_neurons(built))
 
     _dense_figures(metrics, built, data, ev)
     result = ModelResult(model_type, built.description, metrics, history, test=test, out_dir=out_dir)
@@ -196,52 +194,27 @@ def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=
     return result
 
 
-def accuracy_line(model_type, metrics, direct=False):
+def accuracy_line(model_type, metrics, evaluated_as="rate"):
     """The log line of a model's test and validation accuracy (a validation accuracy of
-    0 is a figure; no validation clips is "none")."""
+    0 is a figure; no validation clips is "none"); ``evaluated_as`` names what was
+    evaluated (the trainer's ``evaluated_as``)."""
     val = metrics.get("val_clip_accuracy")
-    return (f"[{model_type}] {'trained model' if direct else 'rate'}: test clip accuracy "
+    return (f"[{model_type}] {evaluated_as}: test clip accuracy "
             f"{metrics['test_clip_accuracy']:.2%} (step accuracy {metrics['test_step_accuracy']:.2%}), validation "
             + ("none" if val is None else f"{val:.2%}"))
 
 
 def new_engine(model_type, cfg, data, ts):
-    """``(built, engine)``: the untrained network of ``model_type`` and its trainer
-    (Keras through time for directly trained types, NengoDL for the others)."""
-    from nengo_actions.engine import Engine
-
-    ev, seed = cfg.evaluate, cfg.seed
-    if registry.trains_directly(model_type, cfg.model):  # with spikes over time; Nengo is built from the parameters
-        from nengo_actions.engine_direct import DirectEngine
-        from nengo_actions.networks.dvs_direct import build_temporal
-
-        build = functools.partial(
-            build_temporal, model_type, cfg.model, n_features=data.n_features, n_classes=data.n_classes, dt=ev.dt, seed=seed
-        )
-        built, strategy, replicated = build(), distribute.strategy(ts.distribute), None
-        if strategy is not None:  # the copy that trains, its variables one per replica
-            with strategy.scope():
-                replicated = build().keras_model
-        return built, DirectEngine(built, ts.minibatch_size, ts.device, seed, strategy, replicated)
-    built = spiking_builder(model_type, cfg, data)(spiking=False)
-    return built, Engine(built, ts.minibatch_size, ts.device, seed)
+    """The untrained trainer of ``model_type`` (:class:`nengo_actions.trainer.Trainer`),
+    of the class the registry names for it as configured."""
+    return registry.trainer(model_type, cfg.model).for_model(model_type, cfg, data, ts)
 
 
 def spiking_builder(model_type, cfg, data, params_path=None):
-    """``build(spiking, steps_per_frame=...) -> BuiltNetwork`` of the Nengo network; a
-    directly trained type is built from its parameters at ``params_path``."""
-    ev = cfg.evaluate
-    if registry.trains_directly(model_type, cfg.model):
-        from nengo_actions.networks.dvs_direct import build_direct_network
-
-        return functools.partial(
-            build_direct_network, model_type, cfg.model, n_features=data.n_features, n_classes=data.n_classes,
-            params_path=params_path, dt=ev.dt, seed=cfg.seed, raster_neurons=ev.raster_neurons,
-        )
-    return functools.partial(
-        build_model, model_type, cfg.model, data.n_features, data.n_classes, data.n_frames,
-        dt=ev.dt, seed=cfg.seed, raster_neurons=ev.raster_neurons,
-    )
+    """``build(spiking, steps_per_frame=...) -> BuiltNetwork`` of the Nengo network, from
+    the trainer of ``model_type`` (a directly trained type's is built from its parameters
+    at ``params_path``)."""
+    return registry.trainer(model_type, cfg.model).nengo_builder(model_type, cfg, data, params_path)
 
 
 def refit(model_type, cfg, data, ts, epochs, out_dir, *, resume=False, log=print):
@@ -257,7 +230,7 @@ def refit(model_type, cfg, data, ts, epochs, out_dir, *, resume=False, log=print
     ev = cfg.evaluate
     x, y = join_clips(data.x_train, data.x_val), np.concatenate([data.y_train, data.y_val])
     log(f"[{model_type}] refit: {len(y)} training and validation clips, {epochs} epochs")
-    _, engine = new_engine(model_type, cfg, data, ts)
+    engine = new_engine(model_type, cfg, data, ts)
     try:
         result = train(engine, x, y, None, None, ts.replace(epochs=epochs, early_stopping=0), ev, out_dir,
                        resume=resume, seed=cfg.seed, log=lambda s: log(f"[{model_type}] refit: {s}"))

@@ -6,6 +6,10 @@ order of the NengoDL build) and ``header``, a JSON string: ``format``
 network) and ``params`` (name and shape of each tensor). Checkpoints add the optimizer
 state (``opt_*``) and the training state to the same layout. Reading a file checks
 it without TensorFlow, so a bad ``--params`` is refused before any work.
+
+Every parameter file and checkpoint is written and read here, from and into a trainer
+(:class:`nengo_actions.trainer.Trainer`: its arrays, its network's signature and
+:func:`describe` of its tensors).
 """
 
 from __future__ import annotations
@@ -17,11 +21,73 @@ from pathlib import Path
 import numpy as np
 
 from nengo_actions.errors import ParamsError, cause
-from nengo_actions.io import ARCHIVE_ERRORS
+from nengo_actions.io import ARCHIVE_ERRORS, save_npz_atomic
 
 #: Version 2: parameters in the order of networks built with ``unmerged_ops``; version 1
 #: files hold the same values in another order and cannot be loaded.
 PARAMS_FORMAT = "nengo_actions.params/2"
+
+
+def describe(tensors):
+    """The ``params`` entries of a header: the name and shape of each tensor."""
+    return [{"name": w.name, "shape": list(w.shape)} for w in tensors]
+
+
+def save_params(path, trainer, extra=None):
+    """Write the parameters of ``trainer`` (a :class:`~nengo_actions.trainer.Trainer`)
+    and its network's signature to ``path`` (atomically); ``extra`` joins the header.
+    Returns the path."""
+    header = {"format": PARAMS_FORMAT, "signature": trainer.signature, "params": trainer.describe_params()}
+    header.update(extra or {})
+    _write(path, trainer.get_params(), (), header)
+    return Path(path)
+
+
+def load_params(path, trainer):
+    """Set the parameters of ``trainer`` from a file saved from the same network; returns
+    the file's header, or raises :class:`ParamsError` naming the file."""
+    values, header = read_checked(path, trainer.signature, trainer.describe_params())
+    trainer.set_params(values)
+    return header
+
+
+def save_checkpoint(path, trainer, state):
+    """Write a checkpoint (atomically): a parameter file with the optimizer's arrays
+    (``opt_*``) and the training ``state`` in its header."""
+    optimizer = trainer.optimizer_state()
+    header = dict(state, format=PARAMS_FORMAT, signature=trainer.signature, params=trainer.describe_params())
+    header["n_optimizer"] = len(optimizer)
+    _write(path, trainer.get_params(), optimizer, header)
+
+
+def load_checkpoint(path, trainer):
+    """Set the parameters and optimizer state of ``trainer`` from a checkpoint, checked as
+    :func:`load_params`; returns its header (the training state)."""
+    values, header = read_checked(path, trainer.signature, trainer.describe_params())
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            optimizer = [data[f"opt_{i}"] for i in range(header.get("n_optimizer", 0))]
+    except ARCHIVE_ERRORS as e:
+        raise ParamsError(f"{path}: cannot read parameter file: {cause(e)}") from None
+    trainer.set_params(values)
+    trainer.set_optimizer_state(optimizer)
+    return header
+
+
+def _write(path, values, optimizer, header):
+    arrays = {f"param_{i}": v for i, v in enumerate(values)}
+    arrays.update({f"opt_{i}": v for i, v in enumerate(optimizer)})
+    arrays["header"] = np.asarray(json.dumps(header))
+    save_npz_atomic(path, **arrays)
+
+
+def read_checked(path, signature, described):
+    """``(values, header)`` of a parameter file saved from the network of ``signature``
+    and ``described`` tensors (:func:`describe`); :class:`ParamsError` naming the file
+    otherwise."""
+    values, header = read_params(path)
+    check_signature(path, header, signature, described)
+    return values, header
 
 
 def read_params(path):
@@ -105,4 +171,5 @@ def check_signature(path, header, signature, described):
         )
 
 
-__all__ = ["PARAMS_FORMAT", "read_params", "read_params_header", "check_signature"]
+__all__ = ["PARAMS_FORMAT", "describe", "save_params", "load_params", "save_checkpoint", "load_checkpoint", "read_params",
+           "read_params_header", "read_checked", "check_signature"]

@@ -20,6 +20,13 @@ from .section import Section
 
 INPUTS = ("features", "events")
 SPLIT_UNITS = ("group", "user", "recording")
+#: The trainers (:class:`nengo_actions.trainer.Trainer`) a model type may use, by name:
+#: NengoDL's simulator on the Nengo network, or Keras backpropagation through time on a
+#: multi-step model whose Nengo network is built from the trained parameters.
+TRAINERS = {
+    "nengo_dl": "nengo_actions.engine:Engine",
+    "keras_bptt": "nengo_actions.engine_direct:DirectEngine",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +53,11 @@ class ModelType:
         The ``model.*`` key naming the neuron type that decides whether the model spikes;
         ``None`` with ``always_spiking`` False: a rate model.
     always_spiking : bool
-    direct_key : (str, value) or None
-        The model is trained with spikes over time (not converted) when the ``model.*``
-        key holds the value.
+    trainer : str
+        The name in :data:`TRAINERS` of the trainer of this type.
+    trainer_key : (str, dict) or None
+        A ``model.*`` key and ``{value: trainer name}``: the key's value picks another
+        trainer than ``trainer`` (``("dvs_conv.method", {"direct": "keras_bptt"})``).
     repeat_keys : (str, str) or None
         ``model.*`` keys of (how many ensembles, neurons each) for a model made of many
         copies of one ensemble; the GUI draws a reduced copy of a large one.
@@ -63,7 +72,8 @@ class ModelType:
     options: dict = dataclasses.field(default_factory=dict)
     spiking_key: str = None
     always_spiking: bool = False
-    direct_key: tuple = None
+    trainer: str = "nengo_dl"
+    trainer_key: tuple = None
     repeat_keys: tuple = None
     gui_refusal: str = None
 
@@ -74,6 +84,23 @@ class ModelType:
             raise ValueError(f"model type {self.name!r}: builder must be 'module:function', got {self.builder!r}")
         if isinstance(self.sections, str) or not all(isinstance(n, str) for n in self.sections):
             raise ValueError(f"model type {self.name!r}: sections must be a tuple of section names, got {self.sections!r}")
+        by_value = {}
+        if self.trainer_key is not None:
+            if not (isinstance(self.trainer_key, tuple) and len(self.trainer_key) == 2 and isinstance(self.trainer_key[1], dict)):
+                raise ValueError(f"model type {self.name!r}: trainer_key must be (model key, {{value: trainer}}), "
+                                 f"got {self.trainer_key!r}")
+            by_value = self.trainer_key[1]
+        unknown = [t for t in (self.trainer, *by_value.values()) if t not in TRAINERS]
+        if unknown:
+            raise ValueError(f"model type {self.name!r}: unknown trainer {unknown[0]!r}; expected one of {tuple(TRAINERS)}")
+
+    def trainer_for(self, model_cfg):
+        """The name of the trainer of this type as ``model_cfg`` (a
+        :class:`~nengo_actions.schema.ModelConfig`) configures it."""
+        if self.trainer_key is None:
+            return self.trainer
+        key, by_value = self.trainer_key
+        return by_value.get(lookup(model_cfg, key), self.trainer)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,14 +214,20 @@ def lookup(value, dotted):
     return value
 
 
+def trainer(name, model_cfg):
+    """The trainer class of model type ``name`` as ``model_cfg`` configures it (its module
+    imported now, TensorFlow with it)."""
+    return load_function(TRAINERS[MODELS[name].trainer_for(model_cfg)])
+
+
 def trains_directly(name, model_cfg):
     """Whether ``name`` as configured (``model_cfg``: a
     :class:`~nengo_actions.schema.ModelConfig`) is trained with spikes over time."""
-    entry = MODELS[name]
-    return entry.direct_key is not None and lookup(model_cfg, entry.direct_key[0]) == entry.direct_key[1]
+    return MODELS[name].trainer_for(model_cfg) == "keras_bptt"
 
 
 _NETWORKS = "nengo_actions.networks"
+_BY_METHOD = ("dvs_conv.method", {"direct": "keras_bptt"})
 for _entry in (
     ModelType("ensemble_array", f"{_NETWORKS}.ensemble_array:build_ensemble_array", ("ensemble_array",),
               spiking_key="ensemble_array.neuron_type",
@@ -206,9 +239,9 @@ for _entry in (
               gui_refusal="runs as one TensorFlow layer inside NengoDL, with no Nengo ensembles to show; "
               "open 'lmu' or 'lmu_spiking' instead"),
     ModelType("dvs_gesture_net", f"{_NETWORKS}.dvs_conv:build_gesture_net", ("dvs_gesture_net", "dvs_conv"),
-              inputs="events", spiking_key="dvs_conv.spiking_neuron_type", direct_key=("dvs_conv.method", "direct")),
+              inputs="events", spiking_key="dvs_conv.spiking_neuron_type", trainer_key=_BY_METHOD),
     ModelType("sl_animals_net", f"{_NETWORKS}.dvs_conv:build_sl_animals_net", ("sl_animals_net", "dvs_conv"),
-              inputs="events", spiking_key="dvs_conv.spiking_neuron_type", direct_key=("dvs_conv.method", "direct")),
+              inputs="events", spiking_key="dvs_conv.spiking_neuron_type", trainer_key=_BY_METHOD),
 ):
     register_model(_entry)
 _READERS = "nengo_actions.data.prepare"
@@ -224,5 +257,5 @@ for _entry in (
 
 
 __all__ = ["ModelType", "DatasetType", "MODELS", "DATASETS", "SECTIONS", "register_model", "register_dataset",
-           "registered_sections", "model_names", "dataset_names", "events_datasets", "trains_directly", "lookup",
-           "load_function", "SPLIT_UNITS"]
+           "registered_sections", "model_names", "dataset_names", "events_datasets", "trainer", "trains_directly", "lookup",
+           "load_function", "SPLIT_UNITS", "TRAINERS"]

@@ -16,11 +16,10 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import numpy as np
-
 from nengo_actions.energy import energy_per_inference, operations_per_inference
 from nengo_actions.engine import Engine
 from nengo_actions.metrics import evaluate_as_configured
+from nengo_actions.networks.base import layer_probes, layer_readings
 from nengo_actions.schema import ENERGY_DEVICES, EvaluateConfig
 
 
@@ -34,23 +33,6 @@ class SpikingRun:
     raster: dict  # layer -> (steps, neurons) spike counts of one clip
     seconds: float
     clips_per_second: float
-
-
-def layer_probes(built):
-    probes = [layer.rate_probe for layer in built.layers]
-    probes += [layer.raster_probe for layer in built.layers if layer.raster_probe is not None]
-    return probes
-
-
-def layer_readings(built, extra, raster_clip=0):
-    """Mean rates (Hz) and one clip's spike counts per layer from probe data."""
-    rates, raster = {}, {}
-    for layer in built.layers:
-        rates[layer.name] = float(np.mean(extra[layer.rate_probe]))
-        if layer.raster_probe is not None:
-            values = extra[layer.raster_probe][raster_clip]
-            raster[layer.name] = np.rint(values * built.dt / layer.amplitude).astype(np.int32)
-    return rates, raster
 
 
 def evaluate_spiking(

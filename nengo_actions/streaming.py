@@ -149,9 +149,9 @@ def standardized(data):
 def fit_epoch(engine, x, y, epoch, seed=0, chunk_bytes=None):
     """:meth:`Engine.fit_epoch`: one pass in the order of ``engine.epoch_order``.
 
-    An in-memory ``x`` goes to NengoDL's ``fit`` in one call; a :class:`LazyClips` in
-    chunks of whole minibatches of at most ``chunk_bytes`` of packed input. Returns the
-    mean training loss over the minibatches.
+    An in-memory ``x`` goes to NengoDL's ``fit`` in one call (:meth:`Engine.fit_chunk`);
+    a :class:`LazyClips` in chunks of whole minibatches of at most ``chunk_bytes`` of
+    packed input. Returns the mean training loss over the minibatches.
     """
     order = engine.epoch_order(len(x), epoch, seed)
     batch, chunk_bytes = engine.minibatch_size, chunk_bytes or CHUNK_BYTES
@@ -163,20 +163,10 @@ def fit_epoch(engine, x, y, epoch, seed=0, chunk_bytes=None):
     losses = []
     for start in range(0, len(order), chunk):
         idx = order[start : start + chunk]
-        losses.append((_fit_chunk(engine, x[idx], y[idx], x.shape[1]), len(idx) // batch))
+        losses.append((engine.fit_chunk(x[idx], y[idx]), len(idx) // batch))
     if len(losses) == 1:
         return losses[0][0]
     return float(sum(loss * n for loss, n in losses) / sum(n for _, n in losses))
-
-
-def _fit_chunk(engine, x, y, n_frames):
-    xb = engine._pack(x)
-    targets = {engine.built.output: engine._targets(y, n_frames)}
-    steps = xb.shape[1]
-    for probe, _, _ in engine.built.loss_terms:
-        targets[probe] = np.zeros((len(xb), steps, 1), np.float32)
-    history = engine.sim.fit({engine.built.input: xb}, targets, epochs=1, shuffle=False, verbose=0)
-    return float(history.history["loss"][-1])
 
 
 __all__ = [

@@ -1,7 +1,7 @@
-"""The engine's training loop: epochs, model selection on validation, checkpoints, resume.
+"""The training loop: epochs, model selection on validation, checkpoints, resume.
 
-:func:`train` runs the epochs of an :class:`~nengo_actions.engine.Engine` (or an engine
-with the same methods, such as :class:`~nengo_actions.engine_direct.DirectEngine`): a
+:func:`train` runs the epochs of any trainer (:class:`nengo_actions.trainer.Trainer`:
+:class:`~nengo_actions.engine.Engine`, :class:`~nengo_actions.engine_direct.DirectEngine`): a
 shuffled pass over the training clips, then the validation clips (never the test set)
 scored per clip, the best epoch's parameters kept (``params_best.npz``), early
 stopping, parameters and optimizer state saved after every epoch (``checkpoint.npz``)
@@ -14,19 +14,19 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import math
 import time
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from nengo_actions.compat import tf
 from nengo_actions.errors import DivergedError, ParamsError
-from nengo_actions.io import remove_stale_temp_files, save_npz_atomic, write_text_atomic
+from nengo_actions.io import remove_stale_temp_files, write_text_atomic
 from nengo_actions.metrics import evaluate_as_configured
-from nengo_actions.params import PARAMS_FORMAT, check_signature, read_params
+# names of this module, so that tests can kill a run inside a checkpoint's write
+from nengo_actions.params import load_checkpoint as _load_checkpoint
+from nengo_actions.params import save_checkpoint as _save_checkpoint
 
 #: The per-epoch figures written to TensorBoard; history.csv holds them between the epoch
 #: and its seconds.
@@ -49,7 +49,7 @@ class TrainResult:
 def evaluate_split(engine, x, y, settings_eval, loss_kind, loss_steps):
     """Rate outputs and metrics on one split: ``(outputs, metrics, loss)``."""
     outputs = engine.predict(x)
-    metrics = evaluate_as_configured(outputs, y, engine.built.n_classes, settings_eval)
+    metrics = evaluate_as_configured(outputs, y, engine.n_classes, settings_eval)
     return outputs, metrics, engine.numpy_loss(outputs, y, loss_kind, loss_steps)
 
 
@@ -60,25 +60,6 @@ def _write_history(path, rows):
     for row in rows:
         writer.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
     write_text_atomic(path, buf.getvalue())
-
-
-def _save_checkpoint(path, engine, state):
-    arrays = {f"param_{i}": v for i, v in enumerate(engine.get_params())}
-    arrays.update({f"opt_{i}": v for i, v in enumerate(engine.optimizer_state())})
-    header = dict(state, format=PARAMS_FORMAT, signature=engine.built.signature, params=engine._describe())
-    header["n_optimizer"] = sum(1 for k in arrays if k.startswith("opt_"))
-    arrays["header"] = np.asarray(json.dumps(header))
-    save_npz_atomic(path, **arrays)
-
-
-def _load_checkpoint(path, engine):
-    values, header = read_params(path)
-    check_signature(path, header, engine.built.signature, engine._describe())
-    with np.load(path, allow_pickle=False) as data:
-        opt = [data[f"opt_{i}"] for i in range(header.get("n_optimizer", 0))]
-    engine.set_params(values)
-    engine.set_optimizer_state(opt)
-    return header
 
 
 def train(
@@ -143,7 +124,7 @@ def train(
     elif settings.initial_accuracy and has_val:
         _, m, _ = evaluate_split(engine, x_val, y_val, eval_settings, loss_kind, loss_steps)
         initial = m["clip_accuracy"]
-        chance = 1.0 / engine.built.n_classes
+        chance = 1.0 / engine.n_classes
         log(f"untrained validation clip accuracy: {initial:.2%} (chance {chance:.2%})")
         if initial > chance + 0.25:
             log(

@@ -9,10 +9,12 @@ import pytest
 from nengo_actions import config as C
 from nengo_actions import schema
 from nengo_actions.compat import nengo_dl, tf
-from nengo_actions.engine import Engine, ParamsError
+from nengo_actions.engine import Engine
+from nengo_actions.errors import ParamsError
 from nengo_actions.training import train
-from nengo_actions.engine_direct import DirectEngine, load_temporal_params, numpy_rate_loss, rate_loss
-from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal, convert_temporal
+from nengo_actions.engine_direct import DirectEngine
+from nengo_actions.losses import numpy_rate_loss, rate_loss
+from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal, convert_temporal, load_temporal_params
 from nengo_actions.networks.lif_node import LIF, DiscreteLIF
 from nengo_actions.networks.tensor_nodes import MaxPool2D
 
@@ -276,7 +278,7 @@ def test_refit_trains_on_training_and_validation_clips_for_the_selected_epochs(t
 def test_torch_initialisation_and_adam_epsilon_are_pytorchs():
     """``model.dvs_conv.init: "torch"`` starts every layer as PyTorch's Conv2d and Linear
     do (uniform within 1 / sqrt(fan_in)); ``train.adam_epsilon`` reaches the optimizer."""
-    from nengo_actions.engine import make_optimizer
+    from nengo_actions.trainer import make_optimizer
 
     cfg = C.load_config(C.PROJECT_ROOT / "configs" / "dvs128_gesture.json", [
         "model.dvs_gesture_net.channels=16", "model.dvs_gesture_net.depth=2", "model.dvs_gesture_net.dense=64",
@@ -293,7 +295,7 @@ def test_torch_initialisation_and_adam_epsilon_are_pytorchs():
 
 
 def test_cosine_per_epoch_is_pytorchs_cosine_annealing_stepped_per_epoch():
-    from nengo_actions.engine import EpochCosine, make_optimizer
+    from nengo_actions.trainer import EpochCosine, make_optimizer
 
     cfg = C.load_config(overrides=["train.schedule=\"cosine_epoch\"", "train.learning_rate=0.003", "train.epochs=10"])
     schedule = make_optimizer(cfg.train, steps_per_epoch=5)._learning_rate  # Keras keeps the schedule there
@@ -306,8 +308,10 @@ def test_cosine_per_epoch_is_pytorchs_cosine_annealing_stepped_per_epoch():
 
 def test_a_short_last_batch_is_trained_as_it_is_when_asked(tmp_path):
     """``train.last_batch: "short"`` trains the remainder as its own minibatch (PyTorch's
-    DataLoader with drop_last=False); "fill" tops it up; NengoDL models refuse "short"."""
+    DataLoader with drop_last=False); "fill" tops it up; NengoDL models refuse "short".
+    Both are trainers of the one interface."""
     from nengo_actions.engine import Engine
+    from nengo_actions.trainer import Trainer
     from nengo_actions.networks import build_model
 
     rng = np.random.default_rng(9)
@@ -315,6 +319,7 @@ def test_a_short_last_batch_is_trained_as_it_is_when_asked(tmp_path):
     net = build_temporal("dvs_gesture_net", model_cfg(), n_features=x.shape[2], n_classes=2, seed=0)
     for last_batch, sizes in (("fill", [4, 4, 4]), ("short", [4, 4, 2])):
         engine = DirectEngine(net, minibatch_size=4, device="cpu")
+        assert isinstance(engine, Trainer)
         engine.compile(schema.TrainConfig(minibatch_size=4, loss="mse", last_batch=last_batch), len(x))
         seen, step = [], engine._train_step
         engine._train_step = lambda xb, yb: (seen.append(len(yb)), step(xb, yb))[1]
@@ -323,6 +328,7 @@ def test_a_short_last_batch_is_trained_as_it_is_when_asked(tmp_path):
     mc = schema.ModelConfig()
     nengo_net = build_model("ensemble_array", mc, 6, 2, 3)
     engine = Engine(nengo_net, minibatch_size=4, device="cpu")
+    assert isinstance(engine, Trainer)
     try:
         with pytest.raises(C.ConfigError, match="train.last_batch 'short' is for directly trained models"):
             engine.compile(schema.TrainConfig(minibatch_size=4, last_batch="short"), 10)

@@ -9,7 +9,10 @@ import pytest
 
 from nengo_actions import config as C
 from nengo_actions.compat import nengo_dl, tf
-from nengo_actions.engine import Engine, ParamsError, clip_loss, numpy_clip_loss, read_params
+from nengo_actions.engine import Engine
+from nengo_actions.errors import ParamsError
+from nengo_actions.losses import clip_loss, numpy_clip_loss
+from nengo_actions.params import read_params
 from nengo_actions.params import read_params_header
 from nengo_actions.training import train
 from nengo_actions.feature_data import DataError
@@ -246,15 +249,15 @@ def test_an_inference_engine_predicts_what_the_training_engine_predicts(kind, tm
 
 
 def test_mixed_precision_follows_the_device_and_trains_with_loss_scaling(tmp_path, monkeypatch):
-    from nengo_actions import engine as engine_module
+    from nengo_actions import trainer as trainer_module
     from nengo_actions.feature_data import DataError
 
-    assert engine_module.mixed_precision("auto", "/gpu:0") and engine_module.mixed_precision("on", "/gpu:0")
-    assert not engine_module.mixed_precision("auto", "/cpu:0") and not engine_module.mixed_precision("off", "/gpu:0")
+    assert trainer_module.mixed_precision("auto", "/gpu:0") and trainer_module.mixed_precision("on", "/gpu:0")
+    assert not trainer_module.mixed_precision("auto", "/cpu:0") and not trainer_module.mixed_precision("off", "/gpu:0")
     with pytest.raises(DataError, match="train.mixed_precision is 'on'"):
-        engine_module.mixed_precision("on", "/cpu:0")
+        trainer_module.mixed_precision("on", "/cpu:0")
     # the GPU path on the CPU: the loss-scaling optimizer, checkpoints and resumption
-    monkeypatch.setattr(engine_module, "mixed_precision", lambda setting, device: True)
+    monkeypatch.setattr(trainer_module, "mixed_precision", lambda setting, device: True)
     rng = np.random.RandomState(0)
     y = np.arange(24) % 3
     x = (rng.randn(24, 6, 5) * 0.3 + y[:, None, None]).astype(np.float32)
@@ -288,7 +291,7 @@ def test_a_loss_that_is_not_finite_stops_training_naming_the_epoch(tmp_path):
 def test_the_engine_builds_every_optimizer_and_schedule_of_the_schema():
     """The schema owns the choices (schema.OPTIMIZERS, SCHEDULES); the engine's if-chain
     must build each one, not fall through to a default."""
-    from nengo_actions.engine import make_optimizer
+    from nengo_actions.trainer import make_optimizer
     from nengo_actions.schema import OPTIMIZERS, SCHEDULES
 
     for name in OPTIMIZERS:

@@ -92,6 +92,22 @@ def test_bad_registrations_are_refused():
         registry.ModelType("x", "a:b", inputs="pixels")
     with pytest.raises(ValueError, match="sections"):
         registry.ModelType("x", "a:b", sections="lmu")
+    with pytest.raises(ValueError, match="unknown trainer 'keras'"):
+        registry.ModelType("x", "a:b", trainer_key=("dvs_conv.method", {"direct": "keras"}))
+    with pytest.raises(ValueError, match="trainer_key must be"):
+        registry.ModelType("x", "a:b", trainer_key=("dvs_conv.method", "direct"))
+
+
+def test_the_registry_picks_each_model_s_trainer_from_its_settings():
+    """A DVS net trains with NengoDL when it is rate-trained and converted, with Keras
+    through time when it is trained directly; the other types always with NengoDL."""
+    rate = load_config(overrides=['model.dvs_conv.method="rate"']).model
+    direct = load_config(overrides=['model.dvs_conv.method="direct"']).model
+    for name in ("dvs_gesture_net", "sl_animals_net"):
+        assert registry.MODELS[name].trainer_for(rate) == "nengo_dl"
+        assert registry.MODELS[name].trainer_for(direct) == "keras_bptt" and registry.trains_directly(name, direct)
+    assert registry.trainer("dvs_gesture_net", direct).__name__ == "DirectEngine"
+    assert registry.trainer("dvs_gesture_net", rate).__name__ == registry.trainer("lmu", direct).__name__ == "Engine"
 
 
 def test_a_model_registered_with_its_own_settings_is_configured_like_the_shipped_ones(tmp_path, gained_readout):
@@ -124,7 +140,7 @@ def test_a_registered_model_is_trained_and_evaluated_by_the_engine(tmp_path, gai
     """The train command's per-model step takes the registered model as it takes the shipped
     ones: trained from an uninformative start to a separable task, then its parameters
     checked against its settings."""
-    from nengo_actions.engine import ParamsError
+    from nengo_actions.errors import ParamsError
     from nengo_actions.experiment import run_model
     from nengo_actions.feature_data import ClipData
 

@@ -157,8 +157,7 @@ def model_graph(model, cfg, *, n_features, n_classes, params=None, dt=NIR_DT, wh
     """The NIR graph of the directly trained ``model`` of ``cfg``, with the parameters of
     the file ``params`` (``None``: its initial weights, to check what NIR can hold before
     training)."""
-    from nengo_actions.engine_direct import load_temporal_params
-    from nengo_actions.networks.dvs_direct import build_temporal, frame_model
+    from nengo_actions.networks.dvs_direct import build_temporal, frame_model, load_temporal_params
 
     where = where or f"{cfg.source} ({model})"
     if not registry.trains_directly(model, cfg.model):
@@ -171,7 +170,7 @@ def model_graph(model, cfg, *, n_features, n_classes, params=None, dt=NIR_DT, wh
             f"{where}: trained on inputs standardised per pixel (train.standardize); a NIR graph "
             "takes raw event counts: train with --set train.standardize=false"
         )
-    net = build_temporal(model, cfg.model, n_features=n_features, n_classes=n_classes, dt=cfg.evaluate.dt, seed=cfg.seed)
+    net = build_temporal(model, cfg.model, n_features=n_features, n_classes=n_classes, seed=cfg.seed)
     if params is not None:
         load_temporal_params(net, params)
     per_frame = frame_model(net.stages, net.frame_shape, net.keras_model, net.conv, dt=cfg.evaluate.dt)

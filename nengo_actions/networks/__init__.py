@@ -29,6 +29,8 @@ from nengo_actions.networks.base import (  # noqa: F401  (the package's public n
     neuron_amplitude,
     rate_counterpart,
     add_layer_probes,
+    layer_probes,
+    layer_readings,
     unmerged_ops,
     rate_regularizer,
 )
@@ -107,4 +109,6 @@ __all__ = [
     "rate_counterpart",
     "unmerged_ops",
     "add_layer_probes",
+    "layer_probes",
+    "layer_readings",
 ]

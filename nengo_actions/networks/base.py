@@ -8,6 +8,7 @@ import dataclasses
 import inspect
 
 import nengo
+import numpy as np
 
 from nengo_actions import registry
 from nengo_actions.networks.tensor_nodes import MeanRate
@@ -231,6 +232,25 @@ def add_layer_probes(built, name, ensemble, raster_neurons=20):
     layer = Layer(name, ensemble, rate_probe, raster_probe, amplitude)
     built.layers.append(layer)
     return layer
+
+
+def layer_probes(built):
+    """The rate probes of ``built``'s layers, then their raster probes."""
+    probes = [layer.rate_probe for layer in built.layers]
+    probes += [layer.raster_probe for layer in built.layers if layer.raster_probe is not None]
+    return probes
+
+
+def layer_readings(built, extra, raster_clip=0):
+    """Mean rates (Hz) and one clip's spike counts per layer from probe data (``extra``:
+    ``{probe: (clips, steps, size)}`` of :func:`layer_probes`)."""
+    rates, raster = {}, {}
+    for layer in built.layers:
+        rates[layer.name] = float(np.mean(extra[layer.rate_probe]))
+        if layer.raster_probe is not None:
+            values = extra[layer.raster_probe][raster_clip]
+            raster[layer.name] = np.rint(values * built.dt / layer.amplitude).astype(np.int32)
+    return rates, raster
 
 
 def unmerged_ops(network):

@@ -37,6 +37,7 @@ from nengo_actions.networks.dvs_conv import _frame_shape, folded_weights, tile_c
 from nengo_actions.networks.lif_node import LIF
 from nengo_actions.networks.nir_layers import EulerNeurons
 from nengo_actions.networks.tensor_nodes import MaxPool2D
+from nengo_actions.params import describe, read_checked
 from nengo_actions.schema import DVSConvConfig, GestureNetConfig, ModelConfig, SLAnimalsNetConfig
 
 L = tf.keras.layers
@@ -213,8 +214,7 @@ def frame_model(stages, frame_shape, temporal, conv: DVSConvConfig, dt=0.001):
 @dataclasses.dataclass
 class TemporalNet:
     """What :class:`~nengo_actions.engine_direct.DirectEngine` trains: the multi-step
-    Keras model and what the engine's bookkeeping reads (the fields of
-    :class:`~nengo_actions.networks.BuiltNetwork` that apply)."""
+    Keras model, the stages it was built from and what its parameter files hold."""
 
     keras_model: object
     stages: list
@@ -223,13 +223,6 @@ class TemporalNet:
     signature: dict
     description: str
     conv: DVSConvConfig  # model.dvs_conv: the LIF neurons
-    spiking: bool = True
-    steps_per_frame: int = 1
-    frames_per_input: int = 1
-    dt: float = 0.001
-    layers: list = dataclasses.field(default_factory=list)
-    loss_terms: list = dataclasses.field(default_factory=list)
-    instrumentation: set = dataclasses.field(default_factory=set)
 
 
 def _describe(kind, stages, conv: DVSConvConfig):
@@ -252,7 +245,7 @@ def _describe(kind, stages, conv: DVSConvConfig):
     )
 
 
-def build_temporal(kind, model_cfg: ModelConfig, *, n_features, n_classes, dt=0.001, seed=0):
+def build_temporal(kind, model_cfg: ModelConfig, *, n_features, n_classes, seed=0):
     """The :class:`TemporalNet` of ``model.<kind>`` (``dvs_gesture_net`` or
     ``sl_animals_net``), with the LIF neurons of ``model.dvs_conv``."""
     net, conv = model_sections(kind, model_cfg)
@@ -261,7 +254,16 @@ def build_temporal(kind, model_cfg: ModelConfig, *, n_features, n_classes, dt=0.
     tf.keras.utils.set_random_seed(seed)
     keras_model = temporal_model(stages, shape, conv, seed=seed, name=f"{kind}_direct")
     signature = model_signature(kind, model_cfg, n_features, n_classes)
-    return TemporalNet(keras_model, stages, shape, int(n_classes), signature, _describe(kind, stages, conv), conv, dt=dt)
+    return TemporalNet(keras_model, stages, shape, int(n_classes), signature, _describe(kind, stages, conv), conv)
+
+
+def load_temporal_params(net, path):
+    """Load a :class:`~nengo_actions.engine_direct.DirectEngine` parameter file into
+    ``net.keras_model``; raises :class:`~nengo_actions.errors.ParamsError` naming the file
+    if it is another model's."""
+    values, header = read_checked(path, net.signature, describe(net.keras_model.weights))
+    tf.keras.backend.batch_set_value(zip(net.keras_model.weights, values))
+    return header
 
 
 def build_direct_network(kind, model_cfg: ModelConfig, *, n_features, n_classes, params_path, steps_per_frame=1, dt=0.001,
@@ -271,9 +273,7 @@ def build_direct_network(kind, model_cfg: ModelConfig, *, n_features, n_classes,
 
     Returns a :class:`BuiltNetwork` with ``params_in_network`` set (nothing to load).
     """
-    from nengo_actions.engine_direct import load_temporal_params
-
-    net = build_temporal(kind, model_cfg, n_features=n_features, n_classes=n_classes, dt=dt, seed=seed)
+    net = build_temporal(kind, model_cfg, n_features=n_features, n_classes=n_classes, seed=seed)
     load_temporal_params(net, params_path)
     return convert_temporal(net, steps_per_frame=steps_per_frame, dt=dt, raster_neurons=raster_neurons)
 
@@ -324,6 +324,7 @@ __all__ = [
     "frame_model",
     "TemporalNet",
     "build_temporal",
+    "load_temporal_params",
     "build_direct_network",
     "convert_temporal",
     "convert_frame_model",
