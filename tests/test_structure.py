@@ -123,3 +123,64 @@ def test_entry_points_do_not_edit_sys_path():
     bad = [str(p.relative_to(ROOT)) for folder in ("scripts", "benchmarks") for p in (ROOT / folder).rglob("*.py")
            if "sys.path.insert" in p.read_text(encoding="utf-8") or "sys.path.append" in p.read_text(encoding="utf-8")]
     assert bad == []
+
+
+def classes():
+    """``{(module, class name): ast.ClassDef}`` of every class of the project's packages."""
+    return {(name, node.name): node for name, path in module_files().items()
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))) if isinstance(node, ast.ClassDef)}
+
+
+def members(node):
+    """The names a class defines: methods, class attributes and ``self.<name> =`` in its methods."""
+    names = set()
+    for item in node.body:
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(item.name)
+        elif isinstance(item, ast.Assign):
+            names |= {t.id for t in item.targets if isinstance(t, ast.Name)}
+        elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+            names.add(item.target.id)
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.Assign, ast.AnnAssign)):
+            for target in sub.targets if isinstance(sub, ast.Assign) else [sub.target]:
+                for t in ast.walk(target):
+                    if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                        names.add(t.attr)
+    return names
+
+
+def registered_trainers():
+    """``{(module, class name)}`` of ``registry.TRAINERS`` (``"module:Class"`` values)."""
+    tree = ast.parse((ROOT / "nengo_actions" / "registry.py").read_text(encoding="utf-8"))
+    (node,) = [n for n in ast.walk(tree) if isinstance(n, ast.Assign) and any(
+        isinstance(t, ast.Name) and t.id == "TRAINERS" for t in n.targets)]
+    return {tuple(spec.split(":")) for spec in ast.literal_eval(node.value).values()}
+
+
+def test_every_registered_trainer_has_every_member_of_the_trainer_interface():
+    found = classes()
+    interface = members(found[("nengo_actions.trainer", "Trainer")])
+    assert {"compile", "fit_epoch", "predict", "save_params", "load_params", "close"} <= interface
+    trainers = registered_trainers()
+    assert trainers == {("nengo_actions.engine", "Engine"), ("nengo_actions.engine_direct", "DirectEngine")}
+    for key in sorted(trainers):
+        assert sorted(interface - members(found[key])) == [], key
+
+
+def test_no_project_class_inherits_a_trainer():
+    """Trainers share code through plain functions (nengo_actions.trainer), not through
+    inheritance: none derives from a project class, and no project class derives from a
+    trainer (a class with every member of the interface)."""
+    found = classes()
+    interface = members(found[("nengo_actions.trainer", "Trainer")])
+    trainers = {name for (module, name), node in found.items()
+                if name != "Trainer" and interface <= members(node)} | {"Engine", "DirectEngine"}
+    project = {name for _, name in found}
+    bad = []
+    for (module, name), node in found.items():
+        bases = [b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases]
+        if name in trainers and name != "Trainer" and [b for b in bases if b in project]:
+            bad.append(f"{module}.{name} derives from {bases}")
+        bad += [f"{module}.{name} derives from the trainer {b}" for b in bases if b in trainers]
+    assert bad == []
