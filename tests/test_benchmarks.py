@@ -366,3 +366,28 @@ def test_bench_workers(tmp_path, digits_root):
     table = section_table(tmp_path / "README.md", "## Multi-worker training (tf.distribute) on the DVS digits")
     assert [row["workers"] for row in table] == ["1", "2"] and number(table[0]["vs 1 process"]) == 1.0
     assert (out / "workers.png").stat().st_size > 0
+
+
+def test_profile_dvs(tmp_path):
+    """Both jobs profiled at a tiny size, with the XLA A/B; shares sum to 1."""
+    out, readme = tmp_path / "out", tmp_path / "README.md"
+    run_benchmark("profile_dvs", "--channels", 4, "--hw", 32, "--frames", 2, "--batch", 2, "--batches", 1,
+                  "--repeats", 1, "--calls", 1, "--xla", "--out", out,
+                  "--readme", readme)
+    saved = json.loads((out / "profile.json").read_text())
+    assert list(saved["sizes"]) == ["reduced"] and saved["load_average"] >= 0
+    for record in saved["sizes"].values():
+        for job in ("train", "infer"):
+            profile = record[job]
+            assert profile["ms_per_minibatch"] > 0 and profile["events"] > 0
+            assert sum(profile["shares"].values()) == pytest.approx(1.0, abs=1e-6)
+            assert all(share >= 0 for share in profile["shares"].values())
+            assert any(kind.startswith(("forward", "backward", "conv")) for kind in profile["shares"])
+        assert record["train_step_only_ms"] > 0 and record["train_no_set_seed_ms"] > 0
+        assert "error" in record["train_xla"] or record["train_xla"]["speedup_step_only"] > 0
+    heading = "## Where the time goes (profile_dvs.py)"
+    rows = section_table(readme, heading)
+    assert rows[-1]["kind"] == "**total**" and positive(rows[-1]["ms per minibatch"])
+    assert sum(number(r["share"]) for r in rows[:-1]) == pytest.approx(100, abs=2)  # rows under 0.1% left out
+    assert "**reduced, spiking inference (NengoDL)**: channels 4, 2x32x32, T=2, batch 2" in readme.read_text()
+    assert (out / "README.md").read_text().startswith("# DVS gesture net: where the time goes\n")

@@ -1,0 +1,447 @@
+"""Where the time goes: TensorFlow's profiler on the DVS gesture net's two slow jobs.
+
+(a) **train**: the direct trainer's training step (``DirectEngine.fit_epoch``: forward
+over T frames, MSE on the output rate, BPTT with the ATan surrogate, Adam), set up as
+``bench_dvs.py`` sets it up; (b) **infer**: the spiking inference of the Nengo network of
+the trained parameters (``Engine.for_inference`` and ``Engine.predict``, one simulation
+step per frame), as ``evaluate_spiking`` runs it.
+
+Method: ``tf.profiler.experimental.start``/``stop`` around a few calls after a warm-up
+writes an XSpace trace (``*.xplane.pb``); it is read with the protobuf classes that ship
+with TensorFlow (``tensorflow.tsl.profiler.protobuf.xplane_pb2``; no
+``tensorboard_plugin_profile`` needed). Every TensorFlow kernel appears on the host
+plane as an event ``op_name:OpType``; control-flow containers (``While``,
+``PartitionedCall``...) are left out so that nothing is counted twice. Each kernel is put
+in a kind by its name scope (the Keras layer, ``gradient_tape/`` for the backward pass,
+the optimizer; NengoDL's builder scopes and the signals' gathers and scatters in the
+inference loop) and by its op type. A kind's share is its share of the summed kernel time
+times the fraction of the wall time in which some kernel ran; the rest of the wall time
+is "outside TF kernels" (Python, Keras' and NengoDL's per-call work, dispatch, idle
+threads). Milliseconds per minibatch come from separate, unprofiled timed calls (median).
+With 2 threads the kernels can overlap, so kinds are shares of kernel time, not of
+a critical path.
+
+Sizes: **reduced** channels 32, 2x64x64, T=8, batch 16; ``--full`` adds the seeds' full
+size, channels 128, 2x128x128, T=16, batch 16 (one minibatch per call). ``--xla`` also
+times the training step compiled with ``jit_compile=True`` (an A/B, same weights).
+Run::
+
+    .venv/bin/python benchmarks/profile_dvs.py [--full] [--xla] [--out results/dvs_profile]
+
+Writes ``<out>/README.md``, ``<out>/profile.json`` and the section of
+``benchmarks/README.md`` (``--readme PATH`` elsewhere, ``--no-readme`` not at all).
+Tiny (the smoke test)::
+
+    .venv/bin/python benchmarks/profile_dvs.py --channels 4 --hw 32 --frames 2 --batch 2 --no-readme --out /tmp/p
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+README = Path(__file__).resolve().parent / "README.md"
+HEADING = "## Where the time goes (profile_dvs.py)"
+SIZE = dict(channels=32, hw=64, T=8, B=16, classes=11)
+FULL = dict(channels=128, hw=128, T=16, B=16, classes=11)
+#: Control-flow and call ops whose events contain other kernels' events.
+CONTAINERS = {
+    "While", "StatelessWhile", "If", "StatelessIf", "PartitionedCall", "StatefulPartitionedCall",
+    "__inference", "Enter", "Exit",
+}
+INSTANTIATE = "function instantiation (TF runtime, before any kernel)"
+OP_EVENT = re.compile(r"^([^:\s]+):([A-Za-z0-9_]+)$")
+
+
+# -- setup (as bench_dvs.py's ours()) ------------------------------------------------------
+
+
+def setup(size, batches, seed=0):
+    from nengo_actions.engine_direct import DirectEngine
+    from nengo_actions.networks.dvs_direct import build_temporal
+    from nengo_actions.schema import ModelConfig, TrainConfig
+
+    m = ModelConfig()
+    hw = size["hw"]
+    m = m.replace(dvs_gesture_net=m.dvs_gesture_net.replace(
+        channels=size["channels"], depth=5, dense=512, votes=10, frame_shape=(hw, hw, 2)))
+    n_features, T, B, classes = hw * hw * 2, size["T"], size["B"], size["classes"]
+    n = B * batches
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n, T, n_features)) < 0.1).astype(np.float32)  # about 10% of pixels active
+    y = rng.integers(0, classes, n)
+    net = build_temporal("dvs_gesture_net", m, n_features=n_features, n_classes=classes)
+    engine = DirectEngine(net, minibatch_size=B, device="cpu")
+    engine.compile(TrainConfig(minibatch_size=B, loss="mse", learning_rate=3e-3), n)
+    return m, engine, x, y
+
+
+def inference_engine(m, engine, size):
+    from nengo_actions.engine import Engine
+    from nengo_actions.networks.dvs_direct import build_direct_network
+
+    hw = size["hw"]
+    params = engine.save_params(Path(tempfile.mkdtemp()) / "params.npz")
+    built = build_direct_network("dvs_gesture_net", m, n_features=hw * hw * 2, n_classes=size["classes"], params_path=params)
+    return Engine.for_inference(built, None, minibatch_size=size["B"], device="cpu")  # as evaluate_spiking
+
+
+# -- profiling -----------------------------------------------------------------------------
+
+
+def timed(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def trace(fn, calls, logdir):
+    """Run ``fn`` ``calls`` times under the profiler; returns (wall seconds, kernel events)."""
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    tf.profiler.experimental.start(str(logdir))
+    t0 = time.perf_counter()
+    try:
+        for _ in range(calls):
+            fn()
+    finally:
+        wall = time.perf_counter() - t0
+        tf.profiler.experimental.stop()
+    files = sorted(glob.glob(str(Path(logdir) / "**" / "*.xplane.pb"), recursive=True), key=os.path.getmtime)
+    space = xplane_pb2.XSpace()
+    space.ParseFromString(Path(files[-1]).read_bytes())
+    events = []  # (name, type, start_ps, duration_ps)
+    instantiate = 0  # eager calls of a function less their kernels' execution: instantiation, caching
+    for plane in space.planes:
+        if not plane.name.startswith("/host:"):
+            continue
+        for line in plane.lines:
+            for e in line.events:
+                label = plane.event_metadata[e.metadata_id].name
+                if label.startswith("EagerLocalExecute: __inference"):
+                    instantiate += e.duration_ps
+                elif label == "EagerKernelExecute":
+                    instantiate -= e.duration_ps
+                match = OP_EVENT.match(label)
+                if match is None or match.group(2) in CONTAINERS:
+                    continue
+                start = line.timestamp_ns * 1000 + e.offset_ps
+                events.append((match.group(1), match.group(2), start, e.duration_ps))
+    return wall, events, max(0, instantiate) / 1e12
+
+
+def busy_ps(events):
+    """Length of the union of the kernels' intervals (some kernel running)."""
+    spans = sorted((s, s + d) for _, _, s, d in events)
+    total, end = 0, None
+    for s, e in spans:
+        if end is None or s > end:
+            total += e - s
+            end = e
+        elif e > end:
+            total += e - end
+            end = e
+    return total
+
+
+TRAIN_LAYER = [
+    (re.compile(r"(^|/)bn_"), "batch norm"),
+    (re.compile(r"(^|/)conv\d"), "conv"),
+    (re.compile(r"(^|/)lif_"), "LIF"),
+    (re.compile(r"(^|/)pool\d"), "max pooling"),
+    (re.compile(r"(^|/)fc\d"), "dense"),
+    (re.compile(r"(^|/)(voting|dropout)"), "voting, dropout"),
+    (re.compile(r"(^|/)(image|flatten)"), "reshapes"),
+]
+
+
+def train_kind(name, optype):
+    if name.startswith(("Adam", "adam")) or "/Adam/" in name or optype.startswith("ResourceApply"):
+        return "optimizer (Adam)"
+    phase = "backward" if name.startswith("gradient_tape") or "/gradients/" in name or name.startswith("gradients") else "forward"
+    for pattern, kind in TRAIN_LAYER:
+        if pattern.search(name):
+            return f"{phase}: {kind}"
+    if "/" not in name:
+        # the LIF layers' hand-written BPTT (tf.custom_gradient's grad function) builds its ops
+        # outside any name scope, as the loss does (a few small ops on B x T x classes)
+        return "backward: LIF (custom BPTT gradient), with the loss"
+    return f"{phase}: other"
+
+
+CONV_TYPES = ("Conv2D", "_FusedConv2D", "Conv2DBackpropInput", "DepthwiseConv2dNative")
+
+
+def infer_kind(name, optype):
+    if optype in CONV_TYPES or "conv" in name.lower() and optype in ("BiasAdd", "MatMul", "_FusedMatMul"):
+        return "conv"
+    if optype in ("MatMul", "_FusedMatMul", "BatchMatMulV2", "SparseTensorDenseMatMul"):
+        return "dense"
+    if "SimNeurons" in name:
+        return "LIF update (neurons)"
+    if optype in ("MaxPool", "MaxPoolV2") or "MaxPool2D" in name or re.search(r"(^|/)pool\d", name):
+        return "max pooling"
+    if optype == "Mean" or "MeanRate" in name:
+        return "probes, rates"
+    if "CopyBuilder" in name:
+        return "signal copies (CopyBuilder)"
+    if "ChannelBroadcast" in name:
+        return "bias broadcast"
+    if "Probe" in name or "MeanRate" in name or "rate" in name.lower() or optype.startswith(("TensorList", "TensorArray")):
+        return "probes, rates"
+    if optype in ("GatherV2", "ResourceGather", "ScatterNd", "TensorScatterUpdate", "TensorScatterAdd",
+                  "ResourceScatterUpdate", "Slice", "StridedSlice", "ConcatV2", "Reshape", "Identity", "Pack",
+                  "Unpack", "Split", "SplitV", "Transpose", "DynamicStitch"):
+        return "signal reads/writes (gather, scatter, reshape)"
+    if optype in ("Merge", "Switch", "NextIteration", "LoopCond", "Less", "AddV2", "Add") and "while" in name and "Builder" not in name:
+        return "step loop control"
+    if "Builder" in name:
+        return "other builders"
+    return "other"
+
+
+def profile_job(fn, calls, repeats, logdir, classify, per_call):
+    """Median ms per minibatch (unprofiled) and the shares of wall time by kind."""
+    fn()  # warm-up: tracing, graph building
+    med, times = timed(fn, repeats)
+    wall, events, instantiate = trace(fn, calls, logdir)
+    kernel = sum(d for *_, d in events)
+    busy = busy_ps(events) / 1e12
+    by_kind = collections.Counter()
+    by_type = collections.Counter()
+    for name, optype, _, d in events:
+        by_kind[classify(name, optype)] += d
+        by_type[optype] += d
+    inside = min(1.0, busy / wall) if wall > 0 else 0.0
+    shares = {k: inside * v / kernel for k, v in by_kind.most_common()} if kernel else {}
+    outside = 1.0 - inside
+    inst = min(outside, instantiate / wall) if wall > 0 else 0.0
+    if inst > 0:
+        shares[INSTANTIATE] = inst
+    shares["outside TF kernels (Python, framework, dispatch, idle)"] = outside - inst
+    return {
+        "ms_per_minibatch": 1000 * med / per_call,
+        "timed_calls_s": times,
+        "minibatches_per_call": per_call,
+        "profiled_wall_s": wall,
+        "kernel_busy_fraction": inside,
+        "kernel_overlap": (kernel / 1e12) / busy if busy else 0.0,
+        "shares": shares,
+        "top_op_types": {t: v / kernel for t, v in by_type.most_common(12)} if kernel else {},
+        "events": len(events),
+    }
+
+
+def profile_size(name, size, args, logroot):
+    import tensorflow as tf
+
+    batches = args.batches if name == "reduced" else 1
+    reduced = name == "reduced"
+    repeats, calls = (args.repeats, args.calls) if reduced else (args.full_repeats, 1)
+    m, engine, x, y = setup(size, batches)
+    epoch = iter(range(10**6))
+    record = {"size": size, "minibatches_per_call": batches}
+    record["train"] = profile_job(lambda: engine.fit_epoch(x, y, next(epoch)), calls, repeats,
+                                  logroot / f"{name}_train", train_kind, batches)
+    # the step alone, without fit_epoch's per-epoch work; and fit_epoch without its
+    # tf.random.set_seed, which clears TensorFlow's kernel cache (context._set_global_seed)
+    # so that the step's function is instantiated again in every epoch
+    xb, yb = tf.constant(x[: size["B"]]), tf.constant(np.asarray(y[: size["B"]], np.int32))
+    record["train_step_only_ms"] = 1000 * timed(lambda: engine._train_step(xb, yb), repeats)[0]
+    if not reduced and not args.full_ab:
+        args_xla = False
+    else:
+        args_xla = args.xla
+        set_seed = tf.random.set_seed
+        tf.random.set_seed = lambda seed: None
+        try:
+            engine.fit_epoch(x, y, next(epoch))
+            record["train_no_set_seed_ms"] = 1000 * timed(lambda: engine.fit_epoch(x, y, next(epoch)), repeats)[0] / batches
+        finally:
+            tf.random.set_seed = set_seed
+    if args_xla:  # the same step compiled by XLA (same model and optimizer)
+        plain = engine._train_step
+        engine._train_step = tf.function(plain.python_function, jit_compile=True, reduce_retracing=True)
+        try:
+            engine._train_step(xb, yb)  # compile
+            step = timed(lambda: engine._train_step(xb, yb), repeats)[0]
+            epoch_xla = timed(lambda: engine.fit_epoch(x, y, next(epoch)), repeats)[0]
+            record["train_xla"] = {"step_only_ms_xla": 1000 * step, "step_only_ms_plain": record["train_step_only_ms"],
+                                   "speedup_step_only": record["train_step_only_ms"] / (1000 * step),
+                                   "fit_epoch_ms_per_minibatch_xla": 1000 * epoch_xla / batches}
+        except Exception as err:  # noqa: BLE001 - a failed compile is a result too
+            record["train_xla"] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
+        finally:
+            engine._train_step = plain
+    infer = inference_engine(m, engine, size)
+    try:
+        record["infer"] = profile_job(lambda: infer.predict(x), calls, repeats, logroot / f"{name}_infer",
+                                      infer_kind, batches)
+    finally:
+        infer.close()
+    return record
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def table(job):
+    ms = job["ms_per_minibatch"]
+    lines = ["| kind | share | ms per minibatch |", "|---|---:|---:|"]
+    for kind, share in sorted(job["shares"].items(), key=lambda kv: -kv[1]):
+        if share >= 0.001:
+            lines.append(f"| {kind} | {share:.1%} | {share * ms:.1f} |")
+    lines.append(f"| **total** | 100% | **{ms:.1f}** |")
+    return lines
+
+
+INTERPRETATION = """\
+**What the candidates of issue 22 could gain, given these shares** (expectations, not
+measurements, except where a figure says "measured"):
+
+* *XLA for the training step*: it can fuse the element-wise chains (the LIF steps forward
+  and backward, BN, the surrogate) into fewer kernels and cut the per-kernel dispatch; it
+  does not speed up the convolutions themselves (oneDNN already runs them). The ceiling is
+  the LIF + BN + "other" element-wise shares of training; the convolutions stay.
+* *Channels-first vs channels-last*: TensorFlow's CPU convolutions (oneDNN) take NHWC and
+  reorder internally; NCHW on the CPU is not supported for most kernels in TF 2.15, so no
+  gain is expected there, and any change only touches the conv shares.
+* *Fusing BN and LIF into the convolution's epilogue*: in inference BN is already folded
+  into the weights; in training, BN forward+backward and the LIF steps are the candidates,
+  bounded by their shares above (fusion saves memory traffic, not the arithmetic).
+* *NengoDL's `unroll_simulation`*: it only removes loop-control and per-step framework
+  work, bounded by the "step loop control" and part of the "outside TF kernels" share of
+  inference.
+* *Batched convolutions over T at inference*: the conv share of inference would run as
+  T-times-larger batches (as training runs them); oneDNN is more efficient on larger
+  batches, so part of the conv share could go, but NengoDL steps the network one frame at
+  a time, so it needs a network restructured outside the step loop.
+* *float16/bfloat16*: this CPU has AVX2/FMA but no AVX512-BF16/AMX (check `lscpu`), so
+  oneDNN emulates them; no gain expected on this machine.
+"""
+
+
+def report(records, args, load, total_s):
+    lines = [
+        HEADING,
+        "",
+        "TensorFlow's profiler (`tf.profiler.experimental`) around the direct trainer's training step "
+        "(`DirectEngine.fit_epoch`) and the spiking inference of the Nengo network (`Engine.for_inference`, "
+        "`Engine.predict`, one step per frame); the trace (`*.xplane.pb`) is read with TensorFlow's own "
+        "`xplane_pb2`, each kernel put in a kind by its name scope and op type. A share is the kind's part "
+        "of the summed kernel time times the fraction of wall time in which some kernel ran; the rest is "
+        "\"outside TF kernels\". Milliseconds per minibatch: median of unprofiled calls. "
+        f"2 CPU cores shared with other jobs (load average {load:.1f} at the end), so absolute times are "
+        f"inflated; the shares hold better. Command: `.venv/bin/python benchmarks/profile_dvs.py"
+        f"{' --full' if args.full else ''}{' --xla' if args.xla else ''}`; total {total_s:.0f} s.",
+        "",
+    ]
+    for name, rec in records.items():
+        s = rec["size"]
+        for job, title in (("train", "training step (Keras BPTT)"), ("infer", "spiking inference (NengoDL)")):
+            j = rec[job]
+            lines += [
+                f"**{name}, {title}**: channels {s['channels']}, 2x{s['hw']}x{s['hw']}, T={s['T']}, batch {s['B']}; "
+                f"{j['ms_per_minibatch']:.0f} ms per minibatch; kernels busy {j['kernel_busy_fraction']:.0%} of the "
+                f"wall time, {j['kernel_overlap']:.2f} kernels running on average when busy.",
+                "",
+                *table(j),
+                "",
+            ]
+        lines += [] if "train_no_set_seed_ms" not in rec else [
+            f"Measured under load, {name}: `fit_epoch` {rec['train']['ms_per_minibatch']:.0f} ms per minibatch "
+            f"({rec['minibatches_per_call']} per epoch); the compiled step alone, called again and again, "
+            f"{rec['train_step_only_ms']:.0f} ms; `fit_epoch` with `tf.random.set_seed` made a no-op "
+            f"{rec['train_no_set_seed_ms']:.0f} ms per minibatch. `fit_epoch` sets the global seed every epoch "
+            "(for the dropout masks), and TensorFlow clears its kernel cache when the global seed is set, so the "
+            "step's function is instantiated and optimised again at the first minibatch of every epoch "
+            "(the \"function instantiation\" row).",
+            "",
+        ]
+        if "train_xla" in rec:
+            x = rec["train_xla"]
+            lines += [(f"Measured under load, {name}: the step alone with `jit_compile=True` "
+                       f"{x['step_only_ms_xla']:.0f} ms against {x['step_only_ms_plain']:.0f} without "
+                       f"({x['speedup_step_only']:.2f}x); `fit_epoch` with the XLA step "
+                       f"{x['fit_epoch_ms_per_minibatch_xla']:.0f} ms per minibatch (XLA's compiled cluster "
+                       "survives the cleared kernel cache).") if "error" not in x else
+                      f"Measured, {name}: `jit_compile=True` on the training step fails: {x['error']}", ""]
+    lines += [INTERPRETATION]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from readme_section import write_section
+
+    from nengo_actions.io import write_json_atomic, write_text_atomic
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "dvs_profile")
+    parser.add_argument("--channels", type=int, default=SIZE["channels"])
+    parser.add_argument("--hw", type=int, default=SIZE["hw"], help="input height and width (at least 32)")
+    parser.add_argument("--frames", type=int, default=SIZE["T"], help="T, frames per sample")
+    parser.add_argument("--batch", type=int, default=SIZE["B"])
+    parser.add_argument("--batches", type=int, default=2, help="minibatches per call at the reduced size")
+    parser.add_argument("--repeats", type=int, default=3, help="unprofiled timed calls")
+    parser.add_argument("--calls", type=int, default=2, help="profiled calls")
+    parser.add_argument("--full", action="store_true", help="also the seeds' full size (one minibatch per call)")
+    parser.add_argument("--full-size", metavar="C,HW,T,B", help="the full size's channels, input side, frames and batch")
+    parser.add_argument("--xla", action="store_true", help="also time the training step with jit_compile=True")
+    parser.add_argument("--full-repeats", type=int, default=1, help="unprofiled timed calls at the full size (1 profiled)")
+    parser.add_argument("--full-ab", action="store_true", help="the set_seed and --xla A/Bs at the full size too")
+    parser.add_argument("--from-json", type=Path, metavar="PROFILE", help="rewrite the reports of a saved profile.json, profiling nothing")
+    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--readme", type=Path, default=README)
+    args = parser.parse_args(argv)
+    sizes = {"reduced": dict(SIZE, channels=args.channels, hw=args.hw, T=args.frames, B=args.batch)}
+    if args.full:
+        full = dict(FULL)
+        if args.full_size:
+            full.update(zip(("channels", "hw", "T", "B"), (int(v) for v in args.full_size.split(","))))
+        sizes["full"] = full
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text(encoding="utf-8"))
+        records, load = saved["sizes"], saved["load_average"]
+        text = report(records, args, load, saved.get("total_s", 0.0))
+        write_text_atomic(args.out / "README.md", "# DVS gesture net: where the time goes\n\n" + text.split("\n", 1)[1])
+        if not args.no_readme:
+            write_section(text, HEADING, args.readme)
+        print(text)
+        return records
+    t0 = time.time()
+    records = {}
+    with tempfile.TemporaryDirectory() as logroot:
+        for name, size in sizes.items():
+            print(f"profiling {name} {size}", flush=True)
+            records[name] = profile_size(name, size, args, Path(logroot))
+            # written after every size, so that a run stopped during the full size keeps the reduced one
+            load = os.getloadavg()[0]
+            text = report(records, args, load, time.time() - t0)
+            args.out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(args.out / "README.md", "# DVS gesture net: where the time goes\n\n" + text.split("\n", 1)[1])
+            write_json_atomic(args.out / "profile.json", {"load_average": load, "total_s": time.time() - t0, "sizes": records})
+            if not args.no_readme:
+                write_section(text, HEADING, args.readme)
+    print(text)
+    return records
+
+
+if __name__ == "__main__":
+    main()
