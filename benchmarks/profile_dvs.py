@@ -311,30 +311,78 @@ def table(job):
     return lines
 
 
-INTERPRETATION = """\
-**What the candidates of issue 22 could gain, given these shares** (expectations, not
-measurements, except where a figure says "measured"):
+def share(job, *prefixes):
+    return sum(v for k, v in job["shares"].items() if k.startswith(prefixes))
 
-* *XLA for the training step*: it can fuse the element-wise chains (the LIF steps forward
-  and backward, BN, the surrogate) into fewer kernels and cut the per-kernel dispatch; it
-  does not speed up the convolutions themselves (oneDNN already runs them). The ceiling is
-  the LIF + BN + "other" element-wise shares of training; the convolutions stay.
-* *Channels-first vs channels-last*: TensorFlow's CPU convolutions (oneDNN) take NHWC and
-  reorder internally; NCHW on the CPU is not supported for most kernels in TF 2.15, so no
-  gain is expected there, and any change only touches the conv shares.
-* *Fusing BN and LIF into the convolution's epilogue*: in inference BN is already folded
-  into the weights; in training, BN forward+backward and the LIF steps are the candidates,
-  bounded by their shares above (fusion saves memory traffic, not the arithmetic).
-* *NengoDL's `unroll_simulation`*: it only removes loop-control and per-step framework
-  work, bounded by the "step loop control" and part of the "outside TF kernels" share of
-  inference.
-* *Batched convolutions over T at inference*: the conv share of inference would run as
-  T-times-larger batches (as training runs them); oneDNN is more efficient on larger
-  batches, so part of the conv share could go, but NengoDL steps the network one frame at
-  a time, so it needs a network restructured outside the step loop.
-* *float16/bfloat16*: this CPU has AVX2/FMA but no AVX512-BF16/AMX (check `lscpu`), so
-  oneDNN emulates them; no gain expected on this machine.
-"""
+
+def interpretation(records):
+    """What the candidates of issue 22 could gain, with the shares of this profile."""
+    r = records["reduced"]
+    t, i = r["train"], r["infer"]
+    inst = t["shares"].get(INSTANTIATE, 0.0)
+    steady = 1.0 - inst  # the training step without the per-epoch instantiation
+    conv_t = share(t, "forward: conv", "backward: conv") / steady
+    lif_t = share(t, "forward: LIF", "backward: LIF") / steady
+    bn_t = share(t, "forward: batch norm", "backward: batch norm") / steady
+    pool_t = share(t, "forward: max pooling", "backward: max pooling") / steady
+    lines = [
+        "**Reading it.** Reduced size, training: without the per-epoch function instantiation "
+        f"({inst:.0%} of `fit_epoch` at {r['minibatches_per_call']} minibatches per epoch), the step's time is "
+        f"convolutions {conv_t:.0%} (forward and backward), LIF {lif_t:.0%} (most of it the hand-written BPTT "
+        f"gradient), batch norm {bn_t:.0%}, max pooling {pool_t:.0%}; dense layers, voting and Adam are under 1%. "
+        "Inference: the neuron update "
+        f"{share(i, 'LIF'):.0%}, the convolutions {share(i, 'conv'):.0%}, pooling {share(i, 'max pooling'):.0%}, "
+        f"probes and rates {share(i, 'probes'):.0%}, and {share(i, 'outside'):.0%} of the wall time with no kernel "
+        "running (NengoDL's and Keras' per-call work, the while loop's scheduling between kernels).",
+    ]
+    if "full" in records:
+        f = records["full"]
+        ft, fi = f["train"], f["infer"]
+        finst = ft["shares"].get(INSTANTIATE, 0.0)
+        lines += ["", "Full size: training "
+                  f"{ft['ms_per_minibatch'] / 1000:.1f} s per minibatch (one minibatch per epoch here, so the "
+                  f"instantiation is {finst:.0%} of it), convolutions "
+                  f"{share(ft, 'forward: conv', 'backward: conv') / (1 - finst):.0%} and LIF "
+                  f"{share(ft, 'forward: LIF', 'backward: LIF') / (1 - finst):.0%} of the rest; inference "
+                  f"{fi['ms_per_minibatch']:.0f} ms per minibatch, convolutions {share(fi, 'conv'):.0%}, neuron update "
+                  f"{share(fi, 'LIF'):.0%}, no kernel running {share(fi, 'outside'):.0%}."]
+    xla = r.get("train_xla", {})
+    xla_text = (f"measured here at {xla['speedup_step_only']:.2f}x the plain step (under load)"
+                if "speedup_step_only" in xla else "not measured in this run")
+    lines += [
+        "",
+        "**What the candidates of issue 22 could gain, given these shares** (expectations, except where "
+        "marked measured):",
+        "",
+        "* *Measured, not a candidate of the issue, the largest item*: `DirectEngine.fit_epoch` calls "
+        "`tf.random.set_seed` every epoch, which clears TensorFlow's kernel cache, so the training step is "
+        "instantiated and optimised again in every epoch, seconds at these sizes. `bench_dvs.py` times "
+        "epochs of 4 minibatches, so its training figure carries about a quarter of that per minibatch; a real "
+        "epoch of the DVS128 training set (about 70 minibatches of 16) carries little. Seeding the dropout masks "
+        "without the global seed (a `tf.random.Generator`, or seeds passed into the step) removes it; "
+        "results would then need checking against the fixed-seed figures.",
+        f"* *XLA for the training step*: {xla_text}; the convolutions and their backward passes dominate and XLA "
+        "on the CPU does not run them better than oneDNN, and the LIF loop's element-wise chains are already "
+        "hand-fused per step. Not worth keeping on this CPU.",
+        "* *Channels-first vs channels-last*: TensorFlow's CPU convolutions take NHWC (NCHW is not supported "
+        "by most of its CPU kernels) and oneDNN reorders internally; at most a part of the conv shares could "
+        "move, and no gain is expected.",
+        "* *Fusing BN and LIF into the convolution's epilogue*: in inference BN is already folded into the "
+        "weights and the LIF update is several separate element-wise kernels per step (divide, subtract, "
+        "compare, cast, multiply over every neuron); one fused kernel could take most of the neuron-update "
+        "share off inference. In training, BN and the LIF forward are the candidates (their shares above), "
+        "and the hand-written BPTT gradient is element-wise too; fusion saves memory traffic, not arithmetic, "
+        "so expect a part of those shares, not all.",
+        "* *NengoDL's `unroll_simulation`*: removes the while loop's per-step control and lets the scheduler "
+        "see more kernels at once; bounded by the no-kernel-running share of inference, of which the per-call "
+        "work stays.",
+        "* *Batched convolutions over T at inference*: bounded by the conv share of inference; the per-step "
+        "convolutions already run on the minibatch, so larger batches gain a fraction of that share, and it "
+        "needs the convolutions moved out of NengoDL's step loop.",
+        "* *float16/bfloat16*: this CPU (AMD EPYC, AVX2/FMA/F16C, no AVX512-BF16 or AMX) has no fast "
+        "half-precision arithmetic, so oneDNN would convert; no gain expected here.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def report(records, args, load, total_s):
@@ -382,7 +430,7 @@ def report(records, args, load, total_s):
                        f"{x['fit_epoch_ms_per_minibatch_xla']:.0f} ms per minibatch (XLA's compiled cluster "
                        "survives the cleared kernel cache).") if "error" not in x else
                       f"Measured, {name}: `jit_compile=True` on the training step fails: {x['error']}", ""]
-    lines += [INTERPRETATION]
+    lines += [interpretation(records)]
     return "\n".join(lines)
 
 
