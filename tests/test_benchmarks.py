@@ -356,10 +356,10 @@ def test_bench_workers(tmp_path, digits_root):
     """One process against two local workers; the section lands in the given README."""
     out = tmp_path / "out"
     log = run_benchmark("bench_workers", "--root", digits_root, "--out", out, "--readme", tmp_path / "README.md",
-                        "--digits", DIGITS, *sets(TINY_DVS + [f"save_dir={tmp_path / 'runs'}"]))
-    assert "training with 2 worker(s)" in log
+                        "--digits", DIGITS, "--seeds", 3, *sets(TINY_DVS + [f"save_dir={tmp_path / 'runs'}"]))
+    assert "training with 2 worker(s), seed 3" in log
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert [r["workers"] for r in rows] == [1, 2] and all(r["minibatch"] == 16 for r in rows)
+    assert [r["workers"] for r in rows] == [1, 2] and all(r["minibatch"] == 16 and r["seed"] == 3 for r in rows)
     for r in rows:
         fraction(r["spiking_accuracy"])
         assert r["clips_per_second"] > 0
