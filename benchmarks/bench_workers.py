@@ -50,14 +50,19 @@ def train(root, workers, overrides, log_path):
     return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")), run_dir
 
 
-def table(rows, base):
-    lines = ["| workers | global minibatch | training clips/s | vs 1 process | spiking test accuracy (1 step/frame), mean | per seed | epochs |",
-             "|---:|---:|---:|---:|---:|---|---:|"]
+def table(rows, summary):
+    """Per seed and worker count, then the mean accuracy of each worker count."""
+    lines = ["| seed | workers | global minibatch | training clips/s | vs 1 process, same seed | spiking test accuracy (1 step/frame) | load average | epochs |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        per = ", ".join(f"{100 * a:.2f}" for a in r["accuracies"])
-        lines.append(f"| {r['workers']} | {r['minibatch']} | {r['clips_per_second']:.1f} | "
-                     f"{r['clips_per_second'] / base['clips_per_second']:.2f}x | {r['spiking_accuracy']:.2%} | {per} | {r['epochs']} |")
-    return "\n".join(lines)
+        base = next(b for b in rows if b["seed"] == r["seed"] and b["workers"] == rows[0]["workers"])
+        lines.append(f"| {r['seed']} | {r['workers']} | {r['minibatch']} | {r['clips_per_second']:.1f} | "
+                     f"{r['clips_per_second'] / base['clips_per_second']:.2f}x | {r['spiking_accuracy']:.2%} | "
+                     f"{r['load_average']:.1f} | {r['epochs']} |")
+    means = "; ".join(f"{s['workers']} worker(s) {s['spiking_accuracy']:.2%}" for s in summary)
+    diff = summary[-1]["spiking_accuracy"] - summary[0]["spiking_accuracy"]
+    return "\n".join(lines) + (f"\n\nMean spiking test accuracy over seeds {', '.join(map(str, summary[0]['seeds']))}: "
+                                f"{means} ({100 * diff:+.2f} points).")
 
 
 def plot(rows, path):
@@ -121,9 +126,8 @@ def main(argv=None):
     write_json_atomic(out / "results.json", {"rows": rows, "overrides": args.overrides})
     summary = summarize(rows)
     plot(summary, out / "workers.png")
-    loads = ", ".join(f"{r['load_average']:.1f}" for r in rows)
-    text = (f"{HEADING}\n\n{table(summary, summary[0])}\n\nLoad average at the end of each run: {loads} "
-            f"(2 cores; other work on the machine slows a run).\n\n{EXPLANATION}")
+    text = (f"{HEADING}\n\n{table(rows, summary)}\n\nThe load average is the machine's at the end of each run "
+            f"(2 cores): other work on the machine slows a run, so compare throughput within a seed.\n\n{EXPLANATION}")
     write_text_atomic(out / "README.md", text.replace(HEADING, "# Multi-worker training on the DVS digits", 1) + "\n")
     write_section(text, HEADING, Path(args.readme))
     print(f"wrote {out} and the section of {args.readme}", flush=True)

@@ -364,7 +364,7 @@ def test_bench_workers(tmp_path, digits_root):
         fraction(r["spiking_accuracy"])
         assert r["clips_per_second"] > 0
     table = section_table(tmp_path / "README.md", "## Multi-worker training (tf.distribute) on the DVS digits")
-    assert [row["workers"] for row in table] == ["1", "2"] and number(table[0]["vs 1 process"]) == 1.0
+    assert [row["workers"] for row in table] == ["1", "2"] and number(table[0]["vs 1 process, same seed"]) == 1.0
     assert (out / "workers.png").stat().st_size > 0
 
 
