@@ -44,7 +44,6 @@ import json
 import os
 import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -435,8 +434,7 @@ def report(records, args, load, total_s):
 
 
 def main(argv=None):
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from readme_section import write_section
+    from readme_section import write_section  # the same folder (sys.path[0] when run as a script)
 
     from nengo_actions.io import write_json_atomic, write_text_atomic
 
