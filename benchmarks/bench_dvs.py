@@ -125,10 +125,11 @@ def peers_missing(kit, python):
     return None
 
 
-def ours(size, batches, repeats, budget):
-    from nengo_actions.engine import Engine
+def setup(size, batches, seed=0):
+    """The direct route's trainer of the DVSGestureNet at ``size``, compiled, and
+    ``batches`` minibatches of event-like clips: ``(model config, trainer, x, y)``."""
     from nengo_actions.engine_direct import DirectEngine
-    from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal
+    from nengo_actions.networks.dvs_direct import build_temporal
     from nengo_actions.schema import ModelConfig, TrainConfig
 
     m = ModelConfig()
@@ -137,19 +138,44 @@ def ours(size, batches, repeats, budget):
         channels=size["channels"], depth=5, dense=512, votes=10, frame_shape=(hw, hw, 2)))
     n_features, T, B, classes = hw * hw * 2, size["T"], size["B"], size["classes"]
     n = B * batches
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     x = (rng.random((n, T, n_features)) < 0.1).astype(np.float32)  # event counts: about 10% of pixels active
     y = rng.integers(0, classes, n)
-    rows = []
     net = build_temporal("dvs_gesture_net", m, n_features=n_features, n_classes=classes)
     engine = DirectEngine(net, minibatch_size=B, device="cpu")
     engine.compile(TrainConfig(minibatch_size=B, loss="mse", learning_rate=3e-3), n)
+    return m, engine, x, y
+
+
+def inference_engine(m, engine, size):
+    """The Nengo network of ``engine``'s parameters, spiking, as spiking evaluation runs it."""
+    from nengo_actions.engine import Engine
+    from nengo_actions.networks.dvs_direct import build_direct_network
+
+    hw = size["hw"]
+    params = engine.save_params(Path(tempfile.mkdtemp()) / "params.npz")
+    built = build_direct_network("dvs_gesture_net", m, n_features=hw * hw * 2, n_classes=size["classes"], params_path=params)
+    return Engine.for_inference(built, None, minibatch_size=size["B"], device="cpu")
+
+
+def sizes(args):
+    """``{"reduced": size, "full": size}`` from the command line (``full`` with ``--full``)."""
+    chosen = {"reduced": dict(SIZE, channels=args.channels, hw=args.hw, T=args.frames, B=args.batch)}
+    if args.full:
+        full = dict(FULL)
+        if args.full_size:
+            full.update(zip(("channels", "hw", "T", "B"), (int(v) for v in args.full_size.split(","))))
+        chosen["full"] = full
+    return chosen
+
+
+def ours(size, batches, repeats, budget):
+    m, engine, x, y = setup(size, batches)
+    n, rows = len(y), []
     epoch = iter(range(10**6))
     med, runs = median_time(lambda: engine.fit_epoch(x, y, next(epoch)), repeats, budget)
     rows.append(dict(job="train", library="nengo_actions (direct, Keras BPTT)", median_s=med / batches, repeats=runs, throughput=n / med))
-    params = engine.save_params(Path(tempfile.mkdtemp()) / "params.npz")
-    built = build_direct_network("dvs_gesture_net", m, n_features=n_features, n_classes=classes, params_path=params)
-    engine = Engine.for_inference(built, None, minibatch_size=B, device="cpu")  # as evaluate_spiking
+    engine = inference_engine(m, engine, size)
     try:
         med, runs = median_time(lambda: engine.predict(x), repeats, budget)
         rows.append(dict(job="infer", library="nengo_actions (Nengo network, spiking)", median_s=med / batches, repeats=runs, throughput=n / med))
@@ -237,18 +263,12 @@ def main(argv=None):
     parser.add_argument("--full-size", metavar="C,HW,T,B", help="the full size's channels, input side, frames and batch")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the ratios per size as JSON")
     args = parser.parse_args(argv)
-    sizes = {"reduced": dict(SIZE, channels=args.channels, hw=args.hw, T=args.frames, B=args.batch)}
-    if args.full:
-        full = dict(FULL)
-        if args.full_size:
-            full.update(zip(("channels", "hw", "T", "B"), (int(v) for v in args.full_size.split(","))))
-        sizes["full"] = full
     skip = "--no-peers" if args.no_peers else peers_missing(args.peers, args.peers_python)
     if skip:
         print(f"peers skipped: {skip}; timing nengo_actions only", flush=True)
     t0 = time.time()
     body, records = [], {}
-    for name, size in sizes.items():
+    for name, size in sizes(args).items():
         lines, records[name] = bench_size(name, size, args, skip)
         body += lines + [""]
     load = os.getloadavg()[0]

@@ -50,11 +50,11 @@ from pathlib import Path
 
 import numpy as np
 
+import bench_dvs  # the sibling benchmark: the network, its clips and the sizes it times
+
 ROOT = Path(__file__).resolve().parent.parent
 README = Path(__file__).resolve().parent / "README.md"
 HEADING = "## Where the time goes (profile_dvs.py)"
-SIZE = dict(channels=32, hw=64, T=8, B=16, classes=11)
-FULL = dict(channels=128, hw=128, T=16, B=16, classes=11)
 #: Control-flow and call ops whose events contain other kernels' events.
 CONTAINERS = {
     "While", "StatelessWhile", "If", "StatelessIf", "PartitionedCall", "StatefulPartitionedCall",
@@ -62,39 +62,6 @@ CONTAINERS = {
 }
 INSTANTIATE = "function instantiation (TF runtime, before any kernel)"
 OP_EVENT = re.compile(r"^([^:\s]+):([A-Za-z0-9_]+)$")
-
-
-# -- setup (as bench_dvs.py's ours()) ------------------------------------------------------
-
-
-def setup(size, batches, seed=0):
-    from nengo_actions.engine_direct import DirectEngine
-    from nengo_actions.networks.dvs_direct import build_temporal
-    from nengo_actions.schema import ModelConfig, TrainConfig
-
-    m = ModelConfig()
-    hw = size["hw"]
-    m = m.replace(dvs_gesture_net=m.dvs_gesture_net.replace(
-        channels=size["channels"], depth=5, dense=512, votes=10, frame_shape=(hw, hw, 2)))
-    n_features, T, B, classes = hw * hw * 2, size["T"], size["B"], size["classes"]
-    n = B * batches
-    rng = np.random.default_rng(seed)
-    x = (rng.random((n, T, n_features)) < 0.1).astype(np.float32)  # about 10% of pixels active
-    y = rng.integers(0, classes, n)
-    net = build_temporal("dvs_gesture_net", m, n_features=n_features, n_classes=classes)
-    engine = DirectEngine(net, minibatch_size=B, device="cpu")
-    engine.compile(TrainConfig(minibatch_size=B, loss="mse", learning_rate=3e-3), n)
-    return m, engine, x, y
-
-
-def inference_engine(m, engine, size):
-    from nengo_actions.engine import Engine
-    from nengo_actions.networks.dvs_direct import build_direct_network
-
-    hw = size["hw"]
-    params = engine.save_params(Path(tempfile.mkdtemp()) / "params.npz")
-    built = build_direct_network("dvs_gesture_net", m, n_features=hw * hw * 2, n_classes=size["classes"], params_path=params)
-    return Engine.for_inference(built, None, minibatch_size=size["B"], device="cpu")  # as evaluate_spiking
 
 
 # -- profiling -----------------------------------------------------------------------------
@@ -253,7 +220,7 @@ def profile_size(name, size, args, logroot):
     batches = args.batches if name == "reduced" else 1
     reduced = name == "reduced"
     repeats, calls = (args.repeats, args.calls) if reduced else (args.full_repeats, 1)
-    m, engine, x, y = setup(size, batches)
+    m, engine, x, y = bench_dvs.setup(size, batches)
     epoch = iter(range(10**6))
     record = {"size": size, "minibatches_per_call": batches}
     record["train"] = profile_job(lambda: engine.fit_epoch(x, y, next(epoch)), calls, repeats,
@@ -288,7 +255,7 @@ def profile_size(name, size, args, logroot):
             record["train_xla"] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
         finally:
             engine._train_step = plain
-    infer = inference_engine(m, engine, size)
+    infer = bench_dvs.inference_engine(m, engine, size)
     try:
         record["infer"] = profile_job(lambda: infer.predict(x), calls, repeats, logroot / f"{name}_infer",
                                       infer_kind, batches)
@@ -440,10 +407,10 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "dvs_profile")
-    parser.add_argument("--channels", type=int, default=SIZE["channels"])
-    parser.add_argument("--hw", type=int, default=SIZE["hw"], help="input height and width (at least 32)")
-    parser.add_argument("--frames", type=int, default=SIZE["T"], help="T, frames per sample")
-    parser.add_argument("--batch", type=int, default=SIZE["B"])
+    parser.add_argument("--channels", type=int, default=bench_dvs.SIZE["channels"])
+    parser.add_argument("--hw", type=int, default=bench_dvs.SIZE["hw"], help="input height and width (at least 32)")
+    parser.add_argument("--frames", type=int, default=bench_dvs.SIZE["T"], help="T, frames per sample")
+    parser.add_argument("--batch", type=int, default=bench_dvs.SIZE["B"])
     parser.add_argument("--batches", type=int, default=2, help="minibatches per call at the reduced size")
     parser.add_argument("--repeats", type=int, default=3, help="unprofiled timed calls")
     parser.add_argument("--calls", type=int, default=2, help="profiled calls")
@@ -456,12 +423,7 @@ def main(argv=None):
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument("--readme", type=Path, default=README)
     args = parser.parse_args(argv)
-    sizes = {"reduced": dict(SIZE, channels=args.channels, hw=args.hw, T=args.frames, B=args.batch)}
-    if args.full:
-        full = dict(FULL)
-        if args.full_size:
-            full.update(zip(("channels", "hw", "T", "B"), (int(v) for v in args.full_size.split(","))))
-        sizes["full"] = full
+    sizes = bench_dvs.sizes(args)
     if args.from_json:
         saved = json.loads(args.from_json.read_text(encoding="utf-8"))
         records, load = saved["sizes"], saved["load_average"]

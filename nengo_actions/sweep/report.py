@@ -222,6 +222,15 @@ def write_markdown(path, sweep_cfg, trials, rows, summary, columns, plots):
         cells = [f"`{t.label}`", str(t.seed), row["status"]]
         cells += [_fmt(row["metrics"][c], c, frac[c]) if c in row["metrics"] else "" for c in shown]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += closing_sections(rows, path, plots, "holds its config, report and plots.")
+    write_text_atomic(path, "\n".join(lines))
+
+
+def closing_sections(rows, path, plots, trial_folder):
+    """The Markdown table's closing lines, shared by grids and searches: the failed trials
+    (their first error line, paths relative to the table), the plots, and where the rest
+    is (``trial_folder`` ends the sentence on a trial's run folder)."""
+    lines = []
     failed = [r for r in rows if r["status"] == "failed"]
     if failed:
         lines += ["", "## Failed trials", ""]
@@ -231,9 +240,8 @@ def write_markdown(path, sweep_cfg, trials, rows, summary, columns, plots):
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{p.stem}]({p.name})" for p in plots]
-    lines += ["", "Every metric of every trial is in `results.csv`; each trial's run folder "
-              "(under `trials/`) holds its config, report and plots.", ""]
-    write_text_atomic(path, "\n".join(lines))
+    return lines + ["", f"Every metric of every trial is in `results.csv`; each trial's run folder (under `trials/`) "
+                        f"{trial_folder}", ""]
 
 
 def write_report(sweep_cfg, trials, outcomes=None):

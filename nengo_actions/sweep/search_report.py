@@ -25,6 +25,7 @@ from nengo_actions.sweep.backends import finished_run, read_metrics
 from nengo_actions.sweep.plots import write_curves, write_plots
 from nengo_actions.sweep.report import (
     _fmt,
+    closing_sections,
     _header,
     _is_fraction_column,
     grid_keys,
@@ -180,18 +181,8 @@ def write_search_markdown(path, sweep_cfg, rows, columns, plots, max_t):
         cells += [str(row["trial"].seed), row["status"], str(row["epochs"])]
         cells += [_fmt(row["metrics"][c], c, frac[c]) if c in row["metrics"] else "" for c in shown]
         lines.append("| " + " | ".join(cells) + " |")
-    failed = [r for r in rows if r["status"] == "failed"]
-    if failed:
-        lines += ["", "## Failed trials", ""]
-        for r in failed:
-            error = r["error"].splitlines()[0].replace(str(Path(path).parent) + os.sep, "")
-            lines.append(f"- `{r['trial'].trial_id}`: {error}")
-    if plots:
-        lines += ["", "## Plots", ""]
-        lines += [f"![{p.stem}]({p.name})" for p in plots]
-    lines += ["", "Every metric of every trial is in `results.csv`; each trial's run folder (under "
-              "`trials/`) holds its config, `history.csv` and, when it finished, its report; Ray Tune's "
-              "records are in `tune/`.", ""]
+    lines += closing_sections(rows, path, plots, "holds its config, `history.csv` and, when it finished, its "
+                              "report; Ray Tune's records are in `tune/`.")
     write_text_atomic(path, "\n".join(lines))
 
 
