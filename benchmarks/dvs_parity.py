@@ -16,9 +16,13 @@ Recipes on our side:
 * ``sj_exact``: ``sj_recipe`` with SpikingJelly's schedule and batching too: the cosine
   stepped once per epoch (``train.schedule: "cosine_epoch"``, PyTorch's
   ``CosineAnnealingLR``) and the epoch's short last minibatch trained as it is
-  (``train.last_batch: "short"``, ``drop_last=False``);
+  (``train.last_batch: "short"``, ``drop_last=False``). From the same weights and
+  minibatches it takes SpikingJelly's steps (``benchmarks/parity_step.py``);
+* ``sj_exact_keras_adam``: the same with Keras' Adam update (epsilon before the bias
+  correction, ``train.adam_epsilon_form: "keras"``);
 * ``sj_recipe``: that recipe with PyTorch's initialisation (``model.dvs_conv.init:
-  "torch"``) and Adam epsilon (``train.adam_epsilon: 1e-8``), as SpikingJelly starts;
+  "torch"``) and Adam (``train.adam_epsilon: 1e-8``, ``train.adam_epsilon_form:
+  "torch"``), as SpikingJelly starts;
 * ``sj_recipe_keras_init``: the same with Keras' HeUniform and epsilon 1e-7 (the defaults);
 * ``default``: ``configs/dvs128_gesture.json`` as shipped (PLIF, max pooling, Adam 1e-2,
   a 15% validation hold-out that picks the epoch).
@@ -53,9 +57,11 @@ SJ_RECIPE = [
     "train.learning_rate=0.003", "train.schedule=\"cosine\"", "train.minibatch_size=16", "train.standardize=false",
     "data.val_fraction=0",
 ]
-TORCH_START = ["model.dvs_conv.init=\"torch\"", "train.adam_epsilon=1e-8"]
+TORCH_START = ["model.dvs_conv.init=\"torch\"", "train.adam_epsilon=1e-8", "train.adam_epsilon_form=\"torch\""]
+SJ_SCHEDULE = ["train.schedule=\"cosine_epoch\"", "train.last_batch=\"short\""]
 RECIPES = {
-    "sj_exact": SJ_RECIPE + TORCH_START + ["train.schedule=\"cosine_epoch\"", "train.last_batch=\"short\""],
+    "sj_exact": SJ_RECIPE + TORCH_START + SJ_SCHEDULE,
+    "sj_exact_keras_adam": SJ_RECIPE + TORCH_START + SJ_SCHEDULE + ["train.adam_epsilon_form=\"keras\""],
     "sj_recipe": SJ_RECIPE + TORCH_START,
     "sj_recipe_keras_init": SJ_RECIPE,
     "default": [],
@@ -135,7 +141,8 @@ def main(argv=None):
 
 NAMES = {
     "spikingjelly": "SpikingJelly 2.0, tuned recipe (`peer_nir.py`)",
-    "sj_exact": "nengo_actions, the same recipe, PyTorch's start, per-epoch cosine, short last batch",
+    "sj_exact": "nengo_actions, the same recipe, PyTorch's start and Adam, per-epoch cosine, short last batch",
+    "sj_exact_keras_adam": "the same with Keras' Adam update (epsilon before the bias correction)",
     "sj_recipe": "nengo_actions, the same recipe, PyTorch's initialisation and Adam epsilon",
     "sj_recipe_keras_init": "nengo_actions, the same recipe, Keras' HeUniform and epsilon 1e-7",
     "default": "nengo_actions, `configs/dvs128_gesture.json` as shipped (PLIF, max pool, lr 1e-2, 15% hold-out)",
@@ -166,8 +173,8 @@ def report(r):
         lines += ["", f"SpikingJelly was skipped: {r['peers_skipped']}."]
     lines += [
         "",
-        "Aligned between the two sides: the frames (one file), PyTorch's initialisation and Adam epsilon "
-        "(`sj_recipe`), BN momentum 0.1 and epsilon 1e-5 on the conv and dense layers, convolutions and dense "
+        "Aligned between the two sides: the frames (one file), PyTorch's initialisation and Adam update "
+        "(epsilon 1e-8 added after the bias correction; `sj_recipe`), BN momentum 0.1 and epsilon 1e-5 on the conv and dense layers, convolutions and dense "
         "layers without a bias before BN, one dropout mask for all T steps of a sample, LIF tau 2 with a hard "
         "reset to 0 and the reset detached, the ATan surrogate, MSE between the output rate averaged over T and "
         "the one-hot label, voting over 10, the last epoch; in `sj_exact` also the cosine stepped once per epoch "

@@ -293,6 +293,8 @@ STRATEGIES = ("none", "mirrored", "multi_worker")
 #: ``train.optimizer`` and ``train.schedule``: the engine builds each (engine.make_optimizer).
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "cosine_epoch", "step")
+#: ``train.adam_epsilon_form``: where Adam adds its epsilon (engine.make_optimizer).
+ADAM_EPSILON_FORMS = ("keras", "torch")
 
 
 @frozen
@@ -300,6 +302,10 @@ class TrainConfig(Section):
     optimizer: str = setting("adam", choices=OPTIMIZERS)
     learning_rate: float = setting(1e-3, above=0)
     adam_epsilon: float = setting(1e-7, above=0)  # Adam's epsilon: Keras' 1e-7; PyTorch (SpikingJelly) uses 1e-8
+    # "keras": epsilon added to sqrt(v) before the bias correction (Kingma and Ba's epsilon
+    # hat); "torch": after it, as torch.optim.Adam and so SpikingJelly. They differ where
+    # gradients are small, most in the first few hundred steps.
+    adam_epsilon_form: str = setting("keras", choices=ADAM_EPSILON_FORMS)
     weight_decay: float = setting(0.0, low=0)  # decoupled weight decay (Adam becomes AdamW)
     # cosine: to 0 over all epochs, every minibatch; cosine_epoch: the same once per epoch
     # (PyTorch's CosineAnnealingLR stepped per epoch, as SpikingJelly trains)

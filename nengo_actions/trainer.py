@@ -189,6 +189,30 @@ class EpochCosine(tf.keras.optimizers.schedules.LearningRateSchedule):
         return {"learning_rate": self.learning_rate, "steps_per_epoch": self.steps_per_epoch, "epochs": self.epochs}
 
 
+class _TorchEpsilon:
+    """Adam's update with epsilon added to the bias-corrected ``sqrt(v)``, as
+    ``torch.optim.Adam`` does. Keras adds it before the correction; scaling it by
+    ``sqrt(1 - beta_2^t)`` for Keras' own update gives PyTorch's exactly, so Keras' code
+    (and its sparse and AdamW paths) stays the one that runs."""
+
+    def update_step(self, gradient, variable):
+        epsilon = self.epsilon
+        step = tf.cast(self.iterations + 1, variable.dtype)
+        self.epsilon = epsilon * tf.sqrt(1 - tf.pow(tf.cast(self.beta_2, variable.dtype), step))
+        try:
+            super().update_step(gradient, variable)
+        finally:
+            self.epsilon = epsilon
+
+
+class TorchAdam(_TorchEpsilon, tf.keras.optimizers.Adam):
+    """``tf.keras.optimizers.Adam`` with ``torch.optim.Adam``'s epsilon."""
+
+
+class TorchAdamW(_TorchEpsilon, tf.keras.optimizers.AdamW):
+    """``tf.keras.optimizers.AdamW`` with ``torch.optim.AdamW``'s epsilon."""
+
+
 def _optimizer(settings, steps_per_epoch):
     lr = settings.learning_rate
     if settings.schedule == "cosine":
@@ -201,10 +225,12 @@ def _optimizer(settings, steps_per_epoch):
         )
     kind = settings.optimizer
     decay = settings.weight_decay
-    if kind == "adam" and decay:
-        return tf.keras.optimizers.AdamW(lr, weight_decay=decay, epsilon=settings.adam_epsilon)
     if kind == "adam":
-        return tf.keras.optimizers.Adam(lr, epsilon=settings.adam_epsilon)
+        torch_form = settings.adam_epsilon_form == "torch"
+        if decay:
+            adamw = TorchAdamW if torch_form else tf.keras.optimizers.AdamW
+            return adamw(lr, weight_decay=decay, epsilon=settings.adam_epsilon)
+        return (TorchAdam if torch_form else tf.keras.optimizers.Adam)(lr, epsilon=settings.adam_epsilon)
     if kind == "sgd":
         return tf.keras.optimizers.SGD(lr, momentum=0.9)
     if kind == "rmsprop":

@@ -304,6 +304,7 @@ def test_dvs_parity(tmp_path, digits_root, no_peers):
     assert cfg["data"]["val_fraction"] == 0 and cfg["model"]["dvs_gesture_net"]["pool"] == "avg"
     assert cfg["model"]["dvs_conv"]["init"] == "torch" and cfg["train"]["adam_epsilon"] == 1e-8
     assert cfg["train"]["schedule"] == "cosine_epoch" and cfg["train"]["last_batch"] == "short"
+    assert cfg["train"]["adam_epsilon_form"] == "torch"
     assert "SpikingJelly was skipped" in (out / "README.md").read_text()
     assert "## Accuracy parity with SpikingJelly's tuned recipe" in (tmp_path / "README.md").read_text()
     assert (out / "accuracy.png").stat().st_size > 0

@@ -292,12 +292,17 @@ def test_the_engine_builds_every_optimizer_and_schedule_of_the_schema():
     """The schema owns the choices (schema.OPTIMIZERS, SCHEDULES); the engine's if-chain
     must build each one, not fall through to a default."""
     from nengo_actions.trainer import make_optimizer
-    from nengo_actions.schema import OPTIMIZERS, SCHEDULES
+    from nengo_actions.schema import ADAM_EPSILON_FORMS, OPTIMIZERS, SCHEDULES
 
     for name in OPTIMIZERS:
         for decay in (0.0, 0.01):
             optimizer = make_optimizer(TrainConfig(optimizer=name, weight_decay=decay), steps_per_epoch=10)
             assert type(optimizer).__name__.lower().startswith(name)
+    for form in ADAM_EPSILON_FORMS:
+        for decay in (0.0, 0.01):
+            optimizer = make_optimizer(TrainConfig(adam_epsilon_form=form, weight_decay=decay), steps_per_epoch=10)
+            assert isinstance(optimizer, tf.keras.optimizers.AdamW if decay else tf.keras.optimizers.Adam)
+            assert type(optimizer).__name__.lower().startswith("torch") == (form == "torch")
     kinds = set()
     for schedule in SCHEDULES:
         settings = TrainConfig(schedule=schedule, epochs=20, step_epochs=5)
@@ -308,6 +313,34 @@ def test_the_engine_builds_every_optimizer_and_schedule_of_the_schema():
         kinds.add(type(rate))
         assert float(rate(150)) < float(rate(0)) == pytest.approx(settings.learning_rate)
     assert len(kinds) == len(SCHEDULES) - 1
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.05])
+def test_adam_with_torch_s_epsilon_steps_as_torch_optim_adam(decay):
+    """``train.adam_epsilon_form: "torch"`` against torch.optim.Adam(W)'s update as its
+    documentation writes it, on gradients from large to far below epsilon; Keras' own form
+    differs on the small ones (what kept the direct trainer off SpikingJelly's path)."""
+    from nengo_actions.trainer import make_optimizer
+
+    f32 = lambda v: float(np.float32(v))  # Keras keeps its hyperparameters in float32
+    lr, eps, b1, b2 = f32(3e-3), 1e-8, f32(0.9), f32(0.999)
+    grads = np.array([[1e-2, -1e-3, 1e-5], [3e-7, -1e-8, 2e-9]])
+    forms = {}
+    for form in ("torch", "keras"):
+        settings = TrainConfig(learning_rate=3e-3, adam_epsilon=eps, adam_epsilon_form=form, weight_decay=decay)
+        optimizer = make_optimizer(settings, steps_per_epoch=10)
+        var = tf.Variable(np.ones_like(grads))
+        for _ in range(5):
+            optimizer.apply_gradients([(tf.constant(grads), var)])
+        forms[form] = var.numpy()
+    ref, m, v = np.ones_like(grads), 0.0, 0.0
+    for t in range(1, 6):
+        ref *= 1 - lr * f32(decay)  # AdamW: decoupled decay first
+        m, v = b1 * m + (1 - b1) * grads, b2 * v + (1 - b2) * grads**2
+        ref -= lr / (1 - b1**t) * m / (np.sqrt(v / (1 - b2**t)) + eps)
+    np.testing.assert_allclose(forms["torch"] - 1, ref - 1, rtol=1e-5)
+    step_gap = np.abs(forms["keras"] - ref) / (5 * lr)
+    assert step_gap[1].max() > 0.1 and step_gap[0, :2].max() < 1e-3
 
 
 def test_the_default_energy_devices_are_the_schema_s_and_keras_spiking_knows_them():
