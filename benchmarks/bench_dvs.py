@@ -128,9 +128,9 @@ def peers_missing(kit, python):
 def setup(size, batches, seed=0):
     """The direct route's trainer of the DVSGestureNet at ``size``, compiled, and
     ``batches`` minibatches of event-like clips: ``(model config, trainer, x, y)``."""
-    from nengo_actions.engine_direct import DirectEngine
+    from nengo_actions.engine.direct import DirectEngine
     from nengo_actions.networks.dvs_direct import build_temporal
-    from nengo_actions.schema import ModelConfig, TrainConfig
+    from nengo_actions.config.schema import ModelConfig, TrainConfig
 
     m = ModelConfig()
     hw = size["hw"]
@@ -149,7 +149,7 @@ def setup(size, batches, seed=0):
 
 def inference_engine(m, engine, size):
     """The Nengo network of ``engine``'s parameters, spiking, as spiking evaluation runs it."""
-    from nengo_actions.engine import Engine
+    from nengo_actions.engine.simulator import Engine
     from nengo_actions.networks.dvs_direct import build_direct_network
 
     hw = size["hw"]

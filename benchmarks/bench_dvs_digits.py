@@ -96,7 +96,7 @@ def small_spec(n):
 
 def export_frames(root, path, overrides=()):
     from nengo_actions.config import load_config
-    from nengo_actions.event_data import load_event_data
+    from nengo_actions.clips.event_data import load_event_data
 
     cfg = load_config(REPO / "configs" / "dvs128_gesture.json", [f"data.root={root}", *REDUCED, *overrides])
     d = load_event_data(cfg, progress=False)

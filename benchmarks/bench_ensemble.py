@@ -59,8 +59,8 @@ def main(argv=None):
 
     from nengo_actions import config as C
     from nengo_actions.compat import tf
-    from nengo_actions.engine import Engine
-    from nengo_actions.schema import TrainConfig
+    from nengo_actions.engine.simulator import Engine
+    from nengo_actions.config.schema import TrainConfig
 
     import nengo
 

@@ -165,7 +165,7 @@ def measure_network(kind, batches, batch):
 
     rng = np.random.default_rng(0)
     if kind == "dvs_gesture_net":
-        from nengo_actions.engine_direct import DirectEngine
+        from nengo_actions.engine.direct import DirectEngine
         from nengo_actions.networks.dvs_direct import build_temporal
 
         cfg = C.load_config(ROOT / "configs" / "dvs128_gesture.json")
@@ -174,7 +174,7 @@ def measure_network(kind, batches, batch):
         x = rng.poisson(0.05, (batch * (batches + 1), 16, 128 * 128 * 2)).astype(np.float32)
         y = rng.integers(0, 11, len(x))
     else:
-        from nengo_actions.engine import Engine
+        from nengo_actions.engine.simulator import Engine
         from nengo_actions.networks import build_model
 
         cfg = C.load_config(ROOT / "configs" / "ucf101_ensemble.json")

@@ -1,6 +1,6 @@
 """Simulation speed of AdaptiveLIF, AdaptiveLIFRate and Izhikevich in NengoDL.
 
-Runs the same network with the native TensorFlow builders of `nengo_actions.neurons`
+Runs the same network with the native TensorFlow builders of `nengo_actions.neurons.tf_builders`
 and with NengoDL's own Python fallback (the builders unregistered), one timed run each,
 and reports simulated steps per second and their ratio. The results table replaces the
 "Neuron models" section of ``benchmarks/README.md``.
@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 
-from nengo_actions import neurons  # noqa: E402
+from nengo_actions.neurons import tf_builders as neurons  # noqa: E402
 from nengo_actions.compat import nengo_dl, tf  # noqa: E402
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -135,7 +135,7 @@ def markdown_table(rows, native_steps, fallback_steps):
         "or as an array of small ensembles (the layout of the EnsembleArray "
         f"classifier), {INPUT_DIMS}-d input straight to the neurons and a "
         f"{INPUT_DIMS}-d filtered readout, "
-        "with the native TensorFlow builders (`nengo_actions.neurons`) and with "
+        "with the native TensorFlow builders (`nengo_actions.neurons.tf_builders`) and with "
         "NengoDL 3.6's Python fallback, one timed run each after a warm-up "
         f"({native_steps} native / {fallback_steps} fallback steps). "
         f"Machine: {os.cpu_count()} CPU cores, shared with other jobs (load average "

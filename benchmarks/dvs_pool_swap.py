@@ -12,10 +12,10 @@ import argparse
 import numpy as np
 
 from nengo_actions.config import PROJECT_ROOT, add_config_arguments, config_from_args, resolve_path, run_command
-from nengo_actions.event_data import load_event_data
+from nengo_actions.clips.event_data import load_event_data
 from nengo_actions.io import write_json_atomic, write_text_atomic
 from nengo_actions.networks.dvs_conv import _frame_shape, built_from_keras, fold_batch_norm, gesture_net
-from nengo_actions.schema import ModelConfig
+from nengo_actions.config.schema import ModelConfig
 
 
 def clip_accuracy(scores, labels):
@@ -43,7 +43,7 @@ def pool_swap_effect(model_cfg: ModelConfig, data, *, epochs=5, batch_size=64, l
         ``{"keras_max", "keras_avg", "nengo_rate", "nengo_spiking_k<k>"}`` accuracies.
     """
     from nengo_actions.compat import tf
-    from nengo_actions.engine import Engine
+    from nengo_actions.engine.simulator import Engine
 
     g = model_cfg.dvs_gesture_net
     shape = _frame_shape(data.n_features, g.frame_shape)

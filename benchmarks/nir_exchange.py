@@ -10,7 +10,7 @@ kit's venv (``bash ../shared/peers/setup_peers.sh``; ``benchmarks/peer_nir.py``)
 1. **Ours, NengoDL and Loihi.** ``configs/dvs128_gesture_loihi.json`` (average pooling, LIF
    tau 2, raw counts) trained directly, evaluated spiking in NengoDL and in the Loihi
    emulator (``evaluate.simulators``); beside it the max-pool default recipe.
-2. **Round trip.** The run exported (``python -m nengo_actions.export``) and evaluated with
+2. **Round trip.** The run exported (``python -m nengo_actions.deploy.export``) and evaluated with
    ``--nir``: the same spiking accuracy, clip for clip.
 3. **Ours in snnTorch.** The exported graph imported by snnTorch's ``import_from_nir`` and
    run on the same frames (``peer_nir.py run-nir``): the share of test clips whose answer
@@ -95,7 +95,7 @@ def predictions(run_dir, model):
 def export_frames(root, path, cfg=None):
     """The frames every side reads, raw event counts ``(N, T, H, W, 2)`` (uint16), split as
     ``cfg`` splits them (default: the Loihi recipe's config)."""
-    from nengo_actions.event_data import load_event_data
+    from nengo_actions.clips.event_data import load_event_data
 
     d = load_event_data(cfg or load_cfg("dvs128_gesture_loihi.json", root), progress=False)
     h, w, _ = d.metadata["frame_shape"]
@@ -113,7 +113,7 @@ def float_loihi(graph, frames, reference, n):
     accuracy and the share of answers equal to NengoDL's ``reference``."""
     from nengo_actions.deploy.loihi import run_loihi
     from nengo_actions.deploy.nir_import import read_graph
-    from nengo_actions.metrics import evaluate_outputs
+    from nengo_actions.clips.metrics import evaluate_outputs
 
     d = np.load(frames, allow_pickle=False)
     x, y = d["x_test"][:n].astype(np.float32), d["y_test"][:n]

@@ -97,9 +97,9 @@ def _ours(args):
     import nir_exchange
     from dvs_parity import RECIPES
 
-    from nengo_actions import trainer
+    from nengo_actions.engine import trainer
     from nengo_actions.compat import tf
-    from nengo_actions.losses import rate_loss
+    from nengo_actions.engine.losses import rate_loss
     from nengo_actions.networks.dvs_direct import build_temporal
 
     if args.float64:

@@ -64,7 +64,7 @@ def main(argv=None):
     from readme_section import write_section
 
     from nengo_actions.experiment import run_model
-    from nengo_actions.feature_data import ensure_features, load_clip_data
+    from nengo_actions.clips.feature_data import ensure_features, load_clip_data
 
     base = C.load_config(args.config, args.overrides)
     ensure_features(base, args.overrides)

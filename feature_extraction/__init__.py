@@ -15,6 +15,6 @@ synthetic     the embedded synthetic action set (XVID videos in the UCF101 layou
 seed_pickles  export to (and, when allowed, import from) the seed's four pickles
 """
 
-from .paths import store_dir
+from nengo_actions.config.paths import store_dir
 
 __all__ = ["store_dir"]

@@ -30,7 +30,7 @@ import torchvision
 from torch import nn
 
 from nengo_actions.config import ConfigError
-from nengo_actions.schema import BACKBONES, FEATURE_OUTPUTS
+from nengo_actions.config.schema import BACKBONES, FEATURE_OUTPUTS
 #: Blocks per stage, and whether the blocks are bottlenecks (``conv3`` present).
 ARCHITECTURES = {
     "resnet18": ((2, 2, 2, 2), False),

@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 from nengo_actions.config import ConfigError, settings, write_json_atomic
-from nengo_actions.schema import Config, DataConfig
+from nengo_actions.config.schema import Config, DataConfig
 from nengo_actions.io import remove_stale_temp_files, save_npz_atomic
 from nengo_actions.store import load_split, save_split, split_path
 
-from . import paths
+from nengo_actions.config import paths
 from .backbones import build_encoder, fold_batch_norm, resolve_device
 from .progress import Progress
 from .seed_pickles import import_seed_pickles

@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nengo_actions.schema import FRAME_POLICIES as POLICIES
-from nengo_actions.schema import SHORT_CLIPS
+from nengo_actions.config.schema import FRAME_POLICIES as POLICIES
+from nengo_actions.config.schema import SHORT_CLIPS
 
 
 class VideoReadError(RuntimeError):

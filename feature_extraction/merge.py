@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nengo_actions.config import ConfigError, write_json_atomic
 from nengo_actions.io import atomic_path
-from nengo_actions.schema import Config
+from nengo_actions.config.schema import Config
 
 from .extract import CHUNK_DIR, MANIFEST, SUMMARY, _check_manifest, _chunk_done, assemble, prepare
 from .summary import Summary

@@ -24,7 +24,7 @@ from nengo_actions.config import ConfigError
 from nengo_actions.errors import ExtractionError, UserError
 from nengo_actions.io import remove_stale_temp_files, write_json_atomic
 
-from . import paths
+from nengo_actions.config import paths
 from .progress import Progress
 
 RAY_MISSING = "--backend ray " + cluster.RAY_MISSING

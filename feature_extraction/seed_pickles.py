@@ -16,10 +16,10 @@ import numpy as np
 
 from nengo_actions.config import SEED_PICKLES, ConfigError, resolve_path, settings
 from nengo_actions.io import write_bytes_atomic
-from nengo_actions.schema import Config
+from nengo_actions.config.schema import Config
 from nengo_actions.store import load_split, save_split, split_path
 
-from . import paths
+from nengo_actions.config import paths
 from .ucf101 import read_class_index, split_files
 from .summary import Summary
 

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from nengo_actions.io import atomic_path, write_json_atomic, writing
-from nengo_actions.schema import SyntheticActionsConfig
+from nengo_actions.config.schema import SyntheticActionsConfig
 
 from .progress import Progress
 from .ucf101 import DatasetError

@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 from nengo_actions import config as config_mod
-from nengo_actions import run_metrics
+from nengo_actions.evaluation import run_metrics
 from nengo_actions.config import ConfigError, write_json_atomic
 from nengo_actions.io import write_text_atomic
 from nengo_actions.experiment import run
-from nengo_actions.schema import Config
+from nengo_actions.config.schema import Config
 
 SETS = {"full": False, "reduced": True}
 #: metrics.json keys summarised over folds (rate and spiking test accuracy).
@@ -42,7 +42,7 @@ def fold_config(cfg: Config, fold, reduced, save_dir):
 
 def summarize_folds(per_fold):
     """``{key: {"mean", "std", "values"}}`` over the folds' metrics (sample std,
-    :func:`~nengo_actions.run_metrics.mean_std`)."""
+    :func:`~nengo_actions.evaluation.run_metrics.mean_std`)."""
     summary = {}
     for key in KEYS:
         values = [float(m[key]) for m in per_fold if run_metrics.is_number(m.get(key))]

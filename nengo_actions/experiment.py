@@ -4,16 +4,16 @@
 type in ``model.compare``:
 
 1. build the network with rate neurons (spiking types train through their rate
-   function, with identical parameters) and train it (:func:`nengo_actions.training.train`),
+   function, with identical parameters) and train it (:func:`nengo_actions.engine.training.train`),
    or load given parameters;
 2. evaluate the selected epoch on the validation and test clips with rate neurons;
 3. for spiking models, evaluate with spiking neurons at each number of steps per frame
-   (:mod:`nengo_actions.spiking`): accuracy, firing rates, synaptic operations, energy;
+   (:mod:`nengo_actions.evaluation.spiking`): accuracy, firing rates, synaptic operations, energy;
 4. with ``train.refit``, train a fresh model on training plus validation clips for the
    selected number of epochs and evaluate it on the test clips too (:func:`refit`);
 5. write ``<run>/<type>/`` (parameters, history, TensorBoard, ``result.json``).
 
-Then :mod:`nengo_actions.report` writes ``metrics.json``, ``report.md`` and the plots.
+Then :mod:`nengo_actions.evaluation.report` writes ``metrics.json``, ``report.md`` and the plots.
 """
 
 from __future__ import annotations
@@ -27,20 +27,21 @@ from pathlib import Path
 import numpy as np
 
 from nengo_actions import config as config_mod
-from nengo_actions import distribute, registry
+from nengo_actions.engine import distribute
+from nengo_actions.config import registry
 from nengo_actions.config import ConfigError, jsonable, write_json_atomic
 from nengo_actions.deploy.nir_export import model_graph
 from nengo_actions.deploy.nir_import import build_nir_network, graph_dt, read_graph
-from nengo_actions.energy import count_neurons, device_table, energy_per_inference, operations_per_inference
+from nengo_actions.evaluation.energy import count_neurons, device_table, energy_per_inference, operations_per_inference
 from nengo_actions.errors import DivergedError, OutputError, ParamsError, UserError
 from nengo_actions.io import write_text_atomic
-from nengo_actions.event_data import is_event_dataset, load_event_data, per_epoch_test_tracker
-from nengo_actions.feature_data import ClipData, ensure_features, load_clip_data
-from nengo_actions.rows import join_clips
-from nengo_actions.metrics import evaluate_as_configured
+from nengo_actions.clips.event_data import is_event_dataset, load_event_data, per_epoch_test_tracker
+from nengo_actions.clips.feature_data import ClipData, ensure_features, load_clip_data
+from nengo_actions.clips.rows import join_clips
+from nengo_actions.clips.metrics import evaluate_as_configured
 from nengo_actions.networks import model_is_spiking
 from nengo_actions.params import read_params_header
-from nengo_actions.report import write_report
+from nengo_actions.evaluation.report import write_report
 
 SPIKING_DEVICES_NOTE = "spiking devices use the firing rates measured in the spiking run"
 
@@ -115,7 +116,7 @@ def check_params_files(params, types, data):
 
 def run_model(model_type, cfg, data: ClipData, out_dir, *, resume=False, params=None, log=print):
     """Train (or load) and evaluate one model type; see the module docstring."""
-    from nengo_actions.training import evaluate_split, train
+    from nengo_actions.engine.training import evaluate_split, train
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -205,7 +206,7 @@ def accuracy_line(model_type, metrics, evaluated_as="rate"):
 
 
 def new_engine(model_type, cfg, data, ts):
-    """The untrained trainer of ``model_type`` (:class:`nengo_actions.trainer.Trainer`),
+    """The untrained trainer of ``model_type`` (:class:`nengo_actions.engine.trainer.Trainer`),
     of the class the registry names for it as configured."""
     return registry.trainer(model_type, cfg.model).for_model(model_type, cfg, data, ts)
 
@@ -224,8 +225,8 @@ def refit(model_type, cfg, data, ts, epochs, out_dir, *, resume=False, log=print
     The standardisation keeps the training clips' statistics, so the test clips are
     scaled as for the selected model. Returns the ``refit_*`` metrics.
     """
-    from nengo_actions.spiking import evaluate_spiking
-    from nengo_actions.training import train
+    from nengo_actions.evaluation.spiking import evaluate_spiking
+    from nengo_actions.engine.training import train
 
     ev = cfg.evaluate
     x, y = join_clips(data.x_train, data.x_val), np.concatenate([data.y_train, data.y_val])
@@ -264,7 +265,7 @@ def _dense_figures(metrics, built, data, ev):
 
 def _spiking_figures(result, build, params_path, cfg, data, ts, log):
     """The spiking evaluation at every configured step count, its figures in ``result``."""
-    from nengo_actions.spiking import evaluate_spiking
+    from nengo_actions.evaluation.spiking import evaluate_spiking
 
     ev, metrics = cfg.evaluate, result.metrics
     steps = sorted(set(ev.steps_per_frame) | {ev.spiking_steps_per_frame})
@@ -378,7 +379,7 @@ def run(cfg, *, overrides=(), run_dir=None, resume=False, params=None, nir=None,
     """Run the whole job of ``cfg``; returns the run folder.
 
     A multi-worker run's workers other than the chief run it in a temporary folder
-    (:func:`nengo_actions.distribute.scratch_run`).
+    (:func:`nengo_actions.engine.distribute.scratch_run`).
 
     Parameters
     ----------

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputError
+from nengo_actions.errors import OutputError
 
 TEMP_MARK = ".tmp-"
 

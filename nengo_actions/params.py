@@ -8,7 +8,7 @@ state (``opt_*``) and the training state to the same layout. Reading a file chec
 it without TensorFlow, so a bad ``--params`` is refused before any work.
 
 Every parameter file and checkpoint is written and read here, from and into a trainer
-(:class:`nengo_actions.trainer.Trainer`: its arrays, its network's signature and
+(:class:`nengo_actions.engine.trainer.Trainer`: its arrays, its network's signature and
 :func:`describe` of its tensors).
 """
 
@@ -34,7 +34,7 @@ def describe(tensors):
 
 
 def save_params(path, trainer, extra=None):
-    """Write the parameters of ``trainer`` (a :class:`~nengo_actions.trainer.Trainer`)
+    """Write the parameters of ``trainer`` (a :class:`~nengo_actions.engine.trainer.Trainer`)
     and its network's signature to ``path`` (atomically); ``extra`` joins the header.
     Returns the path."""
     header = {"format": PARAMS_FORMAT, "signature": trainer.signature, "params": trainer.describe_params()}

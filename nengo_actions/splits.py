@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import DataError, SplitLeakError
+from nengo_actions.errors import DataError, SplitLeakError
 
 
 def check_group_leak(groups_a, groups_b, names=("train", "test"), where=""):

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import StoreError, cause
-from .io import ARCHIVE_ERRORS, save_npz_atomic
+from nengo_actions.errors import StoreError, cause
+from nengo_actions.io import ARCHIVE_ERRORS, save_npz_atomic
 
 ARRAY_KEYS = ("features", "labels", "clip_ids", "groups")
 

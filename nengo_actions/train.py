@@ -49,7 +49,7 @@ def main(argv=None):
 
     def job():
         if args.workers is not None:
-            from nengo_actions import workers
+            from nengo_actions.engine import workers
 
             return workers.launch(workers.without_option(argv, "--workers"), args.workers, resume=args.resume)
         from nengo_actions.experiment import run

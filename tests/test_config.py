@@ -165,7 +165,9 @@ def test_each_choice_list_has_one_owner_that_the_schema_and_the_implementation_r
     round): both read the same tuple, owned by the schema (standard library only, so the
     modules that need TensorFlow, PyTorch or NumPy can import it and not the reverse)."""
     from feature_extraction import frames as video_frames
-    from nengo_actions import metrics, schema as S, streaming
+    from nengo_actions.clips import metrics
+    from nengo_actions.config import schema as S
+    from nengo_actions.clips import streaming
     from nengo_actions.data import frames as event_frames
 
     pairs = [
@@ -190,7 +192,9 @@ def test_each_choice_list_has_one_owner_that_the_schema_and_the_implementation_r
 
 def test_each_choice_of_the_schema_is_implemented():
     from feature_extraction.frames import FrameSampler
-    from nengo_actions import metrics, report, schema as S
+    from nengo_actions.clips import metrics
+    from nengo_actions.evaluation import report
+    from nengo_actions.config import schema as S
     from nengo_actions.data import ToFrames, make_events
 
     outputs = np.random.default_rng(0).random((2, 4, 3))
@@ -210,7 +214,7 @@ def test_each_choice_of_the_schema_is_implemented():
 
 
 def test_one_dotted_getter_serves_config_and_registry():
-    from nengo_actions import registry
+    from nengo_actions.config import registry
 
     cfg = C.load_config(overrides=["model.lmu.order=3"])
     assert C.get(cfg, "model.lmu.order") == registry.lookup(cfg, "model.lmu.order") == 3

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from nengo_actions import config as C
-from nengo_actions import distribute, workers
+from nengo_actions.engine import distribute
+from nengo_actions.engine import workers
 from nengo_actions.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,8 +84,8 @@ REPLICAS_SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, "tests")
     from test_dvs_direct import _halves, model_cfg
-    from nengo_actions import schema
-    from nengo_actions.engine_direct import DirectEngine
+    from nengo_actions.config import schema
+    from nengo_actions.engine.direct import DirectEngine
     from nengo_actions.errors import ConfigError
     from nengo_actions.networks.dvs_direct import build_temporal
 

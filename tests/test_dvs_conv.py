@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from nengo_actions import config as C
-from nengo_actions import schema
+from nengo_actions.config import schema
 from nengo_actions.compat import tf
-from nengo_actions.engine import Engine
-from nengo_actions.training import train
-from nengo_actions.event_data import load_event_data
+from nengo_actions.engine.simulator import Engine
+from nengo_actions.engine.training import train
+from nengo_actions.clips.event_data import load_event_data
 from nengo_actions.networks import build_model, model_is_spiking
 from nengo_actions.networks.dvs_conv import convert, fold_batch_norm, gesture_net, sl_animals_net, tile_conv_biases, voting
 

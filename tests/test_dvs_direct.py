@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from nengo_actions import config as C
-from nengo_actions import schema
+from nengo_actions.config import schema
 from nengo_actions.compat import nengo_dl, tf
-from nengo_actions.engine import Engine
+from nengo_actions.engine.simulator import Engine
 from nengo_actions.errors import ParamsError
-from nengo_actions.training import train
-from nengo_actions.engine_direct import DirectEngine
-from nengo_actions.losses import numpy_rate_loss, rate_loss
+from nengo_actions.engine.training import train
+from nengo_actions.engine.direct import DirectEngine
+from nengo_actions.engine.losses import numpy_rate_loss, rate_loss
 from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal, convert_temporal, load_temporal_params
 from nengo_actions.networks.lif_node import LIF, DiscreteLIF
 from nengo_actions.networks.tensor_nodes import MaxPool2D
@@ -233,7 +233,7 @@ def test_written_out_backpropagation_through_time_equals_autodiff(detach_reset):
 
 def _tiny_clips_and_config(tmp_path, *overrides):
     """6 training, 4 validation and 4 test clips of two classes, and a small gesture net."""
-    from nengo_actions.feature_data import ClipData
+    from nengo_actions.clips.feature_data import ClipData
 
     rng = np.random.default_rng(8)
     x_train, y_train = _halves(6, rng)
@@ -278,7 +278,7 @@ def test_refit_trains_on_training_and_validation_clips_for_the_selected_epochs(t
 def test_torch_initialisation_and_adam_epsilon_are_pytorchs():
     """``model.dvs_conv.init: "torch"`` starts every layer as PyTorch's Conv2d and Linear
     do (uniform within 1 / sqrt(fan_in)); ``train.adam_epsilon`` reaches the optimizer."""
-    from nengo_actions.trainer import make_optimizer
+    from nengo_actions.engine.trainer import make_optimizer
 
     cfg = C.load_config(C.PROJECT_ROOT / "configs" / "dvs128_gesture.json", [
         "model.dvs_gesture_net.channels=16", "model.dvs_gesture_net.depth=2", "model.dvs_gesture_net.dense=64",
@@ -295,7 +295,7 @@ def test_torch_initialisation_and_adam_epsilon_are_pytorchs():
 
 
 def test_cosine_per_epoch_is_pytorchs_cosine_annealing_stepped_per_epoch():
-    from nengo_actions.trainer import EpochCosine, make_optimizer
+    from nengo_actions.engine.trainer import EpochCosine, make_optimizer
 
     cfg = C.load_config(overrides=["train.schedule=\"cosine_epoch\"", "train.learning_rate=0.003", "train.epochs=10"])
     schedule = make_optimizer(cfg.train, steps_per_epoch=5)._learning_rate  # Keras keeps the schedule there
@@ -310,8 +310,8 @@ def test_a_short_last_batch_is_trained_as_it_is_when_asked(tmp_path):
     """``train.last_batch: "short"`` trains the remainder as its own minibatch (PyTorch's
     DataLoader with drop_last=False); "fill" tops it up; NengoDL models refuse "short".
     Both are trainers of the one interface."""
-    from nengo_actions.engine import Engine
-    from nengo_actions.trainer import Trainer
+    from nengo_actions.engine.simulator import Engine
+    from nengo_actions.engine.trainer import Trainer
     from nengo_actions.networks import build_model
 
     rng = np.random.default_rng(9)

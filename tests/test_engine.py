@@ -9,15 +9,15 @@ import pytest
 
 from nengo_actions import config as C
 from nengo_actions.compat import nengo_dl, tf
-from nengo_actions.engine import Engine
+from nengo_actions.engine.simulator import Engine
 from nengo_actions.errors import ParamsError
-from nengo_actions.losses import clip_loss, numpy_clip_loss
+from nengo_actions.engine.losses import clip_loss, numpy_clip_loss
 from nengo_actions.params import read_params
 from nengo_actions.params import read_params_header
-from nengo_actions.training import train
-from nengo_actions.feature_data import DataError
+from nengo_actions.engine.training import train
+from nengo_actions.clips.feature_data import DataError
 from nengo_actions.networks import build_model
-from nengo_actions.schema import EvaluateConfig, TrainConfig
+from nengo_actions.config.schema import EvaluateConfig, TrainConfig
 
 
 def test_a_tiny_nengo_dl_network_trains_through_the_shim():
@@ -121,7 +121,7 @@ def test_the_selected_epoch_is_the_best_on_validation(tmp_path):
     assert result.best_val_clip_accuracy == max(accs)
     assert accs[result.best_epoch - 1] == max(accs)
     engine.load_params(result.params_path)
-    from nengo_actions.metrics import evaluate_outputs
+    from nengo_actions.clips.metrics import evaluate_outputs
 
     again = evaluate_outputs(engine.predict(xv), yv, 3)["clip_accuracy"]
     assert again == pytest.approx(max(accs))
@@ -249,8 +249,8 @@ def test_an_inference_engine_predicts_what_the_training_engine_predicts(kind, tm
 
 
 def test_mixed_precision_follows_the_device_and_trains_with_loss_scaling(tmp_path, monkeypatch):
-    from nengo_actions import trainer as trainer_module
-    from nengo_actions.feature_data import DataError
+    from nengo_actions.engine import trainer as trainer_module
+    from nengo_actions.clips.feature_data import DataError
 
     assert trainer_module.mixed_precision("auto", "/gpu:0") and trainer_module.mixed_precision("on", "/gpu:0")
     assert not trainer_module.mixed_precision("auto", "/cpu:0") and not trainer_module.mixed_precision("off", "/gpu:0")
@@ -291,8 +291,8 @@ def test_a_loss_that_is_not_finite_stops_training_naming_the_epoch(tmp_path):
 def test_the_engine_builds_every_optimizer_and_schedule_of_the_schema():
     """The schema owns the choices (schema.OPTIMIZERS, SCHEDULES); the engine's if-chain
     must build each one, not fall through to a default."""
-    from nengo_actions.trainer import make_optimizer
-    from nengo_actions.schema import ADAM_EPSILON_FORMS, OPTIMIZERS, SCHEDULES
+    from nengo_actions.engine.trainer import make_optimizer
+    from nengo_actions.config.schema import ADAM_EPSILON_FORMS, OPTIMIZERS, SCHEDULES
 
     for name in OPTIMIZERS:
         for decay in (0.0, 0.01):
@@ -320,7 +320,7 @@ def test_adam_with_torch_s_epsilon_steps_as_torch_optim_adam(decay):
     """``train.adam_epsilon_form: "torch"`` against torch.optim.Adam(W)'s update as its
     documentation writes it, on gradients from large to far below epsilon; Keras' own form
     differs on the small ones (what kept the direct trainer off SpikingJelly's path)."""
-    from nengo_actions.trainer import make_optimizer
+    from nengo_actions.engine.trainer import make_optimizer
 
     f32 = lambda v: float(np.float32(v))  # Keras keeps its hyperparameters in float32
     lr, eps, b1, b2 = f32(3e-3), 1e-8, f32(0.9), f32(0.999)
@@ -346,9 +346,9 @@ def test_adam_with_torch_s_epsilon_steps_as_torch_optim_adam(decay):
 def test_the_default_energy_devices_are_the_schema_s_and_keras_spiking_knows_them():
     import inspect
 
-    from nengo_actions.energy import device_table
-    from nengo_actions.schema import ENERGY_DEVICES
-    from nengo_actions.spiking import evaluate_spiking
+    from nengo_actions.evaluation.energy import device_table
+    from nengo_actions.config.schema import ENERGY_DEVICES
+    from nengo_actions.evaluation.spiking import evaluate_spiking
 
     assert inspect.signature(evaluate_spiking).parameters["devices"].default is ENERGY_DEVICES
     assert EvaluateConfig().energy_devices is ENERGY_DEVICES
@@ -356,7 +356,7 @@ def test_the_default_energy_devices_are_the_schema_s_and_keras_spiking_knows_the
 
 
 def test_tensorboard_holds_the_history_s_figures(tmp_path):
-    from nengo_actions.training import HISTORY_FIELDS, SCALAR_FIELDS
+    from nengo_actions.engine.training import HISTORY_FIELDS, SCALAR_FIELDS
 
     x, y = tiny()
     engine = make_engine()

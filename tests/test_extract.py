@@ -14,7 +14,9 @@ import pytest
 import torch
 import torchvision
 
-from feature_extraction import extract, paths
+from feature_extraction import extract
+
+from nengo_actions.config import paths
 from feature_extraction.cli import main
 from feature_extraction.merge import merge
 from feature_extraction.synthetic import write_video
@@ -202,7 +204,7 @@ def test_store_dir_default_encodes_the_settings(tmp_path, data_root):
     d = config(tmp_path, data_root, features__store_dir=None, features__batch_size=3)
     assert paths.store_dir(d) == paths.store_dir(a)  # batching does not change what is stored
     assert "torch" not in subprocess.run(
-        [sys.executable, "-c", "import feature_extraction.paths, sys; print(' '.join(sys.modules))"],
+        [sys.executable, "-c", "import nengo_actions.config.paths, sys; print(' '.join(sys.modules))"],
         capture_output=True, text=True, cwd=PROJECT_ROOT, check=True,
     ).stdout.split()
 

@@ -225,9 +225,9 @@ def run_dir_of(stdout):
 
 
 @pytest.mark.parametrize("target, how", [
-    ("nengo_actions.training:_save_checkpoint", "before"),  # epoch 3 trained, its checkpoint not written
-    ("nengo_actions.engine:fit_epoch_in_chunks", "inside-epoch"),  # half of epoch 3
-    ("nengo_actions.training:_save_checkpoint", "inside-write"),  # checkpoint 3 half written
+    ("nengo_actions.engine.training:_save_checkpoint", "before"),  # epoch 3 trained, its checkpoint not written
+    ("nengo_actions.engine.simulator:fit_epoch_in_chunks", "inside-epoch"),  # half of epoch 3
+    ("nengo_actions.engine.training:_save_checkpoint", "inside-write"),  # checkpoint 3 half written
 ])
 def test_training_killed_then_resumed_equals_an_uninterrupted_run(training, tmp_path, target, how):
     config, reference = training

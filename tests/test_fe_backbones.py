@@ -17,7 +17,7 @@ from feature_extraction.backbones import (
     load_weights,
     sha256_file,
 )
-from nengo_actions import schema
+from nengo_actions.config import schema
 from nengo_actions.config import IMAGENET_MEAN, IMAGENET_STD, ConfigError
 
 

@@ -11,7 +11,7 @@ from feature_extraction.frames import decode_video
 from feature_extraction.synthetic import SyntheticSpec, ensure_synthetic, generate
 from feature_extraction.ucf101 import DatasetError
 from nengo_actions.config import override
-from nengo_actions.schema import SyntheticActionsConfig
+from nengo_actions.config.schema import SyntheticActionsConfig
 
 SPEC = SyntheticSpec(n_classes=4, n_groups=3, clips_per_group=2, n_frames=10, size=(32, 32), test_groups=(1,))
 

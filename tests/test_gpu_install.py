@@ -56,8 +56,8 @@ def test_tensorflows_cuda_wheels_and_torchs_are_different_packages():
 
 def test_tensorflow_device_selection(monkeypatch):
     from nengo_actions.compat import tf
-    from nengo_actions.trainer import select_device
-    from nengo_actions.feature_data import DataError
+    from nengo_actions.engine.trainer import select_device
+    from nengo_actions.clips.feature_data import DataError
 
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
     assert select_device("auto") == select_device("cpu") == "/cpu:0"

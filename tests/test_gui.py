@@ -45,7 +45,7 @@ def standin_build(cfg, n_features, n_classes, n_steps, spiking=None, steps_per_f
     protocol's tuple form), to check parameter freezing against NengoDL."""
     import nengo
 
-    from nengo_actions.neuron_types import parse_neuron_type
+    from nengo_actions.neurons.types import parse_neuron_type
 
     ea_cfg = cfg.model.ensemble_array
     n = ea_cfg.n_ensembles
@@ -113,7 +113,7 @@ def train_like_params(cfg, path, seed=0):
     """Save moved parameters of ``cfg``'s model in the train command's format (with the
     engine that training uses) and return the engine's per-frame outputs on the first
     test clip."""
-    from nengo_actions.engine import Engine
+    from nengo_actions.engine.simulator import Engine
 
     info = gui.data_info(cfg)
     engine = Engine(gui.build_configured(cfg, N_FEATURES, N_CLASSES, N_STEPS), minibatch_size=1)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nengo_actions import metrics as M
+from nengo_actions.clips import metrics as M
 
 # 3 clips, 4 frames, 3 classes. Labels 0, 1, 2.
 OUT = np.array(

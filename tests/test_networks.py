@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nengo_actions import config as C
-from nengo_actions import schema
+from nengo_actions.config import schema
 from nengo_actions.compat import nengo_dl, tf  # noqa: F401  (the shim before nengo_dl users)
 from nengo_actions.networks import build_model, frames_to_synapse, neuron_type_from_config
 from nengo_actions.networks.ensemble_array import EnsembleArrayClassifier, solve_decoders
@@ -152,7 +152,7 @@ def test_a_spiking_rebuild_has_the_signature_of_the_rate_network_it_was_trained_
 @pytest.fixture(scope="module")
 def ring_data(tmp_path_factory):
     from clip_stores import make_ring_store
-    from nengo_actions.feature_data import load_clip_data
+    from nengo_actions.clips.feature_data import load_clip_data
 
     folder = tmp_path_factory.mktemp("ring")
     make_ring_store(folder, n_classes=4, n_groups=8, clips_per_group=3, n_frames=10, n_features=16,
@@ -162,9 +162,9 @@ def ring_data(tmp_path_factory):
 
 
 def train_and_test(model_type, m, data, tmp_path, epochs=15, lr=0.01, loss_steps=3, spiking_k=None):
-    from nengo_actions.engine import Engine
-    from nengo_actions.training import train
-    from nengo_actions.metrics import evaluate_outputs
+    from nengo_actions.engine.simulator import Engine
+    from nengo_actions.engine.training import train
+    from nengo_actions.clips.metrics import evaluate_outputs
 
     build = functools.partial(build_model, model_type, m, data.n_features, data.n_classes, data.n_frames)
     settings = schema.TrainConfig(epochs=epochs, learning_rate=lr, loss_steps=loss_steps,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from nengo.builder.neurons import SimNeurons
 
-from nengo_actions import neurons
+from nengo_actions.neurons import tf_builders as neurons
 from nengo_actions.compat import nengo_dl, tf
 
 FALLBACK_MESSAGE = "does not have a native TensorFlow implementation"
@@ -281,10 +281,10 @@ def test_the_engine_registers_the_native_builders():
     import sys
 
     code = (
-        "import nengo, nengo_actions.engine\n"
+        "import nengo, nengo_actions.engine.simulator\n"
         "from nengo_dl.neuron_builders import SimNeuronsBuilder as B\n"
         "print(sorted(t.__name__ for t in (nengo.AdaptiveLIF, nengo.AdaptiveLIFRate, nengo.Izhikevich)"
-        " if B.TF_NEURON_IMPL.get(t, None) is not None and B.TF_NEURON_IMPL[t].__module__ == 'nengo_actions.neurons'))\n"
+        " if B.TF_NEURON_IMPL.get(t, None) is not None and B.TF_NEURON_IMPL[t].__module__ == 'nengo_actions.neurons.tf_builders'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "['AdaptiveLIF', 'AdaptiveLIFRate', 'Izhikevich']"

@@ -15,7 +15,7 @@ import pytest
 from nengo_actions import config as C
 from nengo_actions.deploy.nir_export import NIR_DT, export_run, frame_model_graph, write_graph
 from nengo_actions.deploy.nir_import import build_nir_network, read_graph
-from nengo_actions.engine import Engine
+from nengo_actions.engine.simulator import Engine
 from nengo_actions.errors import NIRError
 from nengo_actions.networks.dvs_direct import build_temporal, convert_temporal, frame_model
 
@@ -273,7 +273,7 @@ def _train(tmp_path, *overrides):
 
 
 def test_export_command_and_train_nir_reproduce_the_run_exactly(tmp_path, capsys):
-    from nengo_actions.export import main as export_main
+    from nengo_actions.deploy.export import main as export_main
 
     args, train_main = _train(tmp_path)
     assert train_main(args) == 0
@@ -297,7 +297,7 @@ def test_export_command_and_train_nir_reproduce_the_run_exactly(tmp_path, capsys
 
 
 def test_export_of_a_missing_run_exits_2_with_one_line(tmp_path, capsys):
-    from nengo_actions.export import main as export_main
+    from nengo_actions.deploy.export import main as export_main
 
     with pytest.raises(SystemExit) as e:
         export_main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.nir")])

@@ -8,10 +8,10 @@ import nengo
 import numpy as np
 import pytest
 
-from nengo_actions import registry
+from nengo_actions.config import registry
 from nengo_actions.config import ConfigError, load_config, make_run_dir
 from nengo_actions.networks import BuiltNetwork, build_model, model_is_spiking
-from nengo_actions.section import Section, setting
+from nengo_actions.config.section import Section, setting
 
 
 def build_readout(args, *, gain=1.0):
@@ -142,7 +142,7 @@ def test_a_registered_model_is_trained_and_evaluated_by_the_engine(tmp_path, gai
     checked against its settings."""
     from nengo_actions.errors import ParamsError
     from nengo_actions.experiment import run_model
-    from nengo_actions.feature_data import ClipData
+    from nengo_actions.clips.feature_data import ClipData
 
     rng = np.random.default_rng(0)
 
@@ -174,7 +174,7 @@ def test_a_registered_section_cannot_take_a_schema_name_or_go_unnamed():
         registry.register_model(registry.ModelType("x", "a:b", ("lmu",)), sections={"lmu": GainedReadoutConfig})
     with pytest.raises(ValueError, match="not in its sections"):
         registry.register_model(registry.ModelType("x", "a:b"), sections={"x": GainedReadoutConfig})
-    with pytest.raises(ValueError, match="must be a nengo_actions.section.Section"):
+    with pytest.raises(ValueError, match="must be a nengo_actions.config.section.Section"):
         registry.register_model(registry.ModelType("x", "a:b", ("x",)), sections={"x": dict})
     assert "x" not in registry.MODELS and "x" not in registry.SECTIONS
 
@@ -186,7 +186,7 @@ def open_recorded(cfg, root, cache_dir, **reader):
 
 def test_an_event_dataset_is_opened_by_its_registered_reader(tmp_path):
     from nengo_actions.data.prepare import open_event_splits
-    from nengo_actions.event_data import is_event_dataset
+    from nengo_actions.clips.event_data import is_event_dataset
 
     registry.register_dataset(registry.DatasetType("recorded", "events", f"{__name__}:open_recorded", split_unit="recording"))
     try:
@@ -213,7 +213,7 @@ def test_bad_dataset_registrations_are_refused():
 def test_the_report_reads_the_registry_when_it_is_used(readout):
     """The seed's UCF101 anchors go beside every model reading features, one registered
     after the report module was imported too."""
-    from nengo_actions import report
+    from nengo_actions.evaluation import report
 
     assert report.shows_seed_anchors(["readout"]) and report.shows_seed_anchors(["dvs_gesture_net", "lmu"])
     assert not report.shows_seed_anchors(["dvs_gesture_net", "sl_animals_net"])

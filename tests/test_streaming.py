@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from clip_stores import make_ring_store
-from nengo_actions import streaming
+from nengo_actions.clips import streaming
 from nengo_actions.config import load_config
 from nengo_actions.data import SyntheticGestureSpec, ToFrames, generate_synthetic_gestures, make_events, to_frames
 from nengo_actions.data.dataset import EventDataset, SliceCache
 from nengo_actions.data.frame_cache import cached_frames
-from nengo_actions.event_data import load_event_data
-from nengo_actions.feature_data import load_clip_data
-from nengo_actions.rows import LazyClips, RowFile
+from nengo_actions.clips.event_data import load_event_data
+from nengo_actions.clips.feature_data import load_clip_data
+from nengo_actions.clips.rows import LazyClips, RowFile
 from nengo_actions.store import save_split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def test_feature_statistics_equal_numpys_to_the_last_bit():
 def test_clips_in_memory_are_standardised_with_numpys_statistics(features):
     """One standardiser (streaming.standardized) serves clips in memory and on disk; in
     memory it scales by NumPy's mean and std over the training frames, bit for bit."""
-    from nengo_actions.feature_data import ClipData
+    from nengo_actions.clips.feature_data import ClipData
 
     x = (np.random.default_rng(2).gamma(0.3, 2.0, size=(40, 5, features)) * 3).astype(np.float32)
     x[:, :, 0] = 1.5  # a constant feature keeps its scale
@@ -203,7 +203,7 @@ import os, signal, sys
 from nengo_actions.config import load_config
 from nengo_actions.data import frame_cache
 from nengo_actions.data.dataset import EventDataset
-from nengo_actions.event_data import load_event_data
+from nengo_actions.clips.event_data import load_event_data
 
 frame_cache.PROGRESS_SECONDS = 0.0
 original, calls = EventDataset.events, []
@@ -271,7 +271,7 @@ def test_a_streamed_run_trains_and_scores_as_the_in_memory_run(tiny_root, tmp_pa
 
 
 def _interrupted_then_resumed(run, cfg, save_dir, monkeypatch):
-    from nengo_actions.engine_direct import DirectEngine
+    from nengo_actions.engine.direct import DirectEngine
 
     fit_epoch = DirectEngine.fit_epoch
 

@@ -89,6 +89,60 @@ def test_no_import_cycles_between_project_modules():
     assert cycles(graph) == []
 
 
+#: nengo_actions' layers, lowest first: a module imports only from its own layer and the
+#: layers below it. A name is a root module or a package (``nengo_actions.<name>``).
+LAYERS = [
+    ("errors", "io", "compat", "store", "splits", "params"),  # what every layer shares
+    ("config",),  # typed settings, the registry of models and data sets, paths
+    ("cluster", "data"),  # one Ray session; event readers, frames and data sets
+    ("clips",),  # clip data as arrays, streaming, clip scores
+    ("neurons",),
+    ("networks",),
+    ("engine",),  # the only package that trains (TensorFlow)
+    ("evaluation",),  # spiking runs, energy, metric names, the report
+    ("deploy",),  # NIR, Loihi
+    ("experiment",),  # one run, config to results
+    ("train", "prepare_events", "crossval", "sweep", "gui"),  # commands
+]
+MAX_ROOT_MODULES = 12
+
+
+def layer_of(module):
+    parts = module.split(".")
+    if parts[0] != "nengo_actions" or len(parts) == 1:
+        return None  # feature_extraction, or the package's own __init__
+    return parts[1]
+
+
+def test_every_module_of_nengo_actions_has_a_layer():
+    named = {name for group in LAYERS for name in group}
+    assert {layer_of(m) for m in module_files()} - {None} == named
+
+
+def test_each_layer_imports_only_from_those_below_it():
+    level = {name: i for i, group in enumerate(LAYERS) for name in group}
+    upward = sorted(
+        f"{a} imports {b}"
+        for a, deps in import_graph().items() if layer_of(a)
+        for b in deps if layer_of(b) and level[layer_of(b)] > level[layer_of(a)]
+    )
+    assert upward == []
+
+
+def test_imports_between_the_two_packages_go_one_way():
+    """feature_extraction reads nengo_actions' configs and stores; nengo_actions never
+    imports feature_extraction (it runs the extraction as a command)."""
+    graph = import_graph()
+    back = sorted(f"{a} imports {b}" for a, deps in graph.items() if a.startswith("nengo_actions")
+                  for b in deps if b.startswith("feature_extraction"))
+    assert back == []
+
+
+def test_the_root_of_nengo_actions_holds_only_commands_and_shared_modules():
+    root = sorted(p.stem for p in (ROOT / "nengo_actions").glob("*.py"))
+    assert len(root) <= MAX_ROOT_MODULES, root
+
+
 def test_no_module_over_the_size_limit():
     long = {name: n for name, path in module_files().items()
             if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
@@ -152,7 +206,7 @@ def members(node):
 
 def registered_trainers():
     """``{(module, class name)}`` of ``registry.TRAINERS`` (``"module:Class"`` values)."""
-    tree = ast.parse((ROOT / "nengo_actions" / "registry.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "nengo_actions" / "config" / "registry.py").read_text(encoding="utf-8"))
     (node,) = [n for n in ast.walk(tree) if isinstance(n, ast.Assign) and any(
         isinstance(t, ast.Name) and t.id == "TRAINERS" for t in n.targets)]
     return {tuple(spec.split(":")) for spec in ast.literal_eval(node.value).values()}
@@ -160,20 +214,20 @@ def registered_trainers():
 
 def test_every_registered_trainer_has_every_member_of_the_trainer_interface():
     found = classes()
-    interface = members(found[("nengo_actions.trainer", "Trainer")])
+    interface = members(found[("nengo_actions.engine.trainer", "Trainer")])
     assert {"compile", "fit_epoch", "predict", "save_params", "load_params", "close"} <= interface
     trainers = registered_trainers()
-    assert trainers == {("nengo_actions.engine", "Engine"), ("nengo_actions.engine_direct", "DirectEngine")}
+    assert trainers == {("nengo_actions.engine.simulator", "Engine"), ("nengo_actions.engine.direct", "DirectEngine")}
     for key in sorted(trainers):
         assert sorted(interface - members(found[key])) == [], key
 
 
 def test_no_project_class_inherits_a_trainer():
-    """Trainers share code through plain functions (nengo_actions.trainer), not through
+    """Trainers share code through plain functions (nengo_actions.engine.trainer), not through
     inheritance: none derives from a project class, and no project class derives from a
     trainer (a class with every member of the interface)."""
     found = classes()
-    interface = members(found[("nengo_actions.trainer", "Trainer")])
+    interface = members(found[("nengo_actions.engine.trainer", "Trainer")])
     trainers = {name for (module, name), node in found.items()
                 if name != "Trainer" and interface <= members(node)} | {"Engine", "DirectEngine"}
     project = {name for _, name in found}

@@ -345,7 +345,7 @@ def test_neuron_type_strings():
     """The one parser for config neuron types: names, arguments, wrappers, no code."""
     import nengo
 
-    from nengo_actions.neuron_types import NeuronTypeError, is_spiking, neuron_type_name, parse_neuron_type
+    from nengo_actions.neurons.types import NeuronTypeError, is_spiking, neuron_type_name, parse_neuron_type
 
     for name in ("SpikingRectifiedLinear", "RectifiedLinear", "LIF", "LIFRate", "AdaptiveLIF",
                  "AdaptiveLIFRate", "Izhikevich"):

@@ -21,7 +21,7 @@ from test_sweep import learnable_store, read_csv, write_sweep
 
 # A stand-in for `python -m nengo_actions.train` that trains epoch by epoch: it reads the
 # config with the real loader, writes <run>/<model.type>/history.csv after each epoch (as
-# nengo_actions.training does), then metrics.json, and takes --resume. Its validation
+# nengo_actions.engine.training does), then metrics.json, and takes --resume. Its validation
 # accuracy is a known function of model.lmu.units. Every process notes its pid in
 # <save_dir>/pids. While the sweep's folder holds `kill-actor`, it removes it after epoch 2,
 # kills the process that started it (the trial's Ray actor) and sleeps. (Files, not

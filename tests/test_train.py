@@ -154,7 +154,7 @@ def test_bad_stores_are_clear_errors(tmp_path, store, capsys, problem):
 def test_a_missing_store_is_extracted_by_a_separate_process(tmp_path, store, monkeypatch, capsys):
     """The command runs the extraction command with the same -c and --set, streams its
     output, and trains on what it wrote."""
-    from nengo_actions import feature_data
+    from nengo_actions.clips import feature_data
 
     script = tmp_path / "extract_features.py"
     script.write_text(

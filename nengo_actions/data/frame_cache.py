@@ -9,11 +9,11 @@ them exactly:
 * ``sum``: ``uint8`` when no sample has more than 255 events, else ``uint16``, widened
   to ``uint32`` (the file rebuilt) if some pixel of some frame counts more than 65,535;
 * ``sum_norm``: stored as ``sum`` counts; the division by each sample's largest count
-  is done when the frames are read (:class:`nengo_actions.rows.FrameDecode`), with the
+  is done when the frames are read (:class:`nengo_actions.clips.rows.FrameDecode`), with the
   same float32 arithmetic as :func:`~.frames.to_frames`, so the values are equal.
 
 The file is a plain ``.npy`` (``np.load(path, mmap_mode="r")`` opens it); the engine reads
-its rows with :class:`nengo_actions.rows.RowFile`.
+its rows with :class:`nengo_actions.clips.rows.RowFile`.
 
 Resuming: the frames are written into ``<file>.partial`` and, every few seconds, the
 number of samples written so far and the state of the transform's random number

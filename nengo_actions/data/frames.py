@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..schema import FRAME_MODES as MODES
-from ..schema import REMAINDERS
-from ..schema import SPLIT_BY as SPLITS
+from ..config.schema import FRAME_MODES as MODES
+from ..config.schema import REMAINDERS
+from ..config.schema import SPLIT_BY as SPLITS
 from .events import DVS128_SENSOR, EVENT_DTYPE, EventDataError, as_events, sort_by_time
 
 # not the schema's: events.frames.channels lists "last" first, and the order shows in errors

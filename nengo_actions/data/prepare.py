@@ -1,18 +1,18 @@
 """Event datasets from a config: open (slicing and caching once), frame, summarise.
 
-The config keys are ``data.dataset`` (an event dataset of :mod:`nengo_actions.registry`,
+The config keys are ``data.dataset`` (an event dataset of :mod:`nengo_actions.config.registry`,
 whose reader is one of the ``open_*`` functions here), ``data.root``, ``data.generate``
 (make the synthetic set when it is missing) and the ``events`` section
-(:class:`~nengo_actions.schema.EventsConfig`).
+(:class:`~nengo_actions.config.schema.EventsConfig`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import registry
+from ..config import registry
 from ..config import ConfigError, resolve_path
-from ..schema import Config, EmulatorConfig, EventFramesConfig, SyntheticGesturesConfig
+from ..config.schema import Config, EmulatorConfig, EventFramesConfig, SyntheticGesturesConfig
 from .emulator import EventEmulator
 from .events import DVS128_SENSOR
 from .frames import Compose, CropTime, RandomCropTime, ToFrames
@@ -49,7 +49,7 @@ def synthetic_spec_from_config(synthetic: SyntheticGesturesConfig, where="config
 
 def open_event_splits(cfg: Config, progress=True):
     """The configured dataset's ``{"train": EventDataset, "test": EventDataset}``, from
-    its registered reader (:class:`~nengo_actions.registry.DatasetType`).
+    its registered reader (:class:`~nengo_actions.config.registry.DatasetType`).
 
     Slices and caches recordings on first use (in ``events.cache_dir``, default
     ``<data.root>/cache``, one folder per dataset).

@@ -1,4 +1,4 @@
-"""NIR export of a directly trained DVS net: ``python -m nengo_actions.export RUN --format nir``.
+"""NIR export of a directly trained DVS net: ``python -m nengo_actions.deploy.export RUN --format nir``.
 
 The graph is read off the per-frame Keras model that the Nengo network is converted from
 (:func:`~nengo_actions.networks.dvs_direct.frame_model`: batch normalisation folded,
@@ -34,7 +34,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from nengo_actions import registry
+from nengo_actions.config import registry
 from nengo_actions.config import load_config
 from nengo_actions.errors import NIRError
 from nengo_actions.io import atomic_path

@@ -14,12 +14,14 @@ import importlib
 
 import numpy as np
 
-from nengo_actions import networks, registry
+from nengo_actions import networks
+
+from nengo_actions.config import registry
 from nengo_actions.config import override
 from nengo_actions.errors import ConfigError, StoreError
-from nengo_actions.feature_data import store_dir
+from nengo_actions.clips.feature_data import store_dir
 from nengo_actions.networks import BuiltNetwork
-from nengo_actions.schema import Config
+from nengo_actions.config.schema import Config
 from nengo_actions.store import load_split, split_path
 
 #: Above this many ensembles (or neurons) the GUI shows a reduced copy.
@@ -136,7 +138,7 @@ def reduced_config(cfg: Config, max_ensembles=MAX_ENSEMBLES, reduced_ensembles=R
     """``(cfg, note)``: the config to show and, for a reduced copy, what was reduced.
 
     A model made of copies of one ensemble (``repeat_keys`` in
-    :mod:`nengo_actions.registry`, such as the EnsembleArray classifier with
+    :mod:`nengo_actions.config.registry`, such as the EnsembleArray classifier with
     ``model.ensemble_array.n_ensembles``, the seed's 10,000 x 50 neurons) grows too large
     to draw or to simulate live; its reduced copy keeps the first ``reduced_ensembles``.
     Other models are a few populations and are shown as they are.

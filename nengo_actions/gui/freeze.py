@@ -1,7 +1,7 @@
 """Trained parameters into the network the GUI shows: NengoDL values -> plain Nengo values.
 
 The parameters are loaded by the engine that trained them
-(:meth:`nengo_actions.engine.Engine.load_params`, which checks the file against the
+(:meth:`nengo_actions.engine.simulator.Engine.load_params`, which checks the file against the
 network's signature and shapes) and read back per object with NengoDL's
 ``Simulator.get_nengo_params`` (what ``Simulator.freeze_params`` writes into a network).
 The values are stored by *structural key* (an object's network path and index), so the
@@ -158,7 +158,7 @@ def frozen_params(built, params_path):
         The file is missing or unreadable, or was saved from another model.
     """
     # the engine imports TensorFlow: only a command with --params pays for it
-    from nengo_actions.engine import Engine
+    from nengo_actions.engine.simulator import Engine
 
     built = unpack(built)
     fmt = saved_format(params_path)

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nengo_actions import registry
+from nengo_actions.config import registry
 from nengo_actions.config import PROJECT_ROOT, settings
-from nengo_actions.schema import Config
-from nengo_actions.section import build as build_section
+from nengo_actions.config.schema import Config
+from nengo_actions.config.section import build as build_section
 from nengo_actions.gui.build import (
     GUI_CLIPS,
     MAX_ENSEMBLES,

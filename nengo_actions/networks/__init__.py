@@ -3,7 +3,7 @@
 Every builder returns a :class:`BuiltNetwork`: the ``nengo.Network``, its input node
 (one feature vector per simulation step), its output probe (one class score vector per
 step) and the neuron populations worth watching. Builders do not train; the engine
-(:mod:`nengo_actions.engine`) trains and evaluates whatever they return.
+(:mod:`nengo_actions.engine.simulator`) trains and evaluates whatever they return.
 
 Time: a clip of ``n_frames`` frames is simulated for ``n_frames * steps_per_frame``
 steps of ``dt`` seconds, each frame held for ``steps_per_frame`` steps. Rate networks are
@@ -15,8 +15,8 @@ in **frames** and converted here (:func:`frames_to_synapse`).
 
 from __future__ import annotations
 
-from nengo_actions import registry
-from nengo_actions.neuron_types import is_spiking
+from nengo_actions.config import registry
+from nengo_actions.neurons.types import is_spiking
 from nengo_actions.networks.base import (  # noqa: F401  (the package's public names)
     BuildArgs,
     BuiltNetwork,
@@ -58,7 +58,7 @@ def build_model(
     Parameters
     ----------
     model_type : str
-        A registered model type (:mod:`nengo_actions.registry`).
+        A registered model type (:mod:`nengo_actions.config.registry`).
     model_cfg : ModelConfig
         The config's ``model`` section.
     n_features, n_classes, n_frames, spiking, steps_per_frame, dt, seed, raster_neurons :
@@ -88,7 +88,7 @@ def build_model(
 
 def model_is_spiking(model_type, model_cfg):
     """Whether ``model_type`` as configured (``model_cfg``: a
-    :class:`~nengo_actions.schema.ModelConfig`) has spiking neurons to evaluate."""
+    :class:`~nengo_actions.config.schema.ModelConfig`) has spiking neurons to evaluate."""
     entry = registry.MODELS[model_type]
     if entry.always_spiking or entry.spiking_key is None:
         return entry.always_spiking

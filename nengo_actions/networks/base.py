@@ -10,9 +10,9 @@ import inspect
 import nengo
 import numpy as np
 
-from nengo_actions import registry
+from nengo_actions.config import registry
 from nengo_actions.networks.tensor_nodes import MeanRate
-from nengo_actions.neuron_types import parse_neuron_type
+from nengo_actions.neurons.types import parse_neuron_type
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +20,7 @@ class BuildArgs:
     """What every builder is asked for besides its config sections and registered options.
 
     A registered builder is called as ``builder(*sections, args, **options)``: the
-    ``model.*`` sections its :class:`~nengo_actions.registry.ModelType` names in
+    ``model.*`` sections its :class:`~nengo_actions.config.registry.ModelType` names in
     ``sections`` (in that order), this record, and the entry's ``options``.
 
     Attributes
@@ -55,7 +55,7 @@ class BuildArgs:
 
 
 def model_sections(model_type, model_cfg):
-    """The sections of ``model_cfg`` (a :class:`~nengo_actions.schema.ModelConfig`)
+    """The sections of ``model_cfg`` (a :class:`~nengo_actions.config.schema.ModelConfig`)
     that ``model_type``'s builder takes, in its registered order."""
     return tuple(registry.lookup(model_cfg, name) for name in registry.MODELS[model_type].sections)
 

@@ -12,7 +12,7 @@ into Nengo networks by ``nengo_dl.Converter``:
   spiking``.
 
 The Nengo network is **per frame**: its input node receives one flattened channels-last
-frame ``(H * W * 2,)`` per simulation step (:mod:`nengo_actions.event_data`), and a sample
+frame ``(H * W * 2,)`` per simulation step (:mod:`nengo_actions.clips.event_data`), and a sample
 of T frames is presented over T x ``steps_per_frame`` steps; the class scores of each
 step come from the output probe, and the engine averages a frame's steps.
 
@@ -53,8 +53,8 @@ from nengo_actions.networks.base import (
     unmerged_ops,
 )
 from nengo_actions.networks.tensor_nodes import ChannelBroadcast
-from nengo_actions.neuron_types import parse_neuron_type
-from nengo_actions.schema import POOLS, DVSConvConfig, GestureNetConfig, SLAnimalsNetConfig
+from nengo_actions.neurons.types import parse_neuron_type
+from nengo_actions.config.schema import POOLS, DVSConvConfig, GestureNetConfig, SLAnimalsNetConfig
 
 
 def _frame_shape(n_features, frame_shape):

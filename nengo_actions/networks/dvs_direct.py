@@ -6,7 +6,7 @@ in the forward pass, surrogate gradients flow back through time, batch normalisa
 uses the statistics of the batch's B x T frames, and the loss is on the output firing
 rate. Training happens on a multi-step Keras model (:func:`temporal_model`, inputs
 ``(batch, T, H * W * 2)``, outputs ``(batch, T, classes)``, the frames of a sample held
-for one step each), in :class:`~nengo_actions.engine_direct.DirectEngine`.
+for one step each), in :class:`~nengo_actions.engine.direct.DirectEngine`.
 
 What is evaluated and reported is the Nengo network (:func:`build_direct_network`):
 the same layers as a per-frame Keras model (:func:`frame_model`), batch
@@ -38,7 +38,7 @@ from nengo_actions.networks.lif_node import LIF
 from nengo_actions.networks.nir_layers import EulerNeurons
 from nengo_actions.networks.tensor_nodes import MaxPool2D
 from nengo_actions.params import describe, read_checked
-from nengo_actions.schema import DVSConvConfig, GestureNetConfig, ModelConfig, SLAnimalsNetConfig
+from nengo_actions.config.schema import DVSConvConfig, GestureNetConfig, ModelConfig, SLAnimalsNetConfig
 
 L = tf.keras.layers
 
@@ -213,7 +213,7 @@ def frame_model(stages, frame_shape, temporal, conv: DVSConvConfig, dt=0.001):
 
 @dataclasses.dataclass
 class TemporalNet:
-    """What :class:`~nengo_actions.engine_direct.DirectEngine` trains: the multi-step
+    """What :class:`~nengo_actions.engine.direct.DirectEngine` trains: the multi-step
     Keras model, the stages it was built from and what its parameter files hold."""
 
     keras_model: object
@@ -258,7 +258,7 @@ def build_temporal(kind, model_cfg: ModelConfig, *, n_features, n_classes, seed=
 
 
 def load_temporal_params(net, path):
-    """Load a :class:`~nengo_actions.engine_direct.DirectEngine` parameter file into
+    """Load a :class:`~nengo_actions.engine.direct.DirectEngine` parameter file into
     ``net.keras_model``; raises :class:`~nengo_actions.errors.ParamsError` naming the file
     if it is another model's."""
     values, header = read_checked(path, net.signature, describe(net.keras_model.weights))
@@ -269,7 +269,7 @@ def load_temporal_params(net, path):
 def build_direct_network(kind, model_cfg: ModelConfig, *, n_features, n_classes, params_path, steps_per_frame=1, dt=0.001,
                          seed=0, raster_neurons=20, **_):
     """The Nengo network of a directly trained model, with the parameters of
-    ``params_path`` (a :class:`~nengo_actions.engine_direct.DirectEngine` file) built in.
+    ``params_path`` (a :class:`~nengo_actions.engine.direct.DirectEngine` file) built in.
 
     Returns a :class:`BuiltNetwork` with ``params_in_network`` set (nothing to load).
     """

@@ -9,7 +9,7 @@ import math
 from matplotlib.figure import Figure
 
 from nengo_actions.io import save_figure_atomic
-from nengo_actions.run_metrics import (
+from nengo_actions.evaluation.run_metrics import (
     CHANCE_ACCURACY,
     SPIKING_TEST_CLIP_ACCURACY,
     TEST_CLIP_ACCURACY,

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from nengo_actions.io import write_text_atomic
-from nengo_actions.run_metrics import (
+from nengo_actions.evaluation.run_metrics import (
     ACCURACY_KEYS,
     TIME_KEYS,
     is_accuracy,
@@ -129,7 +129,7 @@ def write_csv(path, rows, columns, epochs=False):
 
 def summarize(rows, columns):
     """Per grid point (in grid order): the number of finished repeats and, per metric,
-    ``(mean, std, n)`` over them (:func:`~nengo_actions.run_metrics.mean_std`: the sample
+    ``(mean, std, n)`` over them (:func:`~nengo_actions.evaluation.run_metrics.mean_std`: the sample
     standard deviation, 0 for one repeat)."""
     groups = {}
     for row in rows:

@@ -106,8 +106,8 @@ def run_search(sweep_cfg, command=None, progress=True):
 def _prepare_data(out_dir):
     """Make the base config's features before trials start together (the process backend
     runs its first trial alone for this); the trials then find them."""
-    from nengo_actions.event_data import is_event_dataset
-    from nengo_actions.feature_data import ensure_features
+    from nengo_actions.clips.event_data import is_event_dataset
+    from nengo_actions.clips.feature_data import ensure_features
 
     cfg = config_mod.load_config(out_dir / "base_config.json")
     if not is_event_dataset(cfg):

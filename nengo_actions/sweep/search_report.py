@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nengo_actions.errors import ConfigError
 from nengo_actions.io import write_json_atomic, write_text_atomic
-from nengo_actions.run_metrics import is_number
+from nengo_actions.evaluation.run_metrics import is_number
 from nengo_actions.sweep.backends import finished_run, read_metrics
 from nengo_actions.sweep.plots import write_curves, write_plots
 from nengo_actions.sweep.report import (

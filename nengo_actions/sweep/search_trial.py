@@ -4,7 +4,7 @@ each epoch reported to Tune as training writes it, the process ended with the tr
 Why a process watched from outside: the trial runs the very command a grid sweep (or a
 user) runs, with no TensorFlow in the actor, and the training loop needs no hook. The
 train command rewrites ``<run>/<model type>/history.csv`` atomically after every epoch
-(:mod:`nengo_actions.training`); the trial reads it every :data:`POLL_SECONDS` and calls
+(:mod:`nengo_actions.engine.training`); the trial reads it every :data:`POLL_SECONDS` and calls
 ``ray.tune.report`` once per new epoch, with ``epoch`` (ASHA's time) and the metric.
 
 Stopping. Tune runs the function in a thread of the actor and blocks it in ``report``

@@ -57,9 +57,9 @@ from nengo_actions import config as config_mod
 from nengo_actions.config import flatten, parse_override, read_json, resolve_path, set_path, settings
 from nengo_actions.errors import ConfigError, NeuronTypeError
 from nengo_actions.io import write_json_atomic
-from nengo_actions.neuron_types import parse_neuron_type
-from nengo_actions.schema import Config
-from nengo_actions.section import FieldError, Section, build, closest, setting
+from nengo_actions.neurons.types import parse_neuron_type
+from nengo_actions.config.schema import Config
+from nengo_actions.config.section import FieldError, Section, build, closest, setting
 
 BACKENDS = ("process", "ray")
 #: Train config keys the sweep sets itself for every trial.
@@ -306,7 +306,7 @@ def expand_trials(sweep_cfg, base_cfg=None):
 
     Every grid value is merged into the base config with the train config's own
     validation (an unknown key names the closest valid one) and every ``*neuron_type``
-    value is parsed by :func:`nengo_actions.neuron_types.parse_neuron_type`, so a bad
+    value is parsed by :func:`nengo_actions.neurons.types.parse_neuron_type`, so a bad
     key or neuron type raises :class:`ConfigError` before any trial starts.
 
     Returns

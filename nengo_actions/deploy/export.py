@@ -1,7 +1,7 @@
-"""Export a trained network for other tools: ``python -m nengo_actions.export``.
+"""Export a trained network for other tools: ``python -m nengo_actions.deploy.export``.
 
-    python -m nengo_actions.export results/runs/<run> --format nir --out model.nir
-    python -m nengo_actions.export results/runs/<run> --model dvs_gesture_net --out model.nir
+    python -m nengo_actions.deploy.export results/runs/<run> --format nir --out model.nir
+    python -m nengo_actions.deploy.export results/runs/<run> --model dvs_gesture_net --out model.nir
 
 The NIR graph (:mod:`nengo_actions.deploy.nir_export`) is read by snnTorch, SpikingJelly,
 Lava-DL and the other tools of the NIR standard, and by ``python -m nengo_actions.train
@@ -19,7 +19,7 @@ from nengo_actions.deploy.nir_export import FORMATS, export_run, write_graph
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m nengo_actions.export",
+        prog="python -m nengo_actions.deploy.export",
         description="Write a trained network of a run folder as a NIR graph.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder of the train command")

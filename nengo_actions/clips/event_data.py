@@ -1,4 +1,4 @@
-"""Framed DVS event samples as :class:`~nengo_actions.feature_data.ClipData` for the engine.
+"""Framed DVS event samples as :class:`~nengo_actions.clips.feature_data.ClipData` for the engine.
 
 The event datasets of :mod:`nengo_actions.data` (DVS128 Gesture, SL-Animals-DVS, the
 embedded synthetic gestures) are opened and cached by
@@ -21,9 +21,9 @@ random crop in time when ``random_crop``: one crop per sample, drawn once with t
 config's seed); validation and test samples with the test transform
 (``test_n_frames``, ``test_crop_us``).
 
-Streamed (``data.stream``, see :mod:`nengo_actions.streaming`), each side is framed once
+Streamed (``data.stream``, see :mod:`nengo_actions.clips.streaming`), each side is framed once
 into an integer count cache beside the sample cache (``<cache>/<dataset>-frames/``) and
-``x`` is a :class:`~nengo_actions.rows.LazyClips` over it: the same values, read a
+``x`` is a :class:`~nengo_actions.clips.rows.LazyClips` over it: the same values, read a
 minibatch at a time. A killed cache build continues where it stopped.
 
 NumPy only: importing this module does not import TensorFlow.
@@ -35,16 +35,16 @@ from pathlib import Path
 
 import numpy as np
 
-from nengo_actions import registry
+from nengo_actions.config import registry
 from nengo_actions.data import load_arrays
 from nengo_actions.data.frame_cache import cached_frames
 from nengo_actions.data.prepare import frame_transforms, open_event_splits
-from nengo_actions.feature_data import ClipData, DataError
+from nengo_actions.clips.feature_data import ClipData, DataError
 from nengo_actions.io import write_text_atomic
-from nengo_actions.metrics import evaluate_as_configured
-from nengo_actions.schema import Config, EvaluateConfig
+from nengo_actions.clips.metrics import evaluate_as_configured
+from nengo_actions.config.schema import Config, EvaluateConfig
 from nengo_actions.splits import carve_validation, check_group_leak
-from nengo_actions.streaming import event_clips, stream_wanted
+from nengo_actions.clips.streaming import event_clips, stream_wanted
 
 
 def is_event_dataset(cfg: Config):
@@ -54,7 +54,7 @@ def is_event_dataset(cfg: Config):
 
 def split_units(dataset, name):
     """Per sample, the unit a validation split keeps whole: the recording or the user, as
-    dataset ``name`` registered (:attr:`~nengo_actions.registry.DatasetType.split_unit`)."""
+    dataset ``name`` registered (:attr:`~nengo_actions.config.registry.DatasetType.split_unit`)."""
     units = dataset.recordings if registry.DATASETS[name].split_unit == "recording" else dataset.groups
     return np.asarray(units).astype(str)
 
@@ -107,7 +107,7 @@ def load_event_data(cfg: Config, progress=True, log=print, stream=None) -> ClipD
 
     ``stream``: keep the frames on disk as integer counts
     (:mod:`nengo_actions.data.frame_cache`), read a minibatch at a time, instead of
-    in memory; ``None`` decides by ``data.stream`` (:func:`~nengo_actions.streaming.stream_wanted`).
+    in memory; ``None`` decides by ``data.stream`` (:func:`~nengo_actions.clips.streaming.stream_wanted`).
 
     Returns
     -------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
-from .errors import ConfigError
+from nengo_actions.errors import ConfigError
 
 _KIND_NAMES = {float: "a number", int: "an integer", bool: "true or false", str: "a string", tuple: "a list",
                list: "a list", dict: "an object"}
@@ -48,7 +48,7 @@ def setting(default=None, *, kind=None, low=None, above=None, choices=None, fact
         Inclusive (``low``) or exclusive (``above``) lower bound.
     choices : tuple of str or callable or None
         The strings the key may take; a callable is asked when a value is checked (the
-        names in :mod:`nengo_actions.registry`, which may grow after import).
+        names in :mod:`nengo_actions.config.registry`, which may grow after import).
     factory : type or None
         A nested :class:`Section` class, whose default instance is the default; or
         ``dict`` for a free-form JSON object that defaults to an empty one.

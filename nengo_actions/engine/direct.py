@@ -1,12 +1,12 @@
 """The Keras trainer: direct spiking training of LIF networks through time.
 
 :class:`DirectEngine` implements the trainer interface
-(:class:`nengo_actions.trainer.Trainer`) on a multi-step Keras network
+(:class:`nengo_actions.engine.trainer.Trainer`) on a multi-step Keras network
 (:class:`~nengo_actions.networks.dvs_direct.TemporalNet`) instead of a
 ``nengo_dl.Simulator``: each minibatch runs forward over all T frames with spiking LIF
-neurons, and the loss on the output firing rate (:func:`nengo_actions.losses.rate_loss`)
+neurons, and the loss on the output firing rate (:func:`nengo_actions.engine.losses.rate_loss`)
 is backpropagated through time with surrogate gradients (SpikingJelly's and the PLIF
-paper's recipe). :func:`nengo_actions.training.train` runs its epochs, model selection
+paper's recipe). :func:`nengo_actions.engine.training.train` runs its epochs, model selection
 on validation, checkpoints, ``--resume``, ``history.csv`` and TensorBoard as for every
 other model. The trained parameters are then run as a Nengo network
 (:func:`~nengo_actions.networks.dvs_direct.build_direct_network`).
@@ -19,10 +19,14 @@ import functools
 
 import numpy as np
 
-from nengo_actions import distribute, params, trainer
+from nengo_actions import params
+
+from nengo_actions.engine import distribute
+
+from nengo_actions.engine import trainer
 from nengo_actions.compat import tf
 from nengo_actions.errors import ConfigError
-from nengo_actions.losses import numpy_rate_loss, rate_loss
+from nengo_actions.engine.losses import numpy_rate_loss, rate_loss
 from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal
 
 

@@ -1,7 +1,7 @@
 """The training loop: epochs, model selection on validation, checkpoints, resume.
 
-:func:`train` runs the epochs of any trainer (:class:`nengo_actions.trainer.Trainer`:
-:class:`~nengo_actions.engine.Engine`, :class:`~nengo_actions.engine_direct.DirectEngine`): a
+:func:`train` runs the epochs of any trainer (:class:`nengo_actions.engine.trainer.Trainer`:
+:class:`~nengo_actions.engine.simulator.Engine`, :class:`~nengo_actions.engine.direct.DirectEngine`): a
 shuffled pass over the training clips, then the validation clips (never the test set)
 scored per clip, the best epoch's parameters kept (``params_best.npz``), early
 stopping, parameters and optimizer state saved after every epoch (``checkpoint.npz``)
@@ -23,7 +23,7 @@ from tqdm import tqdm
 from nengo_actions.compat import tf
 from nengo_actions.errors import DivergedError, ParamsError
 from nengo_actions.io import remove_stale_temp_files, write_text_atomic
-from nengo_actions.metrics import evaluate_as_configured
+from nengo_actions.clips.metrics import evaluate_as_configured
 # names of this module, so that tests can kill a run inside a checkpoint's write
 from nengo_actions.params import load_checkpoint as _load_checkpoint
 from nengo_actions.params import save_checkpoint as _save_checkpoint

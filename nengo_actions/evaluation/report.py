@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nengo_actions import registry, run_metrics
+from nengo_actions.config import registry
+
+from nengo_actions.evaluation import run_metrics
 from nengo_actions.config import jsonable, write_json_atomic
 from nengo_actions.io import save_figure_atomic, write_text_atomic
 
@@ -34,7 +36,7 @@ def shows_seed_anchors(model_types):
 
 
 def clip_method_text(ev):
-    """How ``ev.clip_method`` (a choice of :data:`~nengo_actions.schema.CLIP_METHODS`) reads
+    """How ``ev.clip_method`` (a choice of :data:`~nengo_actions.config.schema.CLIP_METHODS`) reads
     a clip's answer, in the words of the report."""
     return {"last": "the scores at the last frame", "mean": f"the mean scores of the last {ev.last_k} frames",
             "vote": "the class most frames pick"}[ev.clip_method]

@@ -6,7 +6,7 @@ into the process, so the rows read pass through the operating system's page cach
 the process holds only the minibatch it asked for.
 
 :class:`LazyClips` is what the engine is fed instead of an in-memory array when data is
-streamed (:mod:`nengo_actions.streaming`): it has ``shape`` ``(clips, frames,
+streamed (:mod:`nengo_actions.clips.streaming`): it has ``shape`` ``(clips, frames,
 features)``, ``ndim``, ``dtype`` (float32) and ``len``, and indexing it with an integer,
 a slice, integer indices or a boolean mask reads and decodes only those clips, giving
 the float32 array the in-memory path would hold for them:

@@ -9,7 +9,7 @@
   device. The workers find each other through ``TF_CONFIG``, set as TensorFlow's own
   multi-worker guide sets it, so SLURM, Kubernetes or Ray can start them;
   ``python -m nengo_actions.train --workers N`` starts N on this machine
-  (:mod:`nengo_actions.workers`).
+  (:mod:`nengo_actions.engine.workers`).
 
 Every worker runs the same command on the same data. Each global minibatch of
 ``train.minibatch_size`` clips is split evenly over the replicas, gradients are summed
@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 
 from nengo_actions.errors import ConfigError
-from nengo_actions.schema import STRATEGIES
+from nengo_actions.config.schema import STRATEGIES
 
 NENGO_DL_ONE_DEVICE = (
     "trains with NengoDL, which runs on one device (nengo_dl.Simulator has no tf.distribute support); "

@@ -4,11 +4,11 @@ As nengo's ``Builder.register`` and NengoDL's ``Converter.register``: every mode
 (``model.type``) and dataset (``data.dataset``) is an entry here, and every list of
 types, every "is it spiking" and every "which data does it read" is derived from these
 entries. A new model is one new module: its builder, its settings (a
-:class:`~nengo_actions.section.Section`, which configs then take as ``model.<name>``) and
+:class:`~nengo_actions.config.section.Section`, which configs then take as ``model.<name>``) and
 one :func:`register_model` call, made before the config is loaded. Standard library and
-:mod:`nengo_actions.section` only (configs are checked with it before TensorFlow loads);
+:mod:`nengo_actions.config.section` only (configs are checked with it before TensorFlow loads);
 builders are named as ``"module:function"`` and imported when built. The shipped types'
-settings are declared in :mod:`nengo_actions.schema`.
+settings are declared in :mod:`nengo_actions.config.schema`.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
-from .section import Section
+from nengo_actions.config.section import Section
 
 INPUTS = ("features", "events")
 SPLIT_UNITS = ("group", "user", "recording")
-#: The trainers (:class:`nengo_actions.trainer.Trainer`) a model type may use, by name:
+#: The trainers (:class:`nengo_actions.engine.trainer.Trainer`) a model type may use, by name:
 #: NengoDL's simulator on the Nengo network, or Keras backpropagation through time on a
 #: multi-step model whose Nengo network is built from the trained parameters.
 TRAINERS = {
-    "nengo_dl": "nengo_actions.engine:Engine",
-    "keras_bptt": "nengo_actions.engine_direct:DirectEngine",
+    "nengo_dl": "nengo_actions.engine.simulator:Engine",
+    "keras_bptt": "nengo_actions.engine.direct:DirectEngine",
 }
 
 
@@ -96,7 +96,7 @@ class ModelType:
 
     def trainer_for(self, model_cfg):
         """The name of the trainer of this type as ``model_cfg`` (a
-        :class:`~nengo_actions.schema.ModelConfig`) configures it."""
+        :class:`~nengo_actions.config.schema.ModelConfig`) configures it."""
         if self.trainer_key is None:
             return self.trainer
         key, by_value = self.trainer_key
@@ -170,7 +170,7 @@ def register_model(model_type: ModelType, sections=None):
         if name in taken or name in RESERVED_SECTION_NAMES or not name.isidentifier():
             raise ValueError(f"model type {model_type.name!r}: {name!r} cannot name a section (taken or reserved)")
         if not (isinstance(cls, type) and issubclass(cls, Section)):
-            raise ValueError(f"model type {model_type.name!r}: section {name!r} must be a nengo_actions.section.Section")
+            raise ValueError(f"model type {model_type.name!r}: section {name!r} must be a nengo_actions.config.section.Section")
     SECTIONS.update(sections)
     MODELS[model_type.name] = model_type
     return model_type
@@ -222,7 +222,7 @@ def trainer(name, model_cfg):
 
 def trains_directly(name, model_cfg):
     """Whether ``name`` as configured (``model_cfg``: a
-    :class:`~nengo_actions.schema.ModelConfig`) is trained with spikes over time."""
+    :class:`~nengo_actions.config.schema.ModelConfig`) is trained with spikes over time."""
     return MODELS[name].trainer_for(model_cfg) == "keras_bptt"
 
 

@@ -24,7 +24,7 @@ import difflib
 
 import nengo
 
-from .errors import NeuronTypeError
+from nengo_actions.errors import NeuronTypeError
 
 #: The neuron types a config may name; each is ``nengo.<name>``.
 NEURON_TYPES = (

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 # the store folder names (standard library only: neither torch nor OpenCV)
-from feature_extraction.paths import store_dir
+from nengo_actions.config.paths import store_dir
 from nengo_actions.errors import DataError, ExtractionError
-from nengo_actions.schema import Config
+from nengo_actions.config.schema import Config
 from nengo_actions.splits import carve_validation, check_group_leak
 from nengo_actions.store import StoreError, load_split, split_path
-from nengo_actions.streaming import standardized as standardize_clips
-from nengo_actions.streaming import store_clips, store_input_bytes, stream_wanted
+from nengo_actions.clips.streaming import standardized as standardize_clips
+from nengo_actions.clips.streaming import store_clips, store_input_bytes, stream_wanted
 
 #: The extraction command (run as its own process: PyTorch never shares one with TensorFlow).
 EXTRACT_COMMAND = (sys.executable, "-m", "feature_extraction")
@@ -130,7 +130,7 @@ def load_clip_data(cfg: Config, mmap=None, folder=None) -> ClipData:
     """Load the store of ``cfg``, carve validation from training by group, check it all.
 
     ``mmap``: keep the features in the store files and read them a minibatch at a time
-    (:func:`nengo_actions.streaming.store_clips`); ``None`` decides by ``data.stream``.
+    (:func:`nengo_actions.clips.streaming.store_clips`); ``None`` decides by ``data.stream``.
 
     Raises :class:`DataError` (naming the file) for an empty split, clips of different
     shapes on the two sides, a clip with values that are not finite (naming it), labels

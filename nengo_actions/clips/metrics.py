@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nengo_actions.schema import CLIP_METHODS
+from nengo_actions.config.schema import CLIP_METHODS
 
 
 def frame_outputs(outputs, steps_per_frame=1):

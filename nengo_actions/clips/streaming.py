@@ -6,7 +6,7 @@ memory:
 
 * **event data** is framed once into integer count caches
   (:mod:`nengo_actions.data.frame_cache`), one per side (training, validation, test),
-  and read back as :class:`~nengo_actions.rows.LazyClips`;
+  and read back as :class:`~nengo_actions.clips.rows.LazyClips`;
 * **feature stores** are read in place from their ``.npz`` files
   (:func:`store_clips`);
 * **standardisation** (``train.standardize``) takes the per-feature mean and standard
@@ -33,8 +33,8 @@ import zipfile
 
 import numpy as np
 
-from nengo_actions.rows import FrameDecode, LazyClips, RowFile, as_float32
-from nengo_actions.schema import STREAM_CHOICES, DataConfig
+from nengo_actions.clips.rows import FrameDecode, LazyClips, RowFile, as_float32
+from nengo_actions.config.schema import STREAM_CHOICES, DataConfig
 from nengo_actions.store import _mmap_member
 
 #: Bytes of packed input per ``fit`` call when training from a :class:`LazyClips`.

@@ -1,7 +1,7 @@
 """Configuration: defaults in code, JSON files in ``configs/``, ``--set`` overrides.
 
-A config is a :class:`~nengo_actions.schema.Config`: frozen, typed sections
-(:mod:`nengo_actions.schema`) checked when they are made. A JSON file overrides any subset
+A config is a :class:`~nengo_actions.config.schema.Config`: frozen, typed sections
+(:mod:`nengo_actions.config.schema`) checked when they are made. A JSON file overrides any subset
 of the defaults, and ``--set a.b=value`` overrides on top of that. Errors name the file
 (or the ``--set``) and the dotted key: an unknown key (with the closest valid one), a
 wrong type, a value out of range or outside its choices. Configs written for the seed
@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io, params, registry
-from .errors import ConfigError, UserError
-from .io import write_json_atomic, write_text_atomic, writing  # noqa: F401 (write_json_atomic re-exported)
-from .schema import (  # noqa: F401 (re-exported: the schema is part of the config API)
+from nengo_actions import io, params
+
+from nengo_actions.config import registry
+from nengo_actions.errors import ConfigError, UserError
+from nengo_actions.io import write_json_atomic, write_text_atomic, writing  # noqa: F401 (write_json_atomic re-exported)
+from nengo_actions.config.schema import (  # noqa: F401 (re-exported: the schema is part of the config API)
     DEFAULT_CONFIG,
     EXISTING_PATHS,
     IMAGENET_MEAN,
@@ -34,8 +36,8 @@ from .schema import (  # noqa: F401 (re-exported: the schema is part of the conf
     PROJECT_ROOT,
     Config,
 )
-from .section import build
-from .seed_config import SEED_MARKERS, SEED_PICKLES, flatten, map_seed_config, set_path  # noqa: F401 (re-exported)
+from nengo_actions.config.section import build
+from nengo_actions.config.seed_config import SEED_MARKERS, SEED_PICKLES, flatten, map_seed_config, set_path  # noqa: F401 (re-exported)
 
 # ---------------------------------------------------------------------------------------
 # Loading and validation

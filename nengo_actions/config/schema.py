@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .registry import dataset_names, model_names, registered_sections
-from .section import FieldError, Section, merge, setting
+from nengo_actions.config.registry import dataset_names, model_names, registered_sections
+from nengo_actions.config.section import FieldError, Section, merge, setting
 
 #: The repository root, where ``configs/`` and ``results/`` live.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "config.json"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -43,7 +43,7 @@ class SyntheticActionsConfig(Section):
     seed: int = setting(0)
 
 
-#: ``data.stream``'s values (nengo_actions.streaming).
+#: ``data.stream``'s values (nengo_actions.clips.streaming).
 STREAM_CHOICES = ("auto", "on", "off")
 
 
@@ -59,7 +59,7 @@ class DataConfig(Section):
     split: int = setting(1)
     val_fraction: float = setting(0.2)  # share of training *groups* held out for model selection
     generate: bool = setting(True)  # generate the synthetic set when it is missing
-    # Keep the clips on disk and read them a minibatch at a time (nengo_actions.streaming):
+    # Keep the clips on disk and read them a minibatch at a time (nengo_actions.clips.streaming):
     # "on", "off", or "auto" (when the inputs as float32 exceed stream_above_mb MiB).
     stream: str = setting("auto", choices=STREAM_CHOICES)
     stream_above_mb: float = setting(256.0)
@@ -254,7 +254,7 @@ class DVSConvConfig(Section):
 
 @frozen
 class ModelConfig(Section):
-    type: str = setting("lmu", choices=model_names)  # a name in nengo_actions.registry
+    type: str = setting("lmu", choices=model_names)  # a name in nengo_actions.config.registry
     # More model types trained and evaluated in the same run and reported beside "type"
     # (whose figures are the unprefixed keys of metrics.json).
     compare: tuple = setting(())
@@ -288,7 +288,7 @@ class ModelConfig(Section):
 # Training and evaluation
 
 
-#: ``train.distribute``'s strategies (nengo_actions.distribute).
+#: ``train.distribute``'s strategies (nengo_actions.engine.distribute).
 STRATEGIES = ("none", "mirrored", "multi_worker")
 #: ``train.optimizer`` and ``train.schedule``: the engine builds each (engine.make_optimizer).
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -335,7 +335,7 @@ class TrainConfig(Section):
     # float16 arithmetic with float32 parameters and loss scaling: "auto" (on when training
     # on a GPU), "on" (a GPU is required) or "off"
     mixed_precision: str = setting("auto", choices=("auto", "on", "off"))
-    # data-parallel training of directly trained models (nengo_actions.distribute): "none",
+    # data-parallel training of directly trained models (nengo_actions.engine.distribute): "none",
     # "mirrored" (the GPUs of this machine) or "multi_worker" (workers given by TF_CONFIG)
     distribute: str = setting("none", choices=STRATEGIES)
     tensorboard: bool = setting(True)

@@ -5,20 +5,20 @@ A trainer trains one model on clip arrays and predicts with it:
 * inputs ``x`` of shape ``(clips, frames, features)``, labels ``y`` of shape ``(clips,)``;
 * outputs of shape ``(clips, frames, classes)``, one score vector per frame.
 
-:class:`Trainer` writes the interface down; :func:`nengo_actions.training.train` runs
+:class:`Trainer` writes the interface down; :func:`nengo_actions.engine.training.train` runs
 the epochs of any trainer, and :mod:`nengo_actions.experiment` evaluates it. Two classes
 implement it, neither derived from the other:
 
-* :class:`nengo_actions.engine.Engine`: a ``nengo_dl.Simulator`` around the Nengo
+* :class:`nengo_actions.engine.simulator.Engine`: a ``nengo_dl.Simulator`` around the Nengo
   network (every feature model, and the DVS nets trained with rate neurons);
-* :class:`nengo_actions.engine_direct.DirectEngine`: a multi-step Keras model trained
+* :class:`nengo_actions.engine.direct.DirectEngine`: a multi-step Keras model trained
   by backpropagation through time with spiking LIF neurons; its Nengo network is built
   from the trained parameters.
 
-The registry says which one a model type uses (:meth:`nengo_actions.registry.ModelType.trainer_for`).
+The registry says which one a model type uses (:meth:`nengo_actions.config.registry.ModelType.trainer_for`).
 What both do the same way is a function here: the device, mixed precision, the optimizer
 and its schedule, the optimizer's state, the epoch's order, minibatches and the checks on
-input arrays. Losses are :mod:`nengo_actions.losses`; parameter files and checkpoints
+input arrays. Losses are :mod:`nengo_actions.engine.losses`; parameter files and checkpoints
 :mod:`nengo_actions.params`.
 """
 
@@ -35,7 +35,7 @@ from nengo_actions.errors import DataError, ParamsError
 
 @typing.runtime_checkable
 class Trainer(typing.Protocol):
-    """What :func:`~nengo_actions.training.train` and :mod:`~nengo_actions.experiment` use.
+    """What :func:`~nengo_actions.engine.training.train` and :mod:`~nengo_actions.experiment` use.
 
     Attributes
     ----------

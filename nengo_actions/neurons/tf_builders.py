@@ -31,7 +31,7 @@ Registration happens when this module is imported (and is idempotent through
 ``nengo_dl.Simulator``; any other code that builds a NengoDL simulator with these neuron
 types should do the same::
 
-    import nengo_actions.neurons  # noqa: F401 (registers the builders)
+    import nengo_actions.neurons.tf_builders  # noqa: F401 (registers the builders)
 
 `unregister` restores NengoDL's Python fallback (used by the benchmark to compare).
 """

@@ -3,7 +3,7 @@
 Every model trained with rate neurons (EnsembleArray, LMU, keras-lmu baseline, the
 converted DVS nets) is a :class:`~nengo_actions.networks.BuiltNetwork`: a Nengo network,
 its input node and output probe. :class:`Engine` implements the trainer interface
-(:class:`nengo_actions.trainer.Trainer`) on it; spiking evaluation runs the same network
+(:class:`nengo_actions.engine.trainer.Trainer`) on it; spiking evaluation runs the same network
 rebuilt with spiking neurons through :meth:`Engine.for_inference`.
 """
 
@@ -15,15 +15,16 @@ import warnings
 import numpy as np
 
 from nengo_actions.compat import nengo_dl, tf
-import nengo_actions.neurons  # noqa: F401,E402  (native builders: AdaptiveLIF, AdaptiveLIFRate, Izhikevich)
-from nengo_actions import params, trainer
+import nengo_actions.neurons.tf_builders  # noqa: F401,E402  (native builders: AdaptiveLIF, AdaptiveLIFRate, Izhikevich)
+from nengo_actions import params
+from nengo_actions.engine import trainer
 from nengo_actions.errors import ConfigError
-from nengo_actions.losses import clip_loss, numpy_clip_loss
-from nengo_actions.metrics import frame_outputs
+from nengo_actions.engine.losses import clip_loss, numpy_clip_loss
+from nengo_actions.clips.metrics import frame_outputs
 from nengo_actions.networks import build_model
 from nengo_actions.networks.base import layer_probes, layer_readings
 from nengo_actions.networks.constant_inputs import fold_constant_inputs
-from nengo_actions.streaming import fit_epoch as fit_epoch_in_chunks
+from nengo_actions.clips.streaming import fit_epoch as fit_epoch_in_chunks
 
 
 class Engine:
@@ -125,7 +126,7 @@ class Engine:
         return frame_outputs(out, self.built.steps_per_frame)
 
     def epoch_order(self, n, epoch, seed=0):
-        """The clips of one epoch (:func:`nengo_actions.trainer.epoch_order`), filled up
+        """The clips of one epoch (:func:`nengo_actions.engine.trainer.epoch_order`), filled up
         to whole minibatches: the simulator runs every minibatch at its full size."""
         return trainer.epoch_order(n, epoch, self.minibatch_size, seed)
 
@@ -187,7 +188,7 @@ class Engine:
 
         The last batch is filled up with the first clips of the order, so every clip
         is seen once per epoch. Returns the mean training loss
-        (:func:`nengo_actions.streaming.fit_epoch`: clips read from disk go in chunks).
+        (:func:`nengo_actions.clips.streaming.fit_epoch`: clips read from disk go in chunks).
         """
         return fit_epoch_in_chunks(self, x, y, epoch, seed)
 

@@ -8,7 +8,7 @@ trained parameters are loaded, and for each ``k``:
 * accuracy (per clip and per step, the outputs of a frame's steps averaged);
 * the mean firing rate of every layer (Hz);
 * a spike raster of the first neurons of each layer for one clip;
-* synaptic operations and energy per inference (:mod:`nengo_actions.energy`).
+* synaptic operations and energy per inference (:mod:`nengo_actions.evaluation.energy`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from nengo_actions.energy import energy_per_inference, operations_per_inference
-from nengo_actions.engine import Engine
-from nengo_actions.metrics import evaluate_as_configured
+from nengo_actions.evaluation.energy import energy_per_inference, operations_per_inference
+from nengo_actions.engine.simulator import Engine
+from nengo_actions.clips.metrics import evaluate_as_configured
 from nengo_actions.networks.base import layer_probes, layer_readings
-from nengo_actions.schema import ENERGY_DEVICES, EvaluateConfig
+from nengo_actions.config.schema import ENERGY_DEVICES, EvaluateConfig
 
 
 @dataclasses.dataclass

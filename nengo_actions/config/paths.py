@@ -2,7 +2,7 @@
 
 The train command finds its features with :func:`store_dir` before it decides whether to
 run the extraction, so this module imports only the standard library and the config
-modules (:mod:`nengo_actions.config`, :mod:`nengo_actions.schema`).
+modules (:mod:`nengo_actions.config`, :mod:`nengo_actions.config.schema`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from nengo_actions.config import resolve_path, settings
-from nengo_actions.schema import Config, DataConfig
+from nengo_actions.config.schema import Config, DataConfig
 
 #: Settings that change the extracted features; a store made with other values of any of
 #: them is a different store (another folder, and resumption refuses to mix them).
