@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -392,3 +393,28 @@ def test_profile_dvs(tmp_path):
     assert sum(number(r["share"]) for r in rows[:-1]) == pytest.approx(100, abs=2)  # rows under 0.1% left out
     assert "**reduced, spiking inference (NengoDL)**: channels 4, 2x32x32, T=2, batch 2" in readme.read_text()
     assert (out / "README.md").read_text().startswith("# DVS gesture net: where the time goes\n")
+
+
+PEERS_PYTHON = Path(os.environ.get("NENGO_ACTIONS_PEERS_PYTHON", "/tmp/peers-venv/bin/python"))
+
+
+@pytest.mark.skipif(not PEERS_PYTHON.exists(), reason="parity_step.py's peer side needs the peer kit's venv")
+def test_parity_step_takes_spikingjelly_s_steps(tmp_path):
+    """From SpikingJelly's weights and minibatches, in float64: the same spikes, gradients
+    and (with Adam written out) losses, so a regression in the trainer's maths shows here."""
+    rng = np.random.default_rng(0)
+    frames = tmp_path / "frames.npz"
+    x = rng.poisson(0.6, size=(8, 2, 32, 32, 2)).astype(np.uint16)
+    np.savez(frames, x_train=x, y_train=rng.integers(0, 3, 8), x_test=x[:1], y_test=np.zeros(1, int),
+             n_classes=3)
+    step = tmp_path / "step.npz"
+    common = ["--data", frames, "--channels", 4, "--batch", 4, "--steps", 2, "--float64"]
+    proc = subprocess.run([str(PEERS_PYTHON), str(ROOT / "benchmarks" / "parity_step.py"), "peer", *map(str, common),
+                           "--out", str(step)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = run_benchmark("parity_step", "ours", *common, "--step", step, "--exact-adam")
+    assert re.search(r"output spikes differ at 0 of \d+", out)
+    ratios = [float(v) for v in re.findall(r"max \|ours - peer\| / max \|peer\| = (\S+)", out)]
+    assert len(ratios) == 21 and max(ratios) < 1e-8  # 5 conv and 2 dense kernels, each with its BN gamma and beta
+    ours, peer = (json.loads(re.search(rf"{side} losses (\[.*\])", out).group(1)) for side in ("ours", "peer"))
+    np.testing.assert_allclose(ours, peer, rtol=1e-12)
