@@ -26,11 +26,12 @@ from .events import (
     make_events,
 )
 from .formats import read_aedat4, read_events, read_nmnist, read_prophesee
-from .frames import Compose, CropTime, Downsample, RandomCropTime, ToFrames, frame_bounds, to_frames
+from .frames import frame_bounds, to_frames
 from .gesture import dvs128_gesture
 from .sl_animals import fold_split, kfold_recordings, sl_animals
 from .synthetic_digits import SyntheticDigitSpec, ensure_synthetic_digits, generate_synthetic_digits
 from .synthetic_gestures import SyntheticGestureSpec, ensure_synthetic_gestures, generate_synthetic_gestures
+from .transforms import Compose, CropTime, Downsample, RandomCropTime, ToFrames
 
 __all__ = [
     "AedatHeader",

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..io import read_json, write_json_atomic, writing
 from .events import EventDataError
-from .frames import Compose, RandomCropTime, ToFrames
+from .transforms import Compose, RandomCropTime, ToFrames
 
 #: Bumped when the stored layout or the framing rules change.
 FRAME_CACHE_VERSION = 1

@@ -15,7 +15,7 @@ from ..config import ConfigError, resolve_path
 from ..config.schema import Config, EmulatorConfig, EventFramesConfig, SyntheticGesturesConfig
 from .emulator import EventEmulator
 from .events import DVS128_SENSOR
-from .frames import Compose, CropTime, RandomCropTime, ToFrames
+from .transforms import Compose, CropTime, RandomCropTime, ToFrames
 from .gesture import dvs128_gesture
 from .sl_animals import fold_split, sl_animals
 from .synthetic_gestures import SyntheticGestureSpec, ensure_synthetic_gestures, synthetic_metadata
