@@ -11,7 +11,8 @@ Importing this package loads numpy only (no TensorFlow, Nengo or PyTorch); OpenC
 tqdm are imported by the functions that need them.
 """
 
-from .aedat import AedatHeader, read_aedat, read_aedat_header
+from .aedat import read_aedat
+from .aedat_header import AedatHeader, read_aedat_header
 from .aedat_write import write_aedat2, write_aedat31
 from .dataset import EventDataset, SliceCache, load_arrays
 from .emulator import EventEmulator, video_to_aedat, video_to_events

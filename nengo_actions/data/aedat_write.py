@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_path
-from .aedat import AEDAT2_MAGIC, AEDAT31_MAGIC, END_HEADER, PACKET_HEADER, POLARITY_EVENT, POLARITY_EVENT_SIZE
+from .aedat import PACKET_HEADER, POLARITY_EVENT, POLARITY_EVENT_SIZE
+from .aedat_header import AEDAT2_MAGIC, AEDAT31_MAGIC, END_HEADER
 from .events import as_events
 
 def aedat31_header(source="DVS128", start_time=None):
