@@ -41,7 +41,7 @@ import numpy as np
 
 from ..io import read_json
 from .emulator import EventEmulator
-from .synthetic_gestures import TrialClock, ensure_generated, write_gesture_layout
+from .gesture_layout import TrialClock, ensure_generated, write_gesture_layout
 
 CLASSES = tuple(f"digit_{k}" for k in range(10))
 N_IMAGES = 1797  # images in sklearn.datasets.load_digits
