@@ -130,7 +130,8 @@ def setup(size, batches, seed=0):
     ``batches`` minibatches of event-like clips: ``(model config, trainer, x, y)``."""
     from nengo_actions.engine.direct import DirectEngine
     from nengo_actions.networks.dvs_direct import build_temporal
-    from nengo_actions.config.schema import ModelConfig, TrainConfig
+    from nengo_actions.config.schema import TrainConfig
+    from nengo_actions.config.models import ModelConfig
 
     m = ModelConfig()
     hw = size["hw"]

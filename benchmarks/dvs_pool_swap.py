@@ -14,8 +14,9 @@ import numpy as np
 from nengo_actions.config import PROJECT_ROOT, add_config_arguments, config_from_args, resolve_path, run_command
 from nengo_actions.clips.event_data import load_event_data
 from nengo_actions.io import write_json_atomic, write_text_atomic
-from nengo_actions.networks.dvs_conv import _frame_shape, built_from_keras, fold_batch_norm, gesture_net
-from nengo_actions.config.schema import ModelConfig
+from nengo_actions.networks.conversion import built_from_keras, fold_batch_norm
+from nengo_actions.networks.dvs_conv import _frame_shape, gesture_net
+from nengo_actions.config.models import ModelConfig
 
 
 def clip_accuracy(scores, labels):

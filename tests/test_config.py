@@ -170,16 +170,18 @@ def test_each_choice_list_has_one_owner_that_the_schema_and_the_implementation_r
     from nengo_actions.clips import streaming
     from nengo_actions.data import frames as event_frames
 
+    from nengo_actions.config import events as E, models as M
+
     pairs = [
         (_choices(S.EvaluateConfig, "clip_method"), S.CLIP_METHODS, metrics.CLIP_METHODS),
         (_choices(S.DataConfig, "stream"), S.STREAM_CHOICES, streaming.STREAM_CHOICES),
         (_choices(S.FramesConfig, "policy"), S.FRAME_POLICIES, video_frames.POLICIES),
         (_choices(S.FramesConfig, "short_clips"), S.SHORT_CLIPS, video_frames.SHORT_CLIPS),
-        (_choices(S.EventFramesConfig, "split_by"), S.SPLIT_BY, event_frames.SPLITS),
-        (_choices(S.EventFramesConfig, "mode"), S.FRAME_MODES, event_frames.MODES),
-        (_choices(S.EventFramesConfig, "remainder"), S.REMAINDERS, event_frames.REMAINDERS),
+        (_choices(E.EventFramesConfig, "split_by"), E.SPLIT_BY, event_frames.SPLITS),
+        (_choices(E.EventFramesConfig, "mode"), E.FRAME_MODES, event_frames.MODES),
+        (_choices(E.EventFramesConfig, "remainder"), E.REMAINDERS, event_frames.REMAINDERS),
         (_choices(S.FeaturesConfig, "backbone"), S.BACKBONES, S.BACKBONES),
-        (_choices(S.GestureNetConfig, "pool"), _choices(S.SLAnimalsNetConfig, "pool"), S.POOLS),
+        (_choices(M.GestureNetConfig, "pool"), _choices(M.SLAnimalsNetConfig, "pool"), M.POOLS),
         (_choices(S.TrainConfig, "optimizer"), S.OPTIMIZERS, S.OPTIMIZERS),
         (_choices(S.TrainConfig, "schedule"), S.SCHEDULES, S.SCHEDULES),
     ]
@@ -187,14 +189,14 @@ def test_each_choice_list_has_one_owner_that_the_schema_and_the_implementation_r
         assert in_schema is owner is implementation
     assert S.EvaluateConfig().energy_devices is S.ENERGY_DEVICES
     # the event frames' channels keep their own order ("first", "last"), the same two names
-    assert set(_choices(S.EventFramesConfig, "channels")) == set(event_frames.CHANNELS)
+    assert set(_choices(E.EventFramesConfig, "channels")) == set(event_frames.CHANNELS)
 
 
 def test_each_choice_of_the_schema_is_implemented():
     from feature_extraction.frames import FrameSampler
     from nengo_actions.clips import metrics
     from nengo_actions.evaluation import report
-    from nengo_actions.config import schema as S
+    from nengo_actions.config import events as E, schema as S
     from nengo_actions.data import ToFrames, make_events
 
     outputs = np.random.default_rng(0).random((2, 4, 3))
@@ -205,9 +207,9 @@ def test_each_choice_of_the_schema_is_implemented():
         for short in S.SHORT_CLIPS:
             assert len(FrameSampler(policy, 4, short)(8))
     events = make_events(x=[0, 1, 2, 3], y=[0, 1, 0, 1], p=[1, 0, 1, 1], t=[0, 10, 20, 30])
-    for split_by in S.SPLIT_BY:
-        for mode in S.FRAME_MODES:
-            for remainder in S.REMAINDERS:
+    for split_by in E.SPLIT_BY:
+        for mode in E.FRAME_MODES:
+            for remainder in E.REMAINDERS:
                 frames = ToFrames(sensor_size=(4, 2, 2), n_frames=2, split_by=split_by, mode=mode, remainder=remainder,
                                   time_window=20.0 if split_by == "window" else None, channels="last")
                 assert frames(events).shape == (2, 2, 4, 2)

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from nengo_actions import config as C
-from nengo_actions.config import schema
+from nengo_actions.config import models
 from nengo_actions.compat import tf
 from nengo_actions.engine.simulator import Engine
 from nengo_actions.engine.training import train
 from nengo_actions.clips.event_data import load_event_data
 from nengo_actions.networks import build_model, model_is_spiking
-from nengo_actions.networks.dvs_conv import convert, fold_batch_norm, gesture_net, sl_animals_net, tile_conv_biases, voting
+from nengo_actions.networks.conversion import convert, fold_batch_norm, tile_conv_biases
+from nengo_actions.networks.dvs_conv import gesture_net, sl_animals_net, voting
 
 SHARED = Path(os.environ.get("NENGO_ACTIONS_FIXTURES", str(Path(__file__).resolve().parents[2] / "shared" / "fixtures")))
 DEFINITIONS = SHARED / "sl_animals" / "SL-Animals-DVS_gestures_definitions.csv"
@@ -26,7 +27,7 @@ def small_model_cfg(**conv):
         "sl_animals_net.channels": [3, 5], "sl_animals_net.dense": 12,
         **{f"dvs_conv.{k}": v for k, v in conv.items()},
     }
-    return C.override(schema.ModelConfig(), small, "small_model_cfg")
+    return C.override(models.ModelConfig(), small, "small_model_cfg")
 
 
 def test_voting_averages_each_group_of_votes():
@@ -246,6 +247,6 @@ def test_cross_validation_configs_and_summary():
 def test_every_pool_of_the_schema_is_a_pooling_layer():
     from nengo_actions.networks import dvs_conv
 
-    assert dvs_conv.POOLS is schema.POOLS
-    layers = {type(dvs_conv._pool_layer(tf, pool, f"pool_{pool}")) for pool in schema.POOLS}
+    assert dvs_conv.POOLS is models.POOLS
+    layers = {type(dvs_conv._pool_layer(tf, pool, f"pool_{pool}")) for pool in models.POOLS}
     assert layers == {tf.keras.layers.MaxPooling2D, tf.keras.layers.AveragePooling2D}

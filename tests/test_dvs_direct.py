@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nengo_actions import config as C
-from nengo_actions.config import schema
+from nengo_actions.config import models, schema
 from nengo_actions.compat import nengo_dl, tf
 from nengo_actions.engine.simulator import Engine
 from nengo_actions.errors import ParamsError
@@ -26,7 +26,7 @@ SPIKES = [0, 1, 0, 1, 0, 1, 0, 0]
 
 
 def model_cfg(**conv):
-    m = schema.ModelConfig()
+    m = models.ModelConfig()
     return m.replace(
         dvs_gesture_net=m.dvs_gesture_net.replace(channels=4, depth=2, dense=16, votes=3, frame_shape=()),
         sl_animals_net=m.sl_animals_net.replace(channels=(3, 5), dense=12, pool="avg"),
@@ -325,7 +325,7 @@ def test_a_short_last_batch_is_trained_as_it_is_when_asked(tmp_path):
         engine._train_step = lambda xb, yb: (seen.append(len(yb)), step(xb, yb))[1]
         loss = engine.fit_epoch(x, y, epoch=0)
         assert seen == sizes and np.isfinite(loss)
-    mc = schema.ModelConfig()
+    mc = models.ModelConfig()
     nengo_net = build_model("ensemble_array", mc, 6, 2, 3)
     engine = Engine(nengo_net, minibatch_size=4, device="cpu")
     assert isinstance(engine, Trainer)

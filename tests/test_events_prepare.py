@@ -143,7 +143,7 @@ def test_the_config_sections_and_the_records_they_make_stay_in_step():
     from nengo_actions.data.prepare import emulator_from_config, synthetic_spec_from_config
     from nengo_actions.data.emulator import EventEmulator
     from nengo_actions.data.synthetic_gestures import DEFAULT_EMULATOR
-    from nengo_actions.config.schema import EmulatorConfig, SyntheticGesturesConfig
+    from nengo_actions.config.events import EmulatorConfig, SyntheticGesturesConfig
 
     def defaults(cls, leave_out=()):
         return [(f.name, f.default) for f in fields(cls) if f.name not in leave_out]

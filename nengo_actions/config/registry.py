@@ -96,7 +96,7 @@ class ModelType:
 
     def trainer_for(self, model_cfg):
         """The name of the trainer of this type as ``model_cfg`` (a
-        :class:`~nengo_actions.config.schema.ModelConfig`) configures it."""
+        :class:`~nengo_actions.config.models.ModelConfig`) configures it."""
         if self.trainer_key is None:
             return self.trainer
         key, by_value = self.trainer_key
@@ -222,7 +222,7 @@ def trainer(name, model_cfg):
 
 def trains_directly(name, model_cfg):
     """Whether ``name`` as configured (``model_cfg``: a
-    :class:`~nengo_actions.config.schema.ModelConfig`) is trained with spikes over time."""
+    :class:`~nengo_actions.config.models.ModelConfig`) is trained with spikes over time."""
     return MODELS[name].trainer_for(model_cfg) == "keras_bptt"
 
 

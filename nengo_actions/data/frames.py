@@ -37,9 +37,9 @@ import functools
 
 import numpy as np
 
-from ..config.schema import FRAME_MODES as MODES
-from ..config.schema import REMAINDERS
-from ..config.schema import SPLIT_BY as SPLITS
+from ..config.events import FRAME_MODES as MODES
+from ..config.events import REMAINDERS
+from ..config.events import SPLIT_BY as SPLITS
 from .events import DVS128_SENSOR, EVENT_DTYPE, EventDataError, as_events, sort_by_time
 
 # not the schema's: events.frames.channels lists "last" first, and the order shows in errors

@@ -3,7 +3,7 @@
 The config keys are ``data.dataset`` (an event dataset of :mod:`nengo_actions.config.registry`,
 whose reader is one of the ``open_*`` functions here), ``data.root``, ``data.generate``
 (make the synthetic set when it is missing) and the ``events`` section
-(:class:`~nengo_actions.config.schema.EventsConfig`).
+(:class:`~nengo_actions.config.events.EventsConfig`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import numpy as np
 
 from ..config import registry
 from ..config import ConfigError, resolve_path
-from ..config.schema import Config, EmulatorConfig, EventFramesConfig, SyntheticGesturesConfig
+from ..config.events import EmulatorConfig, EventFramesConfig, SyntheticGesturesConfig
+from ..config.schema import Config
 from .emulator import EventEmulator
 from .events import DVS128_SENSOR
 from .transforms import Compose, CropTime, RandomCropTime, ToFrames

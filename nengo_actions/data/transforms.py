@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config.schema import FRAME_MODES as MODES
-from ..config.schema import REMAINDERS
-from ..config.schema import SPLIT_BY as SPLITS
+from ..config.events import FRAME_MODES as MODES
+from ..config.events import REMAINDERS
+from ..config.events import SPLIT_BY as SPLITS
 from .events import DVS128_SENSOR, sort_by_time
 from .frames import CHANNELS, _check_choice, to_frames
 

@@ -88,7 +88,7 @@ def build_model(
 
 def model_is_spiking(model_type, model_cfg):
     """Whether ``model_type`` as configured (``model_cfg``: a
-    :class:`~nengo_actions.config.schema.ModelConfig`) has spiking neurons to evaluate."""
+    :class:`~nengo_actions.config.models.ModelConfig`) has spiking neurons to evaluate."""
     entry = registry.MODELS[model_type]
     if entry.always_spiking or entry.spiking_key is None:
         return entry.always_spiking

@@ -55,7 +55,7 @@ class BuildArgs:
 
 
 def model_sections(model_type, model_cfg):
-    """The sections of ``model_cfg`` (a :class:`~nengo_actions.config.schema.ModelConfig`)
+    """The sections of ``model_cfg`` (a :class:`~nengo_actions.config.models.ModelConfig`)
     that ``model_type``'s builder takes, in its registered order."""
     return tuple(registry.lookup(model_cfg, name) for name in registry.MODELS[model_type].sections)
 

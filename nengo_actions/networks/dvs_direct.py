@@ -33,12 +33,13 @@ import numpy as np
 
 from nengo_actions.compat import nengo_dl, tf
 from nengo_actions.networks.base import BuiltNetwork, add_layer_probes, model_sections, model_signature, unmerged_ops
-from nengo_actions.networks.dvs_conv import _frame_shape, folded_weights, tile_conv_biases, voting
+from nengo_actions.networks.conversion import folded_weights, tile_conv_biases
+from nengo_actions.networks.dvs_conv import _frame_shape, voting
 from nengo_actions.networks.lif_node import LIF
 from nengo_actions.networks.nir_layers import EulerNeurons
 from nengo_actions.networks.tensor_nodes import MaxPool2D
 from nengo_actions.params import describe, read_checked
-from nengo_actions.config.schema import DVSConvConfig, GestureNetConfig, ModelConfig, SLAnimalsNetConfig
+from nengo_actions.config.models import DVSConvConfig, GestureNetConfig, ModelConfig, SLAnimalsNetConfig
 
 L = tf.keras.layers
 

@@ -29,7 +29,7 @@ from nengo_actions.networks.base import (
     rate_counterpart,
     rate_regularizer,
 )
-from nengo_actions.config.schema import EnsembleArrayConfig
+from nengo_actions.config.models import EnsembleArrayConfig
 
 
 def solve_decoders(neuron_type, gain, bias, encoders, n_neurons, eval_points, reg=0.1, chunk=256):

@@ -14,7 +14,7 @@ import nengo
 import numpy as np
 
 from nengo_actions.networks.base import BuildArgs, BuiltNetwork
-from nengo_actions.config.schema import KerasLMUConfig
+from nengo_actions.config.models import KerasLMUConfig
 
 
 def keras_lmu_layer(n_frames, n_features, n_classes, order=2, units=800, theta=28, memory_d=1, hidden="rnn", seed=0):

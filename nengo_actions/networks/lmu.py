@@ -47,7 +47,7 @@ from nengo_actions.networks.base import (
     rate_counterpart,
     rate_regularizer,
 )
-from nengo_actions.config.schema import LMUConfig, LMUSpikingConfig
+from nengo_actions.config.models import LMUConfig, LMUSpikingConfig
 
 #: Neuron types whose rate is ``amplitude * max(J, 0)``: gain sets the rate scale exactly.
 _RELU_TYPES = (nengo.RectifiedLinear, nengo.SpikingRectifiedLinear)

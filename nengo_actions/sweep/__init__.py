@@ -7,6 +7,7 @@ the sweep's output folder. One idea per module:
 
 =============  ==========================================================================
 ``spec``       the sweep config: loading, checking, grid expansion, trial ids
+``space``      a search's distributions and ASHA's settings and rungs
 ``backends``   running trials: the train command as a subprocess, a local pool, Ray
 ``report``     the results: one row per trial, ``results.csv``, ``results.md``
 ``plots``      the PNG plots of the results
@@ -45,12 +46,10 @@ from nengo_actions.sweep.report import (
 from nengo_actions.sweep.run import run_sweep
 from nengo_actions.sweep.search import MISSING_TUNE, run_search
 from nengo_actions.sweep.search_report import STOPPED
+from nengo_actions.sweep.space import DISTRIBUTIONS, SCHEDULERS, AshaConfig
 from nengo_actions.sweep.spec import (
     BACKENDS,
-    DISTRIBUTIONS,
     RESERVED_KEYS,
-    SCHEDULERS,
-    AshaConfig,
     SweepConfig,
     Trial,
     base_config,

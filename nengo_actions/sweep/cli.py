@@ -20,7 +20,8 @@ from nengo_actions.sweep.report import write_report
 from nengo_actions.sweep.run import run_sweep
 from nengo_actions.sweep.search import plan, require_tune, run_search
 from nengo_actions.sweep.search_report import STOPPED, read_record, write_search_report
-from nengo_actions.sweep.spec import BACKENDS, asha_rungs, load_sweep_config, output_dir, prepare
+from nengo_actions.sweep.space import asha_rungs
+from nengo_actions.sweep.spec import BACKENDS, load_sweep_config, output_dir, prepare
 
 
 def build_parser():

@@ -35,7 +35,8 @@ from nengo_actions.sweep.report import (
     write_csv,
 )
 from nengo_actions.sweep.search_trial import FAILED_FILE, history_path, read_history, run_folders
-from nengo_actions.sweep.spec import Trial, asha_rungs, output_dir, value_text
+from nengo_actions.sweep.space import asha_rungs
+from nengo_actions.sweep.spec import Trial, output_dir, value_text
 
 STOPPED = "stopped early"
 #: In the output folder: the search's trials and errors, read by ``--report-only``.
