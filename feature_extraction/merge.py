@@ -16,7 +16,8 @@ from nengo_actions.config import ConfigError, write_json_atomic
 from nengo_actions.io import atomic_path
 from nengo_actions.config.schema import Config
 
-from .extract import CHUNK_DIR, MANIFEST, SUMMARY, _check_manifest, _chunk_done, assemble, prepare
+from .chunks import CHUNK_DIR, MANIFEST, _check_manifest, _chunk_done, assemble
+from .extract import SUMMARY, prepare
 from .summary import Summary
 
 
