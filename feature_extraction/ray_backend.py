@@ -71,7 +71,7 @@ def extract_on_ray(cfg, jobs=None, address=None, progress=True, force=False):
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs {jobs}: at least 1 task is needed")
     cluster.import_ray(RAY_MISSING)  # before any work: without Ray nothing is generated or deleted
-    from . import extract
+    from . import chunks, extract
     from .merge import merge
 
     if cfg.features.seed_pickles:  # an import, not an extraction: nothing to spread
@@ -85,7 +85,7 @@ def extract_on_ray(cfg, jobs=None, address=None, progress=True, force=False):
         # the local run says "nothing to do", or refuses a store of other settings
         return extract.run(job, (1, 1), progress)
     job.chunk_dir.mkdir(parents=True, exist_ok=True)
-    extract._check_manifest(job)  # other settings' chunks are refused here, not in n tasks
+    chunks._check_manifest(job)  # other settings' chunks are refused here, not in n tasks
     pending = [k for k in range(job.n_chunks) if not job.chunk_path(k).exists()]
     start = time.perf_counter()
     n = _run_tasks(job, cfg, jobs, address, pending, progress) if pending else 0

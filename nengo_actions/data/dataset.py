@@ -137,7 +137,7 @@ class EventDataset:
 def load_arrays(dataset, progress=False, desc=None):
     """Stack ``dataset[i]`` for all samples: ``(inputs, labels)``.
 
-    The transform must give equal-shaped arrays (e.g. :class:`~.frames.ToFrames`).
+    The transform must give equal-shaped arrays (e.g. :class:`~.transforms.ToFrames`).
     """
     indices = range(len(dataset))
     if progress:

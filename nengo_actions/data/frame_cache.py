@@ -1,7 +1,7 @@
 """Framed event samples stored once on disk as exact integer counts.
 
 :func:`cached_frames` frames every sample of an :class:`~.dataset.EventDataset` with a
-transform ending in :class:`~.frames.ToFrames` and writes the frames into one ``.npy``
+transform ending in :class:`~.transforms.ToFrames` and writes the frames into one ``.npy``
 file, ``(samples,) + frame shape``, in the smallest unsigned integer type that holds
 them exactly:
 
@@ -64,7 +64,7 @@ class FrameFile:
 def count_transform(transform):
     """``(transform that gives int64 counts, normalize)`` for a framing transform.
 
-    ``transform`` is a :class:`~.frames.ToFrames` or a :class:`~.frames.Compose` ending
+    ``transform`` is a :class:`~.transforms.ToFrames` or a :class:`~.transforms.Compose` ending
     in one; ``sum_norm`` becomes ``sum`` with ``normalize=True``.
     """
     steps = transform.transforms if isinstance(transform, Compose) else (transform,)
