@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from nengo_actions.config.registry import model_names, registered_sections
+from nengo_actions.config.registry import ModelType, model_names, register_model, registered_sections
 from nengo_actions.config.section import FieldError, Section, setting
 
 frozen = dataclasses.dataclass(frozen=True)
@@ -154,14 +154,8 @@ class ModelConfig(Section):
     # More model types trained and evaluated in the same run and reported beside "type"
     # (whose figures are the unprefixed keys of metrics.json).
     compare: tuple = setting(())
-    ensemble_array: EnsembleArrayConfig = setting(factory=EnsembleArrayConfig)
-    lmu: LMUConfig = setting(factory=LMUConfig)
-    lmu_spiking: LMUSpikingConfig = setting(factory=LMUSpikingConfig)
-    keras_lmu: KerasLMUConfig = setting(factory=KerasLMUConfig)
-    dvs_gesture_net: GestureNetConfig = setting(factory=GestureNetConfig)
-    sl_animals_net: SLAnimalsNetConfig = setting(factory=SLAnimalsNetConfig)
-    dvs_conv: DVSConvConfig = setting(factory=DVSConvConfig)
-    # the sections of models registered with their own settings (registry.register_model)
+    # each model type's sections (``model.<name>``), as registry.register_model adds them:
+    # the shipped types' below, a plugin's from its own module
     registered: dict = dataclasses.field(default_factory=dict, metadata={"setting": False})
 
     @classmethod
@@ -178,3 +172,35 @@ class ModelConfig(Section):
     def types(self):
         """``type`` followed by the ``compare`` types, each once."""
         return tuple(dict.fromkeys((self.type, *self.compare)))
+
+
+# ---------------------------------------------------------------------------------------
+# The shipped model types, registered as a plugin registers its own (README, "Adding a
+# model"): a builder named "module:function" (imported when built, TensorFlow with it) and
+# the sections above as ``model.<name>``.
+
+_NETWORKS = "nengo_actions.networks"
+_BY_METHOD = ("dvs_conv.method", {"direct": "keras_bptt"})
+_DVS = {"dvs_conv": DVSConvConfig}
+for _entry, _sections in (
+    (ModelType("ensemble_array", f"{_NETWORKS}.ensemble_array:build_ensemble_array", ("ensemble_array",),
+               spiking_key="ensemble_array.neuron_type",
+               repeat_keys=("ensemble_array.n_ensembles", "ensemble_array.n_neurons")),
+     {"ensemble_array": EnsembleArrayConfig}),
+    (ModelType("lmu", f"{_NETWORKS}.lmu:build_lmu", ("lmu", "lmu_spiking"), options={"variant": "lmu"}),
+     {"lmu": LMUConfig, "lmu_spiking": LMUSpikingConfig}),
+    (ModelType("lmu_spiking", f"{_NETWORKS}.lmu:build_lmu", ("lmu", "lmu_spiking"), options={"variant": "lmu_spiking"},
+               always_spiking=True),
+     {"lmu": LMUConfig, "lmu_spiking": LMUSpikingConfig}),
+    (ModelType("keras_lmu", f"{_NETWORKS}.keras_lmu:build_keras_lmu", ("keras_lmu",),
+               gui_refusal="runs as one TensorFlow layer inside NengoDL, with no Nengo ensembles to show; "
+               "open 'lmu' or 'lmu_spiking' instead"),
+     {"keras_lmu": KerasLMUConfig}),
+    (ModelType("dvs_gesture_net", f"{_NETWORKS}.dvs_conv:build_gesture_net", ("dvs_gesture_net", "dvs_conv"),
+               inputs="events", spiking_key="dvs_conv.spiking_neuron_type", trainer_key=_BY_METHOD),
+     {"dvs_gesture_net": GestureNetConfig, **_DVS}),
+    (ModelType("sl_animals_net", f"{_NETWORKS}.dvs_conv:build_sl_animals_net", ("sl_animals_net", "dvs_conv"),
+               inputs="events", spiking_key="dvs_conv.spiking_neuron_type", trainer_key=_BY_METHOD),
+     {"sl_animals_net": SLAnimalsNetConfig, **_DVS}),
+):
+    register_model(_entry, sections=_sections)

@@ -163,7 +163,10 @@ def register_model(model_type: ModelType, sections=None):
         schema's sections are) and the builder gets them in ``model_type.sections``'s order.
     """
     sections = dict(sections or {})
-    taken = {n for m in MODELS.values() if m.name != model_type.name for n in m.sections if n not in SECTIONS}
+    # another type's section name is taken, unless this type shares that very section
+    # (the two LMU types, the two DVS nets)
+    others = {n for m in MODELS.values() if m.name != model_type.name for n in m.sections}
+    taken = {n for n in others if n not in SECTIONS or SECTIONS[n] is not sections.get(n)}
     for name, cls in sections.items():
         if name not in model_type.sections:
             raise ValueError(f"model type {model_type.name!r}: section {name!r} is not in its sections {model_type.sections}")
@@ -226,24 +229,6 @@ def trains_directly(name, model_cfg):
     return MODELS[name].trainer_for(model_cfg) == "keras_bptt"
 
 
-_NETWORKS = "nengo_actions.networks"
-_BY_METHOD = ("dvs_conv.method", {"direct": "keras_bptt"})
-for _entry in (
-    ModelType("ensemble_array", f"{_NETWORKS}.ensemble_array:build_ensemble_array", ("ensemble_array",),
-              spiking_key="ensemble_array.neuron_type",
-              repeat_keys=("ensemble_array.n_ensembles", "ensemble_array.n_neurons")),
-    ModelType("lmu", f"{_NETWORKS}.lmu:build_lmu", ("lmu", "lmu_spiking"), options={"variant": "lmu"}),
-    ModelType("lmu_spiking", f"{_NETWORKS}.lmu:build_lmu", ("lmu", "lmu_spiking"), options={"variant": "lmu_spiking"},
-              always_spiking=True),
-    ModelType("keras_lmu", f"{_NETWORKS}.keras_lmu:build_keras_lmu", ("keras_lmu",),
-              gui_refusal="runs as one TensorFlow layer inside NengoDL, with no Nengo ensembles to show; "
-              "open 'lmu' or 'lmu_spiking' instead"),
-    ModelType("dvs_gesture_net", f"{_NETWORKS}.dvs_conv:build_gesture_net", ("dvs_gesture_net", "dvs_conv"),
-              inputs="events", spiking_key="dvs_conv.spiking_neuron_type", trainer_key=_BY_METHOD),
-    ModelType("sl_animals_net", f"{_NETWORKS}.dvs_conv:build_sl_animals_net", ("sl_animals_net", "dvs_conv"),
-              inputs="events", spiking_key="dvs_conv.spiking_neuron_type", trainer_key=_BY_METHOD),
-):
-    register_model(_entry)
 _READERS = "nengo_actions.data.prepare"
 for _entry in (
     DatasetType("ucf101", "features"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from nengo_actions.config.registry import dataset_names, model_names, registered_sections
+from nengo_actions.config.registry import dataset_names, model_names
 from nengo_actions.config.events import EventsConfig
 from nengo_actions.config.models import ModelConfig
 from nengo_actions.config.section import FieldError, Section, merge, setting

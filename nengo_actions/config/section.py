@@ -106,6 +106,10 @@ class Section:
         for f in dataclasses.fields(self):
             if "kind" in f.metadata:
                 object.__setattr__(self, f.name, check_value(f.name, getattr(self, f.name), f.metadata))
+        registered = type(self).registered_sections()
+        if registered:  # every registered section held, defaults made here: equal settings compare equal
+            given = self.__dict__.get("registered") or {}
+            object.__setattr__(self, "registered", {name: given.get(name) or cls() for name, cls in registered.items()})
         self.check()
 
     def check(self):
@@ -130,7 +134,11 @@ class Section:
         return _plain(self)
 
     def replace(self, **changes):
-        """A copy with ``changes``, checked again."""
+        """A copy with ``changes``, checked again (registered sections included)."""
+        registered = type(self).registered_sections()
+        sections = {k: changes.pop(k) for k in list(changes) if k in registered}
+        if sections:
+            changes["registered"] = {**self.__dict__.get("registered", {}), **sections}
         return dataclasses.replace(self, **changes)
 
 
