@@ -185,6 +185,9 @@ def test_direct_training_learns_resumes_and_its_nengo_network_agrees(tmp_path):
     finally:
         nengo_engine.close()
 
+    with pytest.raises(ValueError, match="no rate form"):  # refused, never silently built spiking
+        build_direct_network("dvs_gesture_net", mc, n_features=x_train.shape[2], n_classes=2,
+                             params_path=resumed.params_path, spiking=False)
     other = build_temporal("dvs_gesture_net", model_cfg(plif=False), n_features=x_train.shape[2], n_classes=2)
     with pytest.raises(ParamsError, match="different model.*plif"):
         load_temporal_params(other, resumed.params_path)

@@ -267,13 +267,18 @@ def load_temporal_params(net, path):
     return header
 
 
-def build_direct_network(kind, model_cfg: ModelConfig, *, n_features, n_classes, params_path, steps_per_frame=1, dt=0.001,
-                         seed=0, raster_neurons=20, **_):
+def build_direct_network(kind, model_cfg: ModelConfig, *, n_features, n_classes, params_path, spiking=True,
+                         steps_per_frame=1, dt=0.001, seed=0, raster_neurons=20):
     """The Nengo network of a directly trained model, with the parameters of
     ``params_path`` (a :class:`~nengo_actions.engine.direct.DirectEngine` file) built in.
 
+    The network is trained as it runs, with spiking LIF neurons: it has no rate form, so
+    ``spiking=False`` is refused rather than ignored.
+
     Returns a :class:`BuiltNetwork` with ``params_in_network`` set (nothing to load).
     """
+    if not spiking:
+        raise ValueError(f"{kind}: a directly trained network runs with its spiking LIF neurons; it has no rate form")
     net = build_temporal(kind, model_cfg, n_features=n_features, n_classes=n_classes, seed=seed)
     load_temporal_params(net, params_path)
     return convert_temporal(net, steps_per_frame=steps_per_frame, dt=dt, raster_neurons=raster_neurons)
