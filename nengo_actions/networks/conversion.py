@@ -147,6 +147,34 @@ def convert(
     )
 
 
+def converted_network(converter, model, neuron_layers, *, n_classes, spiking, steps_per_frame, dt, signature,
+                      description, raster_neurons=20, params_in_network=False):
+    """The :class:`BuiltNetwork` of ``nengo_dl.Converter`` ``converter`` run on the Keras
+    ``model``: conv biases broadcast, operators unmerged, and a rate and raster probe per
+    neuron layer (``neuron_layers``: ``{keras layer: probe name}``) that became an ensemble.
+    The one tail of every converted network, rate-trained or trained directly."""
+    tile_conv_biases(converter.net)
+    unmerged_ops(converter.net)
+    built = BuiltNetwork(
+        network=converter.net,
+        input=converter.inputs[model.inputs[0]],
+        output=converter.outputs[model.outputs[0]],
+        n_classes=int(n_classes),
+        spiking=bool(spiking),
+        steps_per_frame=int(steps_per_frame),
+        dt=dt,
+        signature=dict(signature),
+        description=description,
+        params_in_network=params_in_network,
+    )
+    for layer, name in neuron_layers.items():
+        target = converter.layers[layer]
+        ensemble = getattr(target, "ensemble", target)
+        if isinstance(ensemble, nengo.Ensemble):
+            add_layer_probes(built, name, ensemble, raster_neurons)
+    return built
+
+
 def built_from_keras(folded, conv: DVSConvConfig, n_classes, *, spiking=False, steps_per_frame=1, dt=0.001,
                      raster_neurons=20, description="", seed=0):
     """A :class:`BuiltNetwork` converted from a BN-folded Keras model, with its weights.
@@ -167,30 +195,16 @@ def built_from_keras(folded, conv: DVSConvConfig, n_classes, *, spiking=False, s
     # a fixed seed: the spiking neurons' initial voltages are the same in every build
     # of this network (also after Simulator.freeze_params), not drawn from build order
     converter.net.seed = int(seed)
-    tile_conv_biases(converter.net)
-    unmerged_ops(converter.net)
-    built = BuiltNetwork(
-        network=converter.net,
-        input=converter.inputs[folded.inputs[0]],
-        output=converter.outputs[folded.outputs[0]],
-        n_classes=n_classes,
-        spiking=spiking,
-        steps_per_frame=int(steps_per_frame),
-        dt=dt,
-        signature={"model": folded.name},
-        description=description,
+    layers = {layer: layer.name.replace("spike_", "") for layer in folded.layers
+              if isinstance(layer, tf.keras.layers.Activation)}
+    built = converted_network(
+        converter, folded, layers, n_classes=n_classes, spiking=spiking, steps_per_frame=steps_per_frame, dt=dt,
+        signature={"model": folded.name}, description=description, raster_neurons=raster_neurons,
     )
     built.keras_model = folded
-    for layer in folded.layers:
-        if isinstance(layer, tf.keras.layers.Activation):
-            target = converter.layers[layer]
-            ensemble = target.ensemble if hasattr(target, "ensemble") else target
-            if isinstance(ensemble, nengo.Ensemble):
-                probed = add_layer_probes(built, layer.name.replace("spike_", ""), ensemble, raster_neurons)
-                if conv.rate_regularization > 0:
-                    built.loss_terms.append(
-                        (probed.rate_probe, rate_regularizer(conv.rate_target), conv.rate_regularization)
-                    )
+    if conv.rate_regularization > 0:
+        for probed in built.layers:
+            built.loss_terms.append((probed.rate_probe, rate_regularizer(conv.rate_target), conv.rate_regularization))
     return built
 
 
@@ -199,5 +213,6 @@ __all__ = [
     "folded_weights",
     "convert",
     "built_from_keras",
+    "converted_network",
     "tile_conv_biases",
 ]

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import nengo
 import numpy as np
 
 from nengo_actions.compat import nengo_dl, tf
-from nengo_actions.networks.base import BuiltNetwork, add_layer_probes, model_sections, model_signature, unmerged_ops
-from nengo_actions.networks.conversion import folded_weights, tile_conv_biases
+from nengo_actions.networks.base import model_sections, model_signature
+from nengo_actions.networks.conversion import converted_network, folded_weights
 from nengo_actions.networks.dvs_conv import _frame_shape, voting
 from nengo_actions.networks.lif_node import LIF
 from nengo_actions.networks.nir_layers import EulerNeurons
@@ -299,26 +298,11 @@ def convert_frame_model(per_frame, *, n_classes, signature, description, steps_p
     converted by ``nengo_dl.Converter``, conv biases broadcast, operators unmerged, a
     rate and raster probe per neuron layer (named after the layer)."""
     converter = nengo_dl.Converter(per_frame, inference_only=True, allow_fallback=False)
-    tile_conv_biases(converter.net)
-    unmerged_ops(converter.net)
-    built = BuiltNetwork(
-        network=converter.net,
-        input=converter.inputs[per_frame.inputs[0]],
-        output=converter.outputs[per_frame.outputs[0]],
-        n_classes=int(n_classes),
-        spiking=True,
-        steps_per_frame=int(steps_per_frame),
-        dt=dt,
-        signature=dict(signature),
-        description=description,
-        params_in_network=True,
+    layers = {layer: layer.name.replace("lif_", "") for layer in per_frame.layers if isinstance(layer, (LIF, EulerNeurons))}
+    return converted_network(
+        converter, per_frame, layers, n_classes=n_classes, spiking=True, steps_per_frame=steps_per_frame, dt=dt,
+        signature=signature, description=description, raster_neurons=raster_neurons, params_in_network=True,
     )
-    for layer in per_frame.layers:
-        if isinstance(layer, (LIF, EulerNeurons)):
-            ensemble = converter.layers[layer].ensemble
-            if isinstance(ensemble, nengo.Ensemble):
-                add_layer_probes(built, layer.name.replace("lif_", ""), ensemble, raster_neurons)
-    return built
 
 
 __all__ = [
