@@ -250,3 +250,32 @@ def test_every_pool_of_the_schema_is_a_pooling_layer():
     assert dvs_conv.POOLS is models.POOLS
     layers = {type(dvs_conv._pool_layer(tf, pool, f"pool_{pool}")) for pool in models.POOLS}
     assert layers == {tf.keras.layers.MaxPooling2D, tf.keras.layers.AveragePooling2D}
+
+
+@pytest.mark.parametrize("kind", ["dvs_gesture_net", "sl_animals_net"])
+def test_the_rate_and_the_direct_model_come_from_one_stage_list(kind):
+    """Both routes read networks/stages.py: the same weight layers, in the same order,
+    with the same shapes."""
+    from nengo_actions.networks.dvs_conv import rate_model
+    from nengo_actions.networks.dvs_direct import temporal_model
+    from nengo_actions.networks.stages import STAGES
+
+    m = models.ModelConfig()
+    net = getattr(m, kind).replace(**({"channels": 4, "dense": 8} if kind == "dvs_gesture_net" else {"channels": (3, 5), "dense": 7}))
+    stages = STAGES[kind](net, 3)
+    shape = (32, 32, 2) if kind == "dvs_gesture_net" else (34, 34, 2)
+    rate = rate_model(stages, shape)
+    direct = temporal_model(stages, shape, m.dvs_conv)
+
+    def kernels(model):
+        return [(w.name.split("/")[0], tuple(w.shape)) for w in model.weights if "kernel" in w.name]
+
+    assert kernels(rate) == kernels(direct) and len(kernels(rate)) == sum(s.kind in ("conv", "dense") for s in stages)
+    assert rate.output_shape == (None, 3) and direct.output_shape == (None, None, 3)
+
+
+def test_the_rate_route_refuses_batch_norm_after_dense_layers():
+    cfg = C.load_config(overrides=["model.type=\"dvs_gesture_net\"", "model.dvs_conv.method=\"rate\"",
+                                   "model.dvs_gesture_net.dense_batch_norm=true", "model.dvs_gesture_net.channels=2"])
+    with pytest.raises(C.ConfigError, match=r"model\.dvs_gesture_net\.dense_batch_norm"):
+        build_model("dvs_gesture_net", cfg.model, n_features=32 * 32 * 2, n_frames=2, n_classes=3)

@@ -42,8 +42,10 @@ import math
 
 import numpy as np
 
+from nengo_actions.errors import ConfigError
 from nengo_actions.networks.base import BuildArgs, BuiltNetwork
 from nengo_actions.networks.conversion import built_from_keras, fold_batch_norm
+from nengo_actions.networks.stages import gesture_stages, sl_animals_stages
 from nengo_actions.config.models import POOLS, DVSConvConfig, GestureNetConfig, SLAnimalsNetConfig
 
 
@@ -81,6 +83,46 @@ def voting(tf, n_classes, votes, name="voting"):
     return lambda x: flatten(pool(reshape(x)))
 
 
+def rate_model(stages, frame_shape, seed=0, name="dvs_net"):
+    """The rate-trained Keras model of a stage list (:mod:`~nengo_actions.networks.stages`).
+
+    ``(batch, H * W * 2) -> (batch, classes)``: one frame in; ReLU activations named
+    ``spike_*`` mark the layers that spike after conversion. The k-th convolution or dense
+    layer starts from HeUniform with seed ``seed + k``; batch normalisation follows a
+    convolution only (:func:`~.conversion.fold_batch_norm` folds it there).
+    """
+    from nengo_actions.compat import tf
+
+    L = tf.keras.layers
+    inp = tf.keras.Input((int(np.prod(frame_shape)),), name="frame")
+    x = L.Reshape(tuple(frame_shape), name="image")(inp)
+    weighted = 0
+    for s in stages:
+        if s.kind in ("conv", "dense"):
+            init = tf.keras.initializers.HeUniform(seed=seed + weighted)
+            if s.kind == "conv":
+                x = L.Conv2D(int(s.size), 3, padding=s.padding, use_bias=not s.batch_norm, kernel_initializer=init, name=s.name)(x)
+            elif s.batch_norm:
+                raise ValueError(f"{name}: batch normalisation after the dense layer {s.name!r} cannot be folded "
+                                 "into it for conversion (the rate route folds it into convolutions only)")
+            else:
+                x = L.Dense(int(s.size), kernel_initializer=init, name=s.name)(x)
+            if s.batch_norm:
+                x = L.BatchNormalization(name=f"bn{weighted}")(x)
+            weighted += 1
+        elif s.kind == "lif":
+            x = L.Activation("relu", name="spike_" + s.name.removeprefix("lif_"))(x)
+        elif s.kind == "pool":
+            x = _pool_layer(tf, s.pool, s.name)(x)
+        elif s.kind == "flatten":
+            x = L.Flatten(name=s.name)(x)
+        elif s.kind == "dropout":
+            x = L.Dropout(float(s.size), name=s.name)(x)
+        elif s.kind == "vote":
+            x = voting(tf, x.shape[-1] // int(s.size), int(s.size), name=s.name)(x)
+    return tf.keras.Model(inp, x, name=name)
+
+
 def gesture_net(
     frame_shape,
     n_classes,
@@ -93,7 +135,8 @@ def gesture_net(
     dropout=0.5,
     seed=0,
 ):
-    """The PLIF / SpikingJelly DVS128 Gesture network as a Keras model.
+    """The PLIF / SpikingJelly DVS128 Gesture network as a rate-trained Keras model
+    (:func:`rate_model` of :func:`~.stages.gesture_stages`).
 
     Parameters
     ----------
@@ -113,55 +156,18 @@ def gesture_net(
     tf.keras.Model
         ``(batch, H * W * 2) -> (batch, n_classes)``; ReLU marks the spiking layers.
     """
-    from nengo_actions.compat import tf
-
-    init = lambda i: tf.keras.initializers.HeUniform(seed=seed + i)  # noqa: E731
-    inp = tf.keras.Input((int(np.prod(frame_shape)),), name="frame")
-    x = tf.keras.layers.Reshape(tuple(frame_shape), name="image")(inp)
-    for i in range(depth):
-        x = tf.keras.layers.Conv2D(channels, 3, padding="same", use_bias=not batch_norm, kernel_initializer=init(i), name=f"conv{i}")(x)
-        if batch_norm:
-            x = tf.keras.layers.BatchNormalization(name=f"bn{i}")(x)
-        x = tf.keras.layers.Activation("relu", name=f"spike_conv{i}")(x)
-        x = _pool_layer(tf, pool, f"pool{i}")(x)
-    x = tf.keras.layers.Flatten(name="flatten")(x)
-    if dropout:
-        x = tf.keras.layers.Dropout(dropout, name="dropout0")(x)
-    x = tf.keras.layers.Dense(dense, kernel_initializer=init(depth), name="fc0")(x)
-    x = tf.keras.layers.Activation("relu", name="spike_fc0")(x)
-    if dropout:
-        x = tf.keras.layers.Dropout(dropout, name="dropout1")(x)
-    x = tf.keras.layers.Dense(n_classes * votes, kernel_initializer=init(depth + 1), name="fc1")(x)
-    x = tf.keras.layers.Activation("relu", name="spike_fc1")(x)
-    if votes > 1:
-        x = voting(tf, n_classes, votes)(x)
-    return tf.keras.Model(inp, x, name="dvs_gesture_net")
+    net = GestureNetConfig(channels=channels, depth=depth, dense=dense, votes=votes, pool=pool, batch_norm=batch_norm,
+                           dropout=dropout)
+    return rate_model(gesture_stages(net, n_classes), frame_shape, seed, name="dvs_gesture_net")
 
 
 def sl_animals_net(frame_shape, n_classes, channels=(20, 50), dense=200, pool="avg", dropout=0.0, seed=0):
-    """The SL-Animals-DVS STBP network as a Keras model.
-
-    ``conv 2->channels[0] 3x3 - spiking - pool 2 - conv ->channels[1] 3x3 - spiking -
-    pool 2 - dense - spiking - dense n_classes - spiking``; the input is one flattened
-    ``(H, W, 2)`` frame. Convolutions are unpadded ("valid"), as in the STBP code.
-    """
-    from nengo_actions.compat import tf
-
-    init = lambda i: tf.keras.initializers.HeUniform(seed=seed + i)  # noqa: E731
-    inp = tf.keras.Input((int(np.prod(frame_shape)),), name="frame")
-    x = tf.keras.layers.Reshape(tuple(frame_shape), name="image")(inp)
-    for i, c in enumerate(channels):
-        x = tf.keras.layers.Conv2D(c, 3, kernel_initializer=init(i), name=f"conv{i}")(x)
-        x = tf.keras.layers.Activation("relu", name=f"spike_conv{i}")(x)
-        x = _pool_layer(tf, pool, f"pool{i}")(x)
-    x = tf.keras.layers.Flatten(name="flatten")(x)
-    if dropout:
-        x = tf.keras.layers.Dropout(dropout, name="dropout0")(x)
-    x = tf.keras.layers.Dense(dense, kernel_initializer=init(len(channels)), name="fc0")(x)
-    x = tf.keras.layers.Activation("relu", name="spike_fc0")(x)
-    x = tf.keras.layers.Dense(n_classes, kernel_initializer=init(len(channels) + 1), name="fc1")(x)
-    x = tf.keras.layers.Activation("relu", name="spike_fc1")(x)
-    return tf.keras.Model(inp, x, name="sl_animals_net")
+    """The SL-Animals-DVS STBP network as a rate-trained Keras model (:func:`rate_model`
+    of :func:`~.stages.sl_animals_stages`): ``conv 2->channels[0] 3x3 - spiking - pool 2 -
+    conv ->channels[1] 3x3 - spiking - pool 2 - dense - spiking - dense n_classes -
+    spiking``, convolutions unpadded ("valid") as in the STBP code."""
+    net = SLAnimalsNetConfig(channels=tuple(channels), dense=dense, pool=pool, dropout=dropout)
+    return rate_model(sl_animals_stages(net, n_classes), frame_shape, seed, name="sl_animals_net")
 
 
 def _built(keras_model, what, pool, conv: DVSConvConfig, shape, args: BuildArgs):
@@ -180,10 +186,12 @@ def _built(keras_model, what, pool, conv: DVSConvConfig, shape, args: BuildArgs)
 def build_gesture_net(net: GestureNetConfig, conv: DVSConvConfig, args: BuildArgs) -> BuiltNetwork:
     """Build ``model.dvs_gesture_net`` (with ``model.dvs_conv``) for the engine."""
     shape, n_classes = _frame_shape(args.n_features, net.frame_shape), args.n_classes
-    keras_model = gesture_net(
-        shape, n_classes, net.channels, net.depth, net.dense, net.votes, net.pool, net.batch_norm, net.dropout,
-        args.seed,
-    )
+    if net.dense_batch_norm:
+        raise ConfigError(
+            "model.dvs_gesture_net.dense_batch_norm: the rate-trained route (model.dvs_conv.method \"rate\") folds "
+            "batch normalisation into convolutions only; set it to false, or train directly (method \"direct\")"
+        )
+    keras_model = rate_model(gesture_stages(net, n_classes), shape, args.seed, name="dvs_gesture_net")
     what = (
         f"{{conv3x3 {net.channels}{' - BN' if net.batch_norm else ''} - spiking - {net.pool}pool 2}}"
         f" x {net.depth} - dense {net.dense} - spiking - dense {n_classes}x{net.votes} - spiking"
@@ -195,7 +203,7 @@ def build_gesture_net(net: GestureNetConfig, conv: DVSConvConfig, args: BuildArg
 def build_sl_animals_net(net: SLAnimalsNetConfig, conv: DVSConvConfig, args: BuildArgs) -> BuiltNetwork:
     """Build ``model.sl_animals_net`` (with ``model.dvs_conv``) for the engine."""
     shape, n_classes = _frame_shape(args.n_features, net.frame_shape), args.n_classes
-    keras_model = sl_animals_net(shape, n_classes, net.channels, net.dense, net.pool, net.dropout, args.seed)
+    keras_model = rate_model(sl_animals_stages(net, n_classes), shape, args.seed, name="sl_animals_net")
     what = (
         f"conv 2->{net.channels[0]} 3x3 - spiking - {net.pool}pool 2 - conv ->{net.channels[1]} 3x3 - "
         f"spiking - {net.pool}pool 2 - dense {net.dense} - spiking - dense {n_classes} - spiking"
@@ -204,6 +212,7 @@ def build_sl_animals_net(net: SLAnimalsNetConfig, conv: DVSConvConfig, args: Bui
 
 
 __all__ = [
+    "rate_model",
     "gesture_net",
     "sl_animals_net",
     "voting",
