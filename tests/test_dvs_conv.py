@@ -258,11 +258,11 @@ def test_the_rate_and_the_direct_model_come_from_one_stage_list(kind):
     with the same shapes."""
     from nengo_actions.networks.dvs_conv import rate_model
     from nengo_actions.networks.dvs_direct import temporal_model
-    from nengo_actions.networks.stages import STAGES
+    from nengo_actions.networks.stages import stages_of
 
     m = models.ModelConfig()
     net = getattr(m, kind).replace(**({"channels": 4, "dense": 8} if kind == "dvs_gesture_net" else {"channels": (3, 5), "dense": 7}))
-    stages = STAGES[kind](net, 3)
+    stages = stages_of(kind, net, 3)
     shape = (32, 32, 2) if kind == "dvs_gesture_net" else (34, 34, 2)
     rate = rate_model(stages, shape)
     direct = temporal_model(stages, shape, m.dvs_conv)

@@ -11,6 +11,7 @@ import pytest
 from nengo_actions.config import registry
 from nengo_actions.config import ConfigError, load_config, make_run_dir
 from nengo_actions.networks import BuiltNetwork, build_model, model_is_spiking
+from nengo_actions.config.models import DVSConvConfig
 from nengo_actions.config.section import Section, setting
 
 
@@ -96,6 +97,8 @@ def test_bad_registrations_are_refused():
         registry.ModelType("x", "a:b", trainer_key=("dvs_conv.method", {"direct": "keras"}))
     with pytest.raises(ValueError, match="trainer_key must be"):
         registry.ModelType("x", "a:b", trainer_key=("dvs_conv.method", "direct"))
+    with pytest.raises(ValueError, match="stages must be 'module:function'"):
+        registry.ModelType("x", "a:b", stages="gesture_stages")
 
 
 def test_the_registry_picks_each_model_s_trainer_from_its_settings():
@@ -167,6 +170,69 @@ def test_a_registered_model_is_trained_and_evaluated_by_the_engine(tmp_path, gai
     with pytest.raises(ParamsError, match=r"gained_readout\.gain"):
         run_model("gained_readout", other, data, tmp_path / "again", params=tmp_path / "run" / "params_best.npz",
                   log=lambda s: None)
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyEventNetConfig(Section):
+    """The settings of an event model registered from outside (the README's second example)."""
+
+    channels: int = setting(4, low=1)
+    frame_shape: tuple = setting(())
+
+
+def tiny_event_stages(net, n_classes):
+    """conv3x3 - LIF - avgpool 2 - dense classes - LIF."""
+    from nengo_actions.networks.stages import Stage
+
+    return [Stage("conv", "conv0", net.channels), Stage("lif", "lif_conv0"), Stage("pool", "pool0", 2, pool="avg"),
+            Stage("flatten", "flatten"), Stage("dense", "fc0", n_classes), Stage("lif", "lif_fc0")]
+
+
+@pytest.fixture
+def tiny_event_net():
+    entry = registry.register_model(
+        registry.ModelType(
+            "tiny_event_net", "nengo_actions.networks.dvs_conv:build_staged_net", ("tiny_event_net", "dvs_conv"),
+            inputs="events", stages=f"{__name__}:tiny_event_stages", spiking_key="dvs_conv.spiking_neuron_type",
+            trainer_key=("dvs_conv.method", {"direct": "keras_bptt"}),
+        ),
+        sections={"tiny_event_net": TinyEventNetConfig, "dvs_conv": DVSConvConfig},  # the shipped section, shared
+    )
+    yield entry
+    del registry.MODELS["tiny_event_net"], registry.SECTIONS["tiny_event_net"]
+
+
+@pytest.mark.parametrize("method", ["direct", "rate"])
+def test_a_registered_event_model_trains_through_both_trainers(tmp_path, tiny_event_net, method):
+    """A plugin's stage list is the whole description of its network: trained directly
+    with spikes (Keras through time) or as rates in NengoDL, then run spiking as a Nengo
+    network, on events that sit in the left or the right half of the frame."""
+    from nengo_actions.clips.feature_data import ClipData
+    from nengo_actions.experiment import run_model
+
+    rng = np.random.default_rng(3)
+
+    def clips(n, side=8, steps=4):
+        y = np.arange(n) % 2
+        x = rng.poisson(0.2, (n, steps, side, side, 2)).astype(np.float32)
+        for i, label in enumerate(y):
+            x[i, :, :, slice(0, side // 2) if label == 0 else slice(side // 2, side)] += rng.poisson(1.5, (steps, side, side // 2, 2))
+        return x.reshape(n, steps, -1), y
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = clips(24), clips(8), clips(16)
+    groups = lambda n: np.array(["u"] * n)  # noqa: E731
+    data = ClipData(x_train, y_train, x_val, y_val, x_test, y_test, groups(24), groups(8), groups(16),
+                    ["left", "right"], tmp_path, {"frame_shape": [8, 8, 2]})
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"data": {"dataset": "dvs128_gesture"}, "model": {"type": "tiny_event_net", "dvs_conv": {"method": method}}}))
+    cfg = load_config(path, ["train.epochs=8", "train.learning_rate=0.02", "train.minibatch_size=8", "train.loss=\"mse\"",
+                             "train.standardize=false", "train.tensorboard=false", 'evaluate.energy_devices=["cpu"]',
+                             "evaluate.steps_per_frame=[1]", "evaluate.spiking_steps_per_frame=1"])
+    m = run_model("tiny_event_net", cfg, data, tmp_path / "run", log=lambda s: None).metrics
+    # directly trained, the Nengo network at 1 step per frame is the model trained; the
+    # rate-trained one is judged as trained (its spiking form needs more steps per frame)
+    assert m["spiking_test_clip_accuracy" if method == "direct" else "test_clip_accuracy"] >= 0.9
+    assert {"firing_rate_hz_conv0", "firing_rate_hz_fc0"} <= set(m)
 
 
 def test_a_registered_section_cannot_take_a_schema_name_or_go_unnamed():

@@ -197,10 +197,12 @@ for _entry, _sections in (
                "open 'lmu' or 'lmu_spiking' instead"),
      {"keras_lmu": KerasLMUConfig}),
     (ModelType("dvs_gesture_net", f"{_NETWORKS}.dvs_conv:build_gesture_net", ("dvs_gesture_net", "dvs_conv"),
-               inputs="events", spiking_key="dvs_conv.spiking_neuron_type", trainer_key=_BY_METHOD),
+               inputs="events", spiking_key="dvs_conv.spiking_neuron_type", trainer_key=_BY_METHOD,
+               stages=f"{_NETWORKS}.stages:gesture_stages"),
      {"dvs_gesture_net": GestureNetConfig, **_DVS}),
     (ModelType("sl_animals_net", f"{_NETWORKS}.dvs_conv:build_sl_animals_net", ("sl_animals_net", "dvs_conv"),
-               inputs="events", spiking_key="dvs_conv.spiking_neuron_type", trainer_key=_BY_METHOD),
+               inputs="events", spiking_key="dvs_conv.spiking_neuron_type", trainer_key=_BY_METHOD,
+               stages=f"{_NETWORKS}.stages:sl_animals_stages"),
      {"sl_animals_net": SLAnimalsNetConfig, **_DVS}),
 ):
     register_model(_entry, sections=_sections)

@@ -58,6 +58,11 @@ class ModelType:
     trainer_key : (str, dict) or None
         A ``model.*`` key and ``{value: trainer name}``: the key's value picks another
         trainer than ``trainer`` (``("dvs_conv.method", {"direct": "keras_bptt"})``).
+    stages : str or None
+        ``"module:function"`` of an event model's layers: called as ``function(section,
+        n_classes)`` with the type's first section, it returns the list of
+        :class:`~nengo_actions.networks.stages.Stage` that its directly trained model, its
+        rate-trained model, its Nengo network and its NIR graph are all built from.
     repeat_keys : (str, str) or None
         ``model.*`` keys of (how many ensembles, neurons each) for a model made of many
         copies of one ensemble; the GUI draws a reduced copy of a large one.
@@ -74,6 +79,7 @@ class ModelType:
     always_spiking: bool = False
     trainer: str = "nengo_dl"
     trainer_key: tuple = None
+    stages: str = None
     repeat_keys: tuple = None
     gui_refusal: str = None
 
@@ -82,6 +88,8 @@ class ModelType:
             raise ValueError(f"model type {self.name!r}: inputs must be one of {INPUTS}, got {self.inputs!r}")
         if ":" not in self.builder:
             raise ValueError(f"model type {self.name!r}: builder must be 'module:function', got {self.builder!r}")
+        if self.stages is not None and ":" not in self.stages:
+            raise ValueError(f"model type {self.name!r}: stages must be 'module:function', got {self.stages!r}")
         if isinstance(self.sections, str) or not all(isinstance(n, str) for n in self.sections):
             raise ValueError(f"model type {self.name!r}: sections must be a tuple of section names, got {self.sections!r}")
         by_value = {}

@@ -79,6 +79,7 @@ def build_model(
         dt=dt,
         seed=seed,
         raster_neurons=raster_neurons,
+        model_type=model_type,
     )
     built = builder(*model_sections(model_type, model_cfg), args, **entry.options)
     built.signature = model_signature(model_type, model_cfg, n_features, n_classes)

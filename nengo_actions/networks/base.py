@@ -38,6 +38,9 @@ class BuildArgs:
         Seed of the network (tuning, initial weights).
     raster_neurons : int
         Neurons per layer whose spikes are recorded for rasters (0: none).
+    model_type : str or None
+        The registered type being built (a builder shared by several types reads its
+        registry entry through it).
     """
 
     n_features: int
@@ -48,6 +51,7 @@ class BuildArgs:
     dt: float = 0.001
     seed: int = 0
     raster_neurons: int = 20
+    model_type: str = None
 
     def synapse(self, tau_frames):
         """:func:`frames_to_synapse` at this build's steps per frame and ``dt``."""

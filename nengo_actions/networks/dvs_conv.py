@@ -45,7 +45,7 @@ import numpy as np
 from nengo_actions.errors import ConfigError
 from nengo_actions.networks.base import BuildArgs, BuiltNetwork
 from nengo_actions.networks.conversion import built_from_keras, fold_batch_norm
-from nengo_actions.networks.stages import gesture_stages, sl_animals_stages
+from nengo_actions.networks.stages import gesture_stages, sl_animals_stages, stages_of, summary
 from nengo_actions.config.models import POOLS, DVSConvConfig, GestureNetConfig, SLAnimalsNetConfig
 
 
@@ -211,7 +211,25 @@ def build_sl_animals_net(net: SLAnimalsNetConfig, conv: DVSConvConfig, args: Bui
     return _built(keras_model, what, net.pool, conv, shape, args)
 
 
+def build_staged_net(net, conv: DVSConvConfig, args: BuildArgs) -> BuiltNetwork:
+    """Build the rate-trained form of an event model registered with ``stages`` (a
+    plugin's): its ``model.<name>`` section (with a ``frame_shape`` setting) and
+    ``model.dvs_conv``. Its directly trained form needs no builder of its own: the direct
+    route reads the same stage list."""
+    shape = _frame_shape(args.n_features, getattr(net, "frame_shape", ()))
+    stages = stages_of(args.model_type, net, args.n_classes)
+    if any(s.kind == "dense" and s.batch_norm for s in stages):
+        raise ConfigError(
+            f"model.{args.model_type}: the rate-trained route (model.dvs_conv.method \"rate\") folds batch "
+            "normalisation into convolutions only; drop it after dense layers, or train directly (method \"direct\")"
+        )
+    keras_model = rate_model(stages, shape, args.seed, name=args.model_type)
+    pool = "max" if any(s.kind == "pool" and s.pool == "max" for s in stages) else "avg"
+    return _built(keras_model, summary(stages, "spiking"), pool, conv, shape, args)
+
+
 __all__ = [
+    "build_staged_net",
     "rate_model",
     "gesture_net",
     "sl_animals_net",

@@ -35,7 +35,7 @@ from nengo_actions.networks.base import model_sections, model_signature
 from nengo_actions.networks.conversion import converted_network, folded_weights
 from nengo_actions.networks.dvs_conv import _frame_shape, voting
 from nengo_actions.networks.lif_node import LIF
-from nengo_actions.networks.stages import STAGES, Stage, gesture_stages, sl_animals_stages  # noqa: F401 (re-exported)
+from nengo_actions.networks.stages import Stage, gesture_stages, sl_animals_stages, stages_of, summary  # noqa: F401 (re-exported)
 from nengo_actions.networks.nir_layers import EulerNeurons
 from nengo_actions.networks.tensor_nodes import MaxPool2D
 from nengo_actions.params import describe, read_checked
@@ -175,31 +175,20 @@ class TemporalNet:
 
 
 def _describe(kind, stages, conv: DVSConvConfig):
-    parts = []
-    for s in stages:
-        if s.kind == "conv":
-            parts.append(f"conv3x3 {int(s.size)}{' - BN' if s.batch_norm else ''}")
-        elif s.kind == "dense":
-            parts.append(f"dense {int(s.size)}{' - BN' if s.batch_norm else ''}")
-        elif s.kind == "lif":
-            parts.append("PLIF" if conv.plif else "LIF")
-        elif s.kind == "pool":
-            parts.append(f"{s.pool}pool {int(s.size)}")
-        elif s.kind == "vote":
-            parts.append(f"voting over {int(s.size)}")
     return (
-        f"{kind}: {' - '.join(parts)}; trained directly with spikes (tau {conv.lif_tau:g} steps"
+        f"{kind}: {summary(stages, 'PLIF' if conv.plif else 'LIF')}; trained directly with spikes (tau {conv.lif_tau:g} steps"
         f"{', learned per layer' if conv.plif else ''}, threshold {conv.threshold:g}, ATan surrogate), "
         "run as a Nengo network converted by nengo_dl.Converter (BN folded), one frame per step"
     )
 
 
 def build_temporal(kind, model_cfg: ModelConfig, *, n_features, n_classes, seed=0):
-    """The :class:`TemporalNet` of ``model.<kind>`` (``dvs_gesture_net`` or
-    ``sl_animals_net``), with the LIF neurons of ``model.dvs_conv``."""
+    """The :class:`TemporalNet` of ``model.<kind>`` (a type registered with ``stages``:
+    ``dvs_gesture_net``, ``sl_animals_net`` or a plugin's), with the LIF neurons of
+    ``model.dvs_conv``."""
     net, conv = model_sections(kind, model_cfg)
     shape = _frame_shape(n_features, net.frame_shape)
-    stages = STAGES[kind](net, n_classes)
+    stages = stages_of(kind, net, n_classes)
     tf.keras.utils.set_random_seed(seed)
     keras_model = temporal_model(stages, shape, conv, seed=seed, name=f"{kind}_direct")
     signature = model_signature(kind, model_cfg, n_features, n_classes)
@@ -267,5 +256,5 @@ __all__ = [
     "build_direct_network",
     "convert_temporal",
     "convert_frame_model",
-    "STAGES",
+    "stages_of",
 ]

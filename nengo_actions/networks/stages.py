@@ -2,13 +2,15 @@
 form the network takes: the rate-trained Keras model (:mod:`~nengo_actions.networks.dvs_conv`),
 the directly trained multi-step model and its per-frame copy
 (:mod:`~nengo_actions.networks.dvs_direct`), and through them the Nengo network and the
-NIR graph. Standard library only.
+NIR graph. A model type names its stage list in its registry entry (``stages``).
+Standard library only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from nengo_actions.config import registry
 from nengo_actions.config.models import GestureNetConfig, SLAnimalsNetConfig
 
 
@@ -60,5 +62,27 @@ def sl_animals_stages(net: SLAnimalsNetConfig, n_classes):
     return stages + [Stage("dense", "fc0", net.dense), Stage("lif", "lif_fc0"), Stage("dense", "fc1", n_classes), Stage("lif", "lif_fc1")]
 
 
-#: The stages of each directly trained model type, from its own section.
-STAGES = {"dvs_gesture_net": gesture_stages, "sl_animals_net": sl_animals_stages}
+def stages_of(model_type, section, n_classes):
+    """The stage list of ``model_type`` for its ``model.<name>`` ``section``: the
+    ``stages`` function of its registry entry (the shipped nets' are above; a plugin
+    registers its own)."""
+    entry = registry.MODELS[model_type]
+    if entry.stages is None:
+        raise ValueError(f"model type {model_type!r} has no registered stages: it is not built from a stage list")
+    return registry.load_function(entry.stages)(section, n_classes)
+
+
+def summary(stages, neuron):
+    """``"conv3x3 32 - BN - LIF - avgpool 2 - ..."``: the layers of ``stages``, each neuron
+    layer named ``neuron``."""
+    parts = []
+    for s in stages:
+        if s.kind in ("conv", "dense"):
+            parts.append(f"{'conv3x3' if s.kind == 'conv' else 'dense'} {int(s.size)}{' - BN' if s.batch_norm else ''}")
+        elif s.kind == "lif":
+            parts.append(neuron)
+        elif s.kind == "pool":
+            parts.append(f"{s.pool}pool {int(s.size)}")
+        elif s.kind == "vote":
+            parts.append(f"voting over {int(s.size)}")
+    return " - ".join(parts)
