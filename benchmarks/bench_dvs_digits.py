@@ -10,7 +10,8 @@ event count, 32 channels, 10 epochs) and:
 * **direct**: the config's recipe (LIF neurons over the frames, surrogate gradients);
 * **rate**: ``model.dvs_conv.method = "rate"`` with the rate recipe (ReLU trained in
   NengoDL, spiking neurons swapped in, firing rates x100, 0.5-frame synapses, rate
-  regularisation, cross-entropy, Adam 1e-3);
+  regularisation, cross-entropy, Adam 1e-3) over the config's previous recipe (max
+  pooling, a 15% validation hold-out; ``nir_exchange.PREVIOUS_DEFAULT``);
 * **SpikingJelly** (when the peer kit's venv exists): ``benchmarks/peer_train_dvs.py`` on
   the same frames, its DVS128 Gesture example's recipe (LIF, MSE on rates, Adam 1e-3).
 
@@ -36,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nir_exchange import PREVIOUS_DEFAULT
+
 REPO = Path(__file__).resolve().parent.parent
 REDUCED = [
     "events.frames.n_frames=8",
@@ -47,6 +50,7 @@ REDUCED = [
     "train.tensorboard=false",
 ]
 RATE = [
+    *PREVIOUS_DEFAULT,  # the recipe the rate route's committed figures were measured on
     "model.dvs_conv.method=rate",
     "model.dvs_gesture_net.dense_batch_norm=false",
     "model.dvs_conv.scale_firing_rates=100.0",

@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nir_exchange import RUN_SETTINGS, small_spec  # the sibling benchmark's reduced size
+from nir_exchange import PREVIOUS_DEFAULT, RUN_SETTINGS, small_spec  # the sibling benchmark's reduced size and recipe
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ HEADING = "## Multi-worker training (tf.distribute) on the DVS digits"
 
 def train(root, workers, overrides, log_path):
     """Run the train command; returns its metrics.json as a dict and the run folder."""
-    settings = [f"data.root={root}", *RUN_SETTINGS, *overrides, f"name=workers{workers}"]
+    settings = [f"data.root={root}", *RUN_SETTINGS, *PREVIOUS_DEFAULT, *overrides, f"name=workers{workers}"]
     command = [sys.executable, "-m", "nengo_actions.train", "-c", str(REPO / "configs" / "dvs128_gesture.json")]
     command += [a for s in settings for a in ("--set", s)]
     if workers > 1:

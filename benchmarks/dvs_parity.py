@@ -145,7 +145,7 @@ NAMES = {
     "sj_exact_keras_adam": "the same with Keras' Adam update (epsilon before the bias correction)",
     "sj_recipe": "nengo_actions, the same recipe, PyTorch's initialisation and Adam epsilon",
     "sj_recipe_keras_init": "nengo_actions, the same recipe, Keras' HeUniform and epsilon 1e-7",
-    "default": "nengo_actions, `configs/dvs128_gesture.json` as shipped (PLIF, max pool, lr 1e-2, 15% hold-out)",
+    "default": "nengo_actions, `configs/dvs128_gesture.json` as shipped (its own recipe: `results/sweep_dvs_recipe`)",
 }
 
 
@@ -188,11 +188,24 @@ def report(r):
         "to 1e-15. The trainer's `train.adam_epsilon_form: \"torch\"` is that update up to Keras' float32 "
         "learning rate and betas (1e-5 of a step). Keras' own Adam adds epsilon before the bias correction "
         "(epsilon / sqrt(1 - 0.999^t), 32x larger at the first step), so weights with gradients below about "
-        "1e-6 move up to 0.7 of a step less early on: the one difference between the trainers found, and the "
-        "8 points between the last two rows. What remains between SpikingJelly and `sj_exact` is the seeds' "
-        "draws (initial weights, dropout masks, clip order), which the two sides do not share.",
+        "1e-6 move up to 0.7 of a step less early on: the one difference between the trainers found. What "
+        "remains between SpikingJelly and `sj_exact` is the seeds' draws (initial weights, dropout masks, clip "
+        "order), which the two sides do not share.",
     ]
+    spread = [_difference(r, a, b) for a, b in (("sj_exact", "spikingjelly"), ("sj_exact_keras_adam", "sj_exact"))]
+    lines += [line for line in spread if line]
     return "\n".join(lines) + "\n"
+
+
+def _difference(r, a, b):
+    """A sentence on the difference of two rows' means and its standard error (from the
+    seeds' spread), or ``""`` when either row is missing."""
+    if a not in r["recipes"] or b not in r["recipes"]:
+        return ""
+    sa, sb = r["recipes"][a]["summary"], r["recipes"][b]["summary"]
+    se = 100 * float(np.sqrt(sa["std"] ** 2 / sa["n"] + sb["std"] ** 2 / sb["n"]))
+    return (f"\n`{a}` minus `{b}`: {100 * (sa['mean'] - sb['mean']):+.2f} points over {sa['n']} and {sb['n']} seeds, "
+            f"with a standard error of {se:.2f} points from the seeds' spread.")
 
 
 def plot(r, path):
