@@ -154,6 +154,17 @@ def train_kind(name, optype):
 CONV_TYPES = ("Conv2D", "_FusedConv2D", "Conv2DBackpropInput", "DepthwiseConv2dNative")
 
 
+def base_op(optype):
+    """The op type without oneDNN's prefix: TensorFlow swaps in ``_MklNativeConv2D``,
+    ``_MklTranspose``, ``_MklNativeFusedConv2D`` and the like on CPUs where oneDNN is on
+    by default (AVX-512), ``Conv2D``, ``Transpose`` and ``_FusedConv2D`` elsewhere."""
+    for prefix in ("_MklNative", "_Mkl"):
+        if optype.startswith(prefix):
+            rest = optype[len(prefix):]
+            return f"_{rest}" if rest.startswith("Fused") else rest
+    return optype
+
+
 def infer_kind(name, optype):
     if optype in CONV_TYPES or "conv" in name.lower() and optype in ("BiasAdd", "MatMul", "_FusedMatMul"):
         return "conv"
@@ -192,7 +203,7 @@ def profile_job(fn, calls, repeats, logdir, classify, per_call):
     by_kind = collections.Counter()
     by_type = collections.Counter()
     for name, optype, _, d in events:
-        by_kind[classify(name, optype)] += d
+        by_kind[classify(name, base_op(optype))] += d
         by_type[optype] += d
     inside = min(1.0, busy / wall) if wall > 0 else 0.0
     shares = {k: inside * v / kernel for k, v in by_kind.most_common()} if kernel else {}
