@@ -157,7 +157,7 @@ def report(r):
         f"Embedded DVS digits, reduced size (64x64, T = 8, 32 channels, depth 5, batch 16, 10 epochs), "
         f"{r['test_clips']} test clips, seeds {seeds}. Test clip accuracy, mean +- sample std over seeds; ours is "
         "the Nengo network run spiking in NengoDL at 1 step per frame, SpikingJelly's its own net. Both train on "
-        "every training clip and are judged at the last epoch (except `default`, which holds out 15% to pick the epoch). "
+        "every training clip and are judged at the last epoch. "
         "Command: `python benchmarks/dvs_parity.py`.",
         "",
         "| recipe | accuracy | per seed | vs SpikingJelly |",
