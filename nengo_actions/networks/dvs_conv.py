@@ -183,15 +183,22 @@ def _built(keras_model, what, pool, conv: DVSConvConfig, shape, args: BuildArgs)
     )
 
 
+def _rate_route_stages(stages, key):
+    """``stages``, refused with ``key`` named when a dense layer has batch norm: the
+    rate route folds batch norm into convolutions only."""
+    if any(s.kind == "dense" and s.batch_norm for s in stages):
+        raise ConfigError(
+            f"{key}: the rate-trained route (model.dvs_conv.method \"rate\") folds batch normalisation into "
+            "convolutions only; leave it off the dense layers, or train directly (method \"direct\")"
+        )
+    return stages
+
+
 def build_gesture_net(net: GestureNetConfig, conv: DVSConvConfig, args: BuildArgs) -> BuiltNetwork:
     """Build ``model.dvs_gesture_net`` (with ``model.dvs_conv``) for the engine."""
     shape, n_classes = _frame_shape(args.n_features, net.frame_shape), args.n_classes
-    if net.dense_batch_norm:
-        raise ConfigError(
-            "model.dvs_gesture_net.dense_batch_norm: the rate-trained route (model.dvs_conv.method \"rate\") folds "
-            "batch normalisation into convolutions only; set it to false, or train directly (method \"direct\")"
-        )
-    keras_model = rate_model(gesture_stages(net, n_classes), shape, args.seed, name="dvs_gesture_net")
+    stages = _rate_route_stages(gesture_stages(net, n_classes), "model.dvs_gesture_net.dense_batch_norm")
+    keras_model = rate_model(stages, shape, args.seed, name="dvs_gesture_net")
     what = (
         f"{{conv3x3 {net.channels}{' - BN' if net.batch_norm else ''} - spiking - {net.pool}pool 2}}"
         f" x {net.depth} - dense {net.dense} - spiking - dense {n_classes}x{net.votes} - spiking"
@@ -216,13 +223,8 @@ def build_staged_net(net, conv: DVSConvConfig, args: BuildArgs) -> BuiltNetwork:
     plugin's): its ``model.<name>`` section (with a ``frame_shape`` setting) and
     ``model.dvs_conv``. Its directly trained form needs no builder of its own: the direct
     route reads the same stage list."""
-    shape = _frame_shape(args.n_features, getattr(net, "frame_shape", ()))
-    stages = stages_of(args.model_type, net, args.n_classes)
-    if any(s.kind == "dense" and s.batch_norm for s in stages):
-        raise ConfigError(
-            f"model.{args.model_type}: the rate-trained route (model.dvs_conv.method \"rate\") folds batch "
-            "normalisation into convolutions only; drop it after dense layers, or train directly (method \"direct\")"
-        )
+    shape = _frame_shape(args.n_features, net.frame_shape)
+    stages = _rate_route_stages(stages_of(args.model_type, net, args.n_classes), f"model.{args.model_type}")
     keras_model = rate_model(stages, shape, args.seed, name=args.model_type)
     pool = "max" if any(s.kind == "pool" and s.pool == "max" for s in stages) else "avg"
     return _built(keras_model, summary(stages, "spiking"), pool, conv, shape, args)
