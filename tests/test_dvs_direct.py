@@ -14,7 +14,9 @@ from nengo_actions.errors import ParamsError
 from nengo_actions.engine.training import train
 from nengo_actions.engine.direct import DirectEngine
 from nengo_actions.engine.losses import numpy_rate_loss, rate_loss
-from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal, convert_temporal, load_temporal_params
+from nengo_actions.networks.dvs_direct import (
+    SeededDropout, build_direct_network, build_temporal, convert_temporal, load_temporal_params,
+)
 from nengo_actions.networks.lif_node import LIF, DiscreteLIF
 from nengo_actions.networks.tensor_nodes import MaxPool2D
 
@@ -191,6 +193,41 @@ def test_direct_training_learns_resumes_and_its_nengo_network_agrees(tmp_path):
     other = build_temporal("dvs_gesture_net", model_cfg(plif=False), n_features=x_train.shape[2], n_classes=2)
     with pytest.raises(ParamsError, match="different model.*plif"):
         load_temporal_params(other, resumed.params_path)
+
+
+def test_dropout_draws_new_masks_every_epoch_and_a_resumed_run_draws_the_same(tmp_path):
+    net = build_temporal("dvs_gesture_net", model_cfg(), n_features=8 * 8 * 2, n_classes=2)
+    (layer,) = [l for l in net.keras_model.layers if isinstance(l, SeededDropout)][:1]
+    ones = tf.ones((64, 3, layer.noise_shape[-1]))
+
+    def mask(*seed):
+        layer.source.set(*seed)
+        return layer(ones, training=True).numpy()
+
+    first = mask(7, 0)
+    assert set(np.unique(first)) == {0.0, 1 / (1 - layer.rate)}  # Keras' scaling
+    assert np.all(first == first[:, :1])  # one mask for all steps of a sample
+    np.testing.assert_array_equal(mask(7, 0), first)
+    assert not np.array_equal(mask(8, 0), first) and not np.array_equal(mask(7, 1), first)
+    assert abs(np.mean(first == 0) - layer.rate) < 0.1
+    np.testing.assert_array_equal(layer(ones, training=False).numpy(), ones.numpy())
+
+    rng = np.random.default_rng(5)
+    x, y = _halves(24, rng)
+    settings = schema.TrainConfig(learning_rate=0.01, epochs=3, minibatch_size=8, tensorboard=False, initial_accuracy=False)
+    ev = schema.EvaluateConfig(clip_method="mean", last_k=4)
+    params = {}
+    for name, stops in (("whole", [3]), ("resumed", [2, 3])):
+        for epochs in stops:  # each leg a fresh process's network and trainer
+            net = build_temporal("dvs_gesture_net", model_cfg(), n_features=x.shape[2], n_classes=2)
+            result = train(DirectEngine(net, minibatch_size=8, device="cpu"), x, y, x, y, settings.replace(epochs=epochs),
+                           ev, tmp_path / name, resume=epochs != stops[0], log=lambda s: None)
+        params[name] = result.params_path
+    with np.load(params["whole"], allow_pickle=False) as a, np.load(params["resumed"], allow_pickle=False) as b:
+        names = [n for n in a.files if n.startswith("param_")]
+        assert names
+        for n in names:
+            np.testing.assert_allclose(b[n], a[n], rtol=1e-5, atol=1e-6, err_msg=n)
 
 
 @pytest.mark.parametrize(

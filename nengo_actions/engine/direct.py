@@ -27,7 +27,7 @@ from nengo_actions.engine import trainer
 from nengo_actions.compat import tf
 from nengo_actions.errors import ConfigError
 from nengo_actions.engine.losses import numpy_rate_loss, rate_loss
-from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal
+from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal, dropout_seeds
 
 
 class DirectEngine:
@@ -168,17 +168,24 @@ class DirectEngine:
         fill = self.settings.last_batch == "fill"
         batch, losses = self.minibatch_size, []
         order = trainer.epoch_order(len(x), epoch, batch, seed, fill)
-        # dropout masks from a seed of their own per epoch, so that a resumed run draws
-        # what an uninterrupted one would
-        tf.random.set_seed(int(np.random.RandomState([seed, epoch, 1]).randint(2**31)))
+        # dropout masks from a seed of their own per epoch and minibatch, so that a
+        # resumed run draws what an uninterrupted one would
+        epoch_seed = int(np.random.RandomState([seed, epoch, 1]).randint(2**31))
+        seeds = dropout_seeds(self._trained)
+
+        def draw(start):
+            for source in seeds:
+                source.set(epoch_seed, start // batch)
+            return order[start : start + batch]
+
         if self.strategy is not None:
-            losses = [float(self._train_step(self._replica_batches(x, y, order[start : start + batch])))
+            losses = [float(self._train_step(self._replica_batches(x, y, draw(start))))
                       for start in range(0, len(order), batch)]
             self.model.set_weights(self._trained.get_weights())
             return float(np.mean(losses))
         with tf.device(self.device):
             for start in range(0, len(order), batch):
-                idx = order[start : start + batch]
+                idx = draw(start)
                 xb = tf.constant(np.asarray(x[idx], np.float32))
                 yb = tf.constant(np.asarray(y[idx], np.int32))
                 losses.append(float(self._train_step(xb, yb)))

@@ -44,6 +44,53 @@ from nengo_actions.config.models import DVSConvConfig, ModelConfig
 L = tf.keras.layers
 
 
+class DropoutSeed:
+    """The seed of every :class:`SeededDropout` mask of one model: ``value``, ``(2,)``
+    int64, which the trainer sets before each minibatch (``set(epoch_seed, minibatch)``).
+
+    A plain holder, not a Keras weight, so parameter files do not carry it."""
+
+    def __init__(self):
+        self.value = tf.Variable(tf.zeros(2, tf.int64), trainable=False, name="dropout_seed")
+
+    def set(self, *seed):
+        self.value.assign(np.asarray(seed, np.int64))
+
+
+class SeededDropout(L.Dropout):
+    """Keras' ``Dropout`` (same rate, noise shape and ``1 / (1 - rate)`` scaling) with masks
+    drawn statelessly from ``source.value`` folded with this layer's ``seed`` and, under
+    ``tf.distribute``, the replica.
+
+    Why not Keras' own draw: its seeded masks come from stateful ops whose seeds are fixed
+    when the training step is traced, so a step draws the same sequence of masks in every
+    epoch, and reseeding them with ``tf.random.set_seed`` clears TensorFlow's kernel cache,
+    which instantiates the step again (seconds, every epoch) and still leaves a resumed
+    run with other masks than an uninterrupted one. Here a minibatch's masks are a function
+    of the seed the trainer sets, the same in a resumed run, new in every epoch."""
+
+    def __init__(self, rate, noise_shape, seed, source: DropoutSeed, **kwargs):
+        super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
+        self.source = source
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0:
+            return tf.identity(inputs)
+        seed = tf.random.experimental.stateless_fold_in(self.source.value, self.seed)
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, replica.replica_id_in_sync_group)
+        shape = self._get_noise_shape(inputs)
+        keep = tf.random.stateless_uniform(shape, seed, dtype=tf.float32) >= self.rate
+        return inputs * tf.cast(keep, inputs.dtype) * tf.cast(1.0 / (1.0 - self.rate), inputs.dtype)
+
+
+def dropout_seeds(*models):
+    """The distinct :class:`DropoutSeed` holders of ``models``' dropout layers."""
+    found = {id(layer.source): layer.source for m in models for layer in m.layers if isinstance(layer, SeededDropout)}
+    return list(found.values())
+
+
 class SpikeMaxPool2D(L.MaxPooling2D):
     """Max pooling in the per-frame model, converted to a :class:`MaxPool2D` node."""
 
@@ -104,6 +151,7 @@ def temporal_model(stages, frame_shape, conv: DVSConvConfig, seed=0, name="dvs_d
     synchronized = tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
     inp = tf.keras.Input((None, int(np.prod(frame_shape))), name="frames")
     x = TD(L.Reshape(tuple(frame_shape)), name="image")(inp)
+    dropout_seed = DropoutSeed()
     for i, s in enumerate(stages):
         if s.kind in ("conv", "dense"):
             init = _initializers(conv.init, x.shape[-1] * (9 if s.kind == "conv" else 1), seed + i)
@@ -118,7 +166,7 @@ def temporal_model(stages, frame_shape, conv: DVSConvConfig, seed=0, name="dvs_d
         elif s.kind == "flatten":
             x = TD(L.Flatten(), name=s.name)(x)
         elif s.kind == "dropout":  # one mask for all steps of a sample
-            x = L.Dropout(float(s.size), noise_shape=(None, 1, x.shape[-1]), seed=seed + i, name=s.name)(x)
+            x = SeededDropout(float(s.size), (None, 1, x.shape[-1]), seed + i, dropout_seed, name=s.name)(x)
         elif s.kind == "vote":
             votes = int(s.size)
             x = TD(L.Reshape((x.shape[-1], 1)), name=f"{s.name}_groups")(x)
@@ -244,6 +292,9 @@ def convert_frame_model(per_frame, *, n_classes, signature, description, steps_p
 
 
 __all__ = [
+    "DropoutSeed",
+    "SeededDropout",
+    "dropout_seeds",
     "SpikeMaxPool2D",
     "Stage",
     "gesture_stages",
