@@ -73,21 +73,40 @@ def _log(msg):
     print(msg, flush=True)
 
 
-def ours(root, recipe, seed):
-    run_dir = nir_exchange.train_run("dvs128_gesture.json", root, f"parity_{recipe}_s{seed}", f"seed={seed}",
+def ours(root, recipe, seed, name=None):
+    run_dir = nir_exchange.train_run("dvs128_gesture.json", root, name or f"parity_{recipe}_s{seed}", f"seed={seed}",
                                      *RECIPES[recipe])
     m = nir_exchange.metrics(run_dir)
     return {"accuracy": m["spiking_test_clip_accuracy"], "rate_accuracy": m["test_clip_accuracy"],
             "train_seconds": m["train_seconds"], "run_dir": os.path.relpath(run_dir, REPO)}
 
 
-def spikingjelly(python, frames, folder, seed, epochs, channels):
-    if not (folder / "peer.json").exists():
+def spikingjelly(python, frames, folder, seed, epochs, channels, draws=False):
+    """SpikingJelly's run of ``seed``; with ``draws``, also its random draws in
+    ``folder/draws.npz`` (``peer_nir.py --draws``)."""
+    done = (folder / "peer.json").exists() and (not draws or (folder / "draws.npz").exists())
+    if not done:
         subprocess.run([str(python), str(REPO / "benchmarks" / "peer_nir.py"), "train", "--framework", "spikingjelly",
                         "--data", str(frames), "--out", str(folder), "--seed", str(seed), "--epochs", str(epochs),
-                        "--channels", str(channels), "--lr", "3e-3", "--batch-size", "16", "--no-export"], check=True)
+                        "--channels", str(channels), "--lr", "3e-3", "--batch-size", "16", "--no-export",
+                        *(["--draws", str(folder / "draws.npz")] if draws else [])], check=True)
     own = json.loads((folder / "peer.json").read_text())
     return {"accuracy": own["test_accuracy"], "train_seconds": own["train_s"]}
+
+
+def shared_draws_pair(python, frames, folder, root, seed, epochs, channels):
+    """SpikingJelly's run of ``seed`` and ours replaying its draws (initial weights, clip
+    orders, dropout masks; ``shared_draws.py``) at the ``sj_exact`` recipe."""
+    from shared_draws import replayed
+
+    peer = spikingjelly(python, frames, folder, seed, epochs, channels, draws=True)
+    with replayed(folder / "draws.npz") as replay:
+        mine = ours(root, "sj_exact", seed, name=f"parity_shared_draws_s{seed}")
+        drift = replay.drift()
+    theirs = np.asarray(json.loads((folder / "peer.json").read_text())["test_predictions"])
+    same = nir_exchange.predictions(REPO / mine["run_dir"], "dvs_gesture_net") == theirs
+    return {**mine, "peer_accuracy": peer["accuracy"], "peer_train_seconds": peer["train_seconds"],
+            "same_answers": float(same.mean()), "weight_drift": drift}
 
 
 def summary(values):
@@ -103,7 +122,9 @@ def main(argv=None):
     parser.add_argument("--readme", type=Path, default=None, help="the benchmarks README to write the table into")
     parser.add_argument("--peers-python", type=Path, default=Path("/tmp/peers-venv/bin/python"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--shared-draws", type=int, nargs="*", default=[], metavar="SEED",
+                        help="also these seeds of SpikingJelly with ours replaying their draws, paired")
     parser.add_argument("--epochs", type=int, default=10, help="peer training epochs (ours: train.epochs)")
     parser.add_argument("--fresh", action="store_true", help="recompute what is already there")
     parser.add_argument("--no-peers", action="store_true", help="leave SpikingJelly out")
@@ -125,7 +146,11 @@ def main(argv=None):
             args.peers_python, frames, work / "peers" / f"spikingjelly_s{s}", s, args.epochs, channels)) for s in args.seeds]
     for recipe in args.recipes:
         runs[recipe] = [step(f"{recipe}_s{s}", lambda s=s, r=recipe: ours(root, r, s)) for s in args.seeds]
-    results = {"seeds": args.seeds, "test_clips": int(len(np.load(frames, allow_pickle=False)["y_test"])),
+    if args.shared_draws and not skip:
+        runs["shared_draws"] = [step(f"shared_draws_s{s}", lambda s=s: shared_draws_pair(
+            args.peers_python, frames, work / "peers" / f"spikingjelly_draws_s{s}", root, s, args.epochs, channels))
+            for s in args.shared_draws]
+    results = {"seeds": args.seeds, "seeds_shared": args.shared_draws, "test_clips": int(len(np.load(frames, allow_pickle=False)["y_test"])),
                "recipes": {name: {"summary": summary([r["accuracy"] for r in rs]), "runs": rs} for name, rs in runs.items()}}
     if skip:
         results["peers_skipped"] = skip
@@ -146,6 +171,7 @@ NAMES = {
     "sj_recipe": "nengo_actions, the same recipe, PyTorch's initialisation and Adam epsilon",
     "sj_recipe_keras_init": "nengo_actions, the same recipe, Keras' HeUniform and epsilon 1e-7",
     "default": "nengo_actions, `configs/dvs128_gesture.json` as shipped (its own recipe: `results/sweep_dvs_recipe`)",
+    "shared_draws": "nengo_actions at `sj_exact`, replaying SpikingJelly's draws of the same seed (`shared_draws.py`)",
 }
 
 
@@ -167,6 +193,8 @@ def report(r):
     for name, rs in r["recipes"].items():
         s = rs["summary"]
         diff = "" if ref is None or name == "spikingjelly" else f"{100 * (s['mean'] - ref):+.2f} points"
+        if name == "shared_draws":
+            diff = f"{100 * np.mean([x['accuracy'] - x['peer_accuracy'] for x in rs['runs']]):+.2f} points, paired"
         per = ", ".join(f"{100 * x['accuracy']:.2f}" for x in rs["runs"])
         lines.append(f"| {NAMES[name]} | {100 * s['mean']:.2f}% +- {100 * s['std']:.2f} | {per} | {diff} |")
     if "peers_skipped" in r:
@@ -194,7 +222,25 @@ def report(r):
     ]
     spread = [_difference(r, a, b) for a, b in (("sj_exact", "spikingjelly"), ("sj_exact_keras_adam", "sj_exact"))]
     lines += [line for line in spread if line]
+    if "shared_draws" in r["recipes"]:
+        lines += ["", _paired(r["recipes"]["shared_draws"]["runs"], r["seeds_shared"])]
     return "\n".join(lines) + "\n"
+
+
+def _paired(runs, seeds):
+    """The shared-draws pairs: per seed, SpikingJelly and ours from the same draws, and the
+    mean paired difference with its standard error."""
+    diffs = np.array([x["accuracy"] - x["peer_accuracy"] for x in runs])
+    se = 100 * float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
+    pairs = "; ".join(f"seed {s}: {100 * x['peer_accuracy']:.2f} and {100 * x['accuracy']:.2f} "
+                      f"(the same answer on {100 * x['same_answers']:.1f}% of the test clips; trained kernels apart by "
+                      f"up to {max(x['weight_drift'].values()):.1e} of their largest weight)" for s, x in zip(seeds, runs))
+    return (
+        "Shared draws (SpikingJelly's, then ours replaying them): both sides start from SpikingJelly's initial "
+        "parameters, take its clip order and minibatches and drop the units its dropout masks drop; the "
+        f"frameworks' arithmetic is all that differs. Per seed, SpikingJelly and ours: {pairs}. Ours minus "
+        f"SpikingJelly: {100 * diffs.mean():+.2f} points over {len(diffs)} seeds, paired standard error {se:.2f}."
+    )
 
 
 def _difference(r, a, b):

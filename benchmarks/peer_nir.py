@@ -134,7 +134,8 @@ def predict(net, x, multi_step, batch_size=16):
     return argmax_votes(totals), totals
 
 
-def train(net, x, y, n_classes, args, multi_step):
+def train(net, x, y, n_classes, args, multi_step, orders=None):
+    """Trains ``net``; each epoch's clip order is appended to ``orders`` when given."""
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
     rng = np.random.default_rng(args.seed)
@@ -142,6 +143,8 @@ def train(net, x, y, n_classes, args, multi_step):
     for ep in range(args.epochs):
         net.train()
         lr, order, t0 = opt.param_groups[0]["lr"], rng.permutation(len(y)), time.perf_counter()
+        if orders is not None:
+            orders.append(order)
         loss_sum = correct = 0.0
         for i in range(0, len(y), args.batch_size):
             idx = np.sort(order[i:i + args.batch_size])
@@ -272,6 +275,35 @@ def versions():
                 **{p: md.version(p) for p in ("spikingjelly", "snntorch", "nir", "nirtorch", "numpy")})
 
 
+def recorded_draws(net):
+    """What a training run draws at random, recorded as it happens: the initial
+    parameters, each epoch's clip order (``train`` appends it) and every dropout mask, in
+    call order (one per minibatch and Dropout layer, shared by the T steps)."""
+    draws = {"init": {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}, "orders": [], "masks": []}
+    for k, m in enumerate(m for m in net.modules() if isinstance(m, layer.Dropout)):
+        draws["masks"].append([])
+
+        def create_mask(x, m=m, kept=draws["masks"][k]):
+            mask = layer.Dropout.create_mask(m, x)
+            kept.append(mask.detach().numpy() != 0)
+            return mask
+
+        m.create_mask = create_mask
+    return draws
+
+
+def save_draws(path, draws, y_train, net):
+    """``draws`` as one .npz: ``init/<name>``, ``orders`` (epochs, clips), per Dropout layer
+    ``mask<k>`` (its masks stacked, packed bits) with ``mask<k>_shape``, and the trained
+    parameters ``final/<name>`` that a replay is compared with."""
+    arrays = {f"init/{k}": v for k, v in draws["init"].items()}
+    arrays.update({f"final/{k}": v.detach().numpy() for k, v in net.state_dict().items()})
+    for k, masks in enumerate(draws["masks"]):
+        stacked = np.concatenate(masks)
+        arrays[f"mask{k}"], arrays[f"mask{k}_shape"] = np.packbits(stacked), np.array(stacked.shape)
+    np.savez_compressed(path, orders=np.array(draws["orders"]), y_train=y_train, **arrays)
+
+
 def cmd_train(args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -285,8 +317,11 @@ def cmd_train(args):
                config=dict(vars(args), n_classes=n_classes, T=T, H=H, W=W, n_train=len(y_tr), n_test=len(y_te),
                            n_params=sum(p.numel() for p in net.parameters()), torch_threads=torch.get_num_threads()))
     print(args.framework, {k: res["config"][k] for k in ("n_params", "n_train", "n_test", "T", "H", "W")}, flush=True)
+    draws = recorded_draws(net) if args.draws else None
     t0 = time.perf_counter()
-    res["epochs"] = train(net, x_tr, y_tr, n_classes, args, multi_step=sj)
+    res["epochs"] = train(net, x_tr, y_tr, n_classes, args, multi_step=sj, orders=draws and draws["orders"])
+    if draws:
+        save_draws(args.draws, draws, y_tr, net)
     res["train_s"], t0 = time.perf_counter() - t0, time.perf_counter()
     pred, tot = predict(net, x_te, multi_step=sj)
     res.update(test_eval_s=time.perf_counter() - t0, test_accuracy=float((pred == y_te).mean()),
@@ -446,6 +481,8 @@ def main():
                                ("--max-train", int, None), ("--max-test", int, None)):
         t.add_argument(name, type=typ, default=default)
     t.add_argument("--no-export", action="store_true", help="train and test only (no NIR file, no export checks)")
+    t.add_argument("--draws", help="also write the run's random draws (initial weights, clip orders, dropout masks) "
+                   "to this .npz, for a replay by benchmarks/shared_draws.py")
     r = sub.add_parser("run-nir", help="run a NIR graph on x_test with snnTorch's importer")
     r.add_argument("--nir", required=True)
     r.add_argument("--json", required=True)

@@ -1,0 +1,112 @@
+"""Our trainer replaying SpikingJelly's random draws, for whole-run parity.
+
+``peer_nir.py train --draws DRAWS.npz`` records what a SpikingJelly run draws at random:
+its initial parameters, each epoch's clip order and every dropout mask. Inside
+:func:`replayed`, a run of ours (``dvs_parity``'s ``sj_exact`` recipe, the same frames)
+starts from those parameters, takes the same minibatches in the same order and drops the
+same units, so the two runs differ only in what the two frameworks compute, not in
+what they drew. ``parity_step.py`` checks single steps; this checks whole runs.
+
+The replay patches the trainer from outside (this module is a benchmark, the library
+has no hooks for it): ``engine.direct.build_temporal`` (the initial weights),
+``engine.trainer.epoch_order`` (the order) and the dropout layers' masks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from parity_step import _keras_layout
+
+
+class Replay:
+    """What the block of :func:`replayed` yields: after a run, :meth:`drift` compares the
+    trained weights with SpikingJelly's."""
+
+    def __init__(self, z):
+        self.z, self.model = z, None
+
+    def drift(self):
+        """``{layer: max |ours - SpikingJelly's| / max |SpikingJelly's|}`` over each conv and
+        dense kernel of the last replayed run."""
+        model = self.model
+        h = w = int(round((model.input_shape[-1] / 2) ** 0.5))  # square frames: h * w * 2 inputs
+        channels = model.get_layer("conv0").layer.filters
+        final = {f"final/{k[6:]}": self.z[k] for k in self.z.files if k.startswith("final/")}
+        theirs = _keras_layout(final, "final/", (channels, h // 32, w // 32))
+        return {name: float(np.abs(model.get_layer(name).layer.get_weights()[0] - value).max() / np.abs(value).max())
+                for name, value in theirs.items() if not isinstance(value, list)}
+
+
+@contextlib.contextmanager
+def replayed(draws_path):
+    """Runs of the direct trainer inside the block replay ``draws_path``; yields a
+    :class:`Replay`."""
+    from nengo_actions.compat import tf
+    from nengo_actions.engine import direct, trainer
+    from nengo_actions.networks import dvs_direct
+
+    z = np.load(draws_path, allow_pickle=False)
+    orders, labels = z["orders"], z["y_train"]
+    masks = [np.unpackbits(z[f"mask{k}"])[: int(np.prod(z[f"mask{k}_shape"]))].reshape(z[f"mask{k}_shape"])
+             for k in range(sum(f"mask{k}" in z.files for k in range(8)))]
+    state, replay = {"epoch": None}, Replay(z)
+    shared = {}  # dropout layer name -> its mask, (B, 1, F), as a variable the step reads
+
+    def build_temporal(*args, **kwargs):
+        net = original_build(*args, **kwargs)
+        h, w, _ = net.frame_shape
+        channels = net.keras_model.get_layer("conv0").layer.filters
+        for name, value in _keras_layout(z, "init/", (channels, h // 32, w // 32)).items():
+            net.keras_model.get_layer(name).layer.set_weights(value if isinstance(value, list) else [value])
+        dropouts = [l for l in net.keras_model.layers if isinstance(l, dvs_direct.SeededDropout)]
+        if len(dropouts) != len(masks):
+            raise ValueError(f"{draws_path}: {len(masks)} dropout layers recorded, the model has {len(dropouts)}")
+        for layer, m in zip(dropouts, masks):
+            shared.setdefault(layer.name, tf.Variable(np.zeros((1, 1, 1), np.float32), shape=tf.TensorShape(None),
+                                                      trainable=False))
+            # SpikingJelly flattens (C, H, W), Keras (H, W, C)
+            flat_chw = layer is dropouts[0]
+            state[layer.name] = (m.reshape(len(m), channels, h // 32, w // 32).transpose(0, 2, 3, 1).reshape(len(m), -1)
+                                 if flat_chw else m)
+        return net
+
+    def epoch_order(n, epoch, batch, seed, fill):
+        if n != orders.shape[1] or fill:
+            raise ValueError(f"{draws_path}: recorded for {orders.shape[1]} clips and short last batches; got {n}, fill={fill}")
+        state["epoch"] = epoch
+        order = orders[epoch]
+        return np.concatenate([np.sort(order[i : i + batch]) for i in range(0, n, batch)])
+
+    def set_seed(self, epoch_seed, minibatch):
+        n, batch = orders.shape[1], state["batch"]
+        start, size = state["epoch"] * n + minibatch * batch, min(batch, n - minibatch * batch)
+        for name, variable in shared.items():
+            variable.assign(state[name][start : start + size, None, :].astype(np.float32))
+
+    def call(self, inputs, training=None):
+        if not training:
+            return tf.identity(inputs)
+        mask = tf.reshape(tf.cast(shared[self.name], inputs.dtype), (-1, 1, inputs.shape[-1]))
+        return inputs * mask / (1.0 - self.rate)
+
+    def fit_epoch(self, x, y, epoch, seed=0):
+        if not np.array_equal(np.asarray(y), labels):
+            raise ValueError(f"{draws_path}: the training clips are not the ones the draws were recorded on")
+        state["batch"], replay.model = self.minibatch_size, self.model
+        return original_fit(self, x, y, epoch, seed)
+
+    original_build, original_fit = direct.build_temporal, direct.DirectEngine.fit_epoch
+    patches = [(direct, "build_temporal", build_temporal), (trainer, "epoch_order", epoch_order),
+               (dvs_direct.DropoutSeed, "set", set_seed), (dvs_direct.SeededDropout, "call", call),
+               (direct.DirectEngine, "fit_epoch", fit_epoch)]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    try:
+        for owner, name, value in patches:
+            setattr(owner, name, value)
+        yield replay
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
