@@ -46,11 +46,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -127,9 +129,10 @@ def peers_missing(kit, python):
     return None
 
 
-def setup(size, batches, seed=0):
+def setup(size, batches, seed=0, compile=True):
     """The direct route's trainer of the DVSGestureNet at ``size``, compiled, and
-    ``batches`` minibatches of event-like clips: ``(model config, trainer, x, y)``."""
+    ``batches`` minibatches of event-like clips: ``(model config, trainer, x, y)``
+    (without ``compile``, no trainer: ``None``)."""
     from nengo_actions.engine.direct import DirectEngine
     from nengo_actions.networks.dvs_direct import build_temporal
     from nengo_actions.config.schema import TrainConfig
@@ -144,19 +147,20 @@ def setup(size, batches, seed=0):
     rng = np.random.default_rng(seed)
     x = (rng.random((n, T, n_features)) < 0.1).astype(np.float32)  # event counts: about 10% of pixels active
     y = rng.integers(0, classes, n)
+    if not compile:
+        return m, None, x, y
     net = build_temporal("dvs_gesture_net", m, n_features=n_features, n_classes=classes)
     engine = DirectEngine(net, minibatch_size=B, device="cpu")
     engine.compile(TrainConfig(minibatch_size=B, loss="mse", learning_rate=3e-3), n)
     return m, engine, x, y
 
 
-def inference_engine(m, engine, size):
-    """The Nengo network of ``engine``'s parameters, spiking, as spiking evaluation runs it."""
+def inference_engine(m, params, size):
+    """The Nengo network of the parameter file ``params``, spiking, as spiking evaluation runs it."""
     from nengo_actions.engine.simulator import Engine
     from nengo_actions.networks.dvs_direct import build_direct_network
 
     hw = size["hw"]
-    params = engine.save_params(Path(tempfile.mkdtemp()) / "params.npz")
     built = build_direct_network("dvs_gesture_net", m, n_features=hw * hw * 2, n_classes=size["classes"], params_path=params)
     return Engine.for_inference(built, None, minibatch_size=size["B"], device="cpu")
 
@@ -173,24 +177,46 @@ def sizes(args):
 
 
 def ours(size, batches, repeats, budget):
+    """nengo_actions' rows: training, then inference of the Nengo network and of the trained
+    multi-step model. Training and inference run in two fresh processes: at the full size
+    the trainer's memory (about 20 GB) stays with TensorFlow's allocator until its process
+    ends, and the Nengo network built beside it does not fit in 24 GB."""
+    spawn = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory() as tmp:
+        with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            train_row, multi_row, multi_out = pool.submit(_train, size, batches, repeats, budget, tmp).result()
+        with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            infer_row, nengo_out = pool.submit(_infer, size, batches, repeats, budget, tmp).result()
+    multi_row["same_outputs"] = bool(np.array_equal(multi_out, nengo_out))
+    return [train_row, infer_row, multi_row]
+
+
+def _train(size, batches, repeats, budget, folder):
+    """The training row and, from the trained weights (saved in ``folder``), the
+    multi-step model's inference row and outputs."""
     m, engine, x, y = setup(size, batches)
-    n, rows = len(y), []
-    epoch = iter(range(10**6))
+    n, epoch = len(y), iter(range(10**6))
     med, runs = median_time(lambda: engine.fit_epoch(x, y, next(epoch)), repeats, budget)
-    rows.append(dict(job="train", library="nengo_actions (direct, Keras BPTT)", median_s=med / batches, repeats=runs, throughput=n / med))
-    nengo = inference_engine(m, engine, size)
+    train = dict(job="train", library="nengo_actions (direct, Keras BPTT)", median_s=med / batches, repeats=runs, throughput=n / med)
+    # the trained multi-step model: the same LIF spikes as the Nengo network, each layer's
+    # convolutions over all B x T frames at once, as in training
+    med, runs = median_time(lambda: engine.predict(x), repeats, budget)
+    multi = dict(job="infer", library=MULTI_STEP, median_s=med / batches, repeats=runs, throughput=n / med)
+    engine.save_params(Path(folder) / "params.npz")
+    return train, multi, engine.predict(x)
+
+
+def _infer(size, batches, repeats, budget, folder):
+    """The Nengo network's inference row and outputs, from the parameters in ``folder``."""
+    m, _, x, y = setup(size, batches, compile=False)
+    nengo = inference_engine(m, Path(folder) / "params.npz", size)
     try:
         med, runs = median_time(lambda: nengo.predict(x), repeats, budget)
-        rows.append(dict(job="infer", library="nengo_actions (Nengo network, spiking)", median_s=med / batches, repeats=runs, throughput=n / med))
-        # the trained multi-step model: the same LIF spikes, each layer's convolutions over
-        # all B x T frames at once, as in training (the test suite checks the outputs equal)
-        same = bool(np.array_equal(engine.predict(x), nengo.predict(x)))
-        med, runs = median_time(lambda: engine.predict(x), repeats, budget)
-        rows.append(dict(job="infer", library=MULTI_STEP, median_s=med / batches, repeats=runs, throughput=n / med,
-                         same_outputs=same))
+        row = dict(job="infer", library="nengo_actions (Nengo network, spiking)", median_s=med / batches, repeats=runs,
+                   throughput=len(y) / med)
+        return row, nengo.predict(x)
     finally:
         nengo.close()
-    return rows
 
 
 def reduced_accuracy(path=ACCURACY_SOURCE):
@@ -289,6 +315,7 @@ def main(argv=None):
     for name, size in sizes(args).items():
         lines, records[name] = bench_size(name, size, args, skip)
         body += lines + [""]
+        print("\n".join(lines), flush=True)  # each size as it is done: a long run shows what it has
     load = os.getloadavg()[0]
     lines = [
         HEADING,

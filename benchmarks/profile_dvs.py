@@ -266,7 +266,7 @@ def profile_size(name, size, args, logroot):
             record["train_xla"] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
         finally:
             engine._train_step = plain
-    infer = bench_dvs.inference_engine(m, engine, size)
+    infer = bench_dvs.inference_engine(m, engine.save_params(logroot / f"{name}_params.npz"), size)
     try:
         record["infer"] = profile_job(lambda: infer.predict(x), calls, repeats, logroot / f"{name}_infer",
                                       infer_kind, batches)
