@@ -224,6 +224,13 @@ def report(r):
     lines += [line for line in spread if line]
     if "shared_draws" in r["recipes"]:
         lines += ["", _paired(r["recipes"]["shared_draws"]["runs"], r["seeds_shared"])]
+        first = dict(zip(r["seeds"], r["recipes"].get("spikingjelly", {}).get("runs", [])))
+        again = [f"seed {s}: {100 * first[s]['accuracy']:.2f}, then {100 * x['peer_accuracy']:.2f}"
+                 for s, x in zip(r["seeds_shared"], r["recipes"]["shared_draws"]["runs"]) if s in first]
+        if again:
+            lines += ["", "SpikingJelly itself, the same seed run twice on frames of the same generator (its table row, "
+                      "kept from an earlier run, then the shared-draws run, which only records what it draws): "
+                      f"{'; '.join(again)}."]
     return "\n".join(lines) + "\n"
 
 
