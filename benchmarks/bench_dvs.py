@@ -50,6 +50,7 @@ import multiprocessing
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -328,7 +329,9 @@ def main(argv=None):
         f"trains directly with spikes (the default route: Keras BPTT through T frames; an epoch of {args.batches} "
         "batches at the reduced size, 1 at the full size) and infers with the Nengo network of the trained "
         "parameters, spiking, one step per frame (T steps, as the peers). "
-        f"Command: `.venv/bin/python benchmarks/bench_dvs.py{' --full' if args.full else ''}`."
+        f"Command: `.venv/bin/python benchmarks/bench_dvs.py{''.join(' ' + a for a in (argv or sys.argv[1:]))}`."
+        + (f" The full size runs at batch {records['full']['size']['B']}, not the seeds' {FULL['B']}: at {FULL['B']} "
+           "our trainer holds about 20 GB and was killed on a 24 GB machine." if records.get("full", {}).get("size", {}).get("B", FULL["B"]) != FULL["B"] else "")
         + (f" Peers skipped in this run ({skip})." if skip else ""),
         "",
         *body,
