@@ -34,8 +34,7 @@ class Replay:
         model = self.model
         h = w = int(round((model.input_shape[-1] / 2) ** 0.5))  # square frames: h * w * 2 inputs
         channels = model.get_layer("conv0").layer.filters
-        final = {f"final/{k[6:]}": self.z[k] for k in self.z.files if k.startswith("final/")}
-        theirs = _keras_layout(final, "final/", (channels, h // 32, w // 32))
+        theirs = _keras_layout(self.z, "final/", (channels, h // 32, w // 32))
         return {name: float(np.abs(model.get_layer(name).layer.get_weights()[0] - value).max() / np.abs(value).max())
                 for name, value in theirs.items() if not isinstance(value, list)}
 
