@@ -196,29 +196,35 @@ class LIF(tf.keras.layers.Layer):
         def run(x, k):
             steps = x.shape[1]
             v = tf.zeros_like(x[:, 0])
-            before, charged, spikes = [], [], []
+            charged, spikes = [], []
             for t in range(steps):
-                before.append(v)
                 h = v + (x[:, t] - v) * k
                 s = tf.cast(h >= threshold, x.dtype)
                 charged.append(h)
                 spikes.append(s)
                 v = h * (1 - s)
+            out = tf.stack(spikes, axis=1)
+            # the backward pass keeps only the voltages and the stacked output: the
+            # per-step spikes and the voltages before each step are read or recomputed
+            # from them (the same values), which holds two fewer copies of the layer's
+            # activity over T in memory
+            del spikes
 
             def grad(g_spikes):
                 g_v, g_x, g_k = tf.zeros_like(x[:, 0]), [None] * steps, tf.zeros((), x.dtype)
                 for t in reversed(range(steps)):
-                    h, s = charged[t], spikes[t]
+                    h, s = charged[t], out[:, t]
+                    before = charged[t - 1] * (1 - out[:, t - 1]) if t else tf.zeros_like(h)
                     ds = surrogate(h - threshold)
                     g_h = g_spikes[:, t] * ds + g_v * (1 - s)
                     if not detach:  # v = h (1 - s(h))
                         g_h -= g_v * h * ds
                     g_x[t] = g_h * k
-                    g_k += tf.reduce_sum(g_h * (x[:, t] - before[t]))
+                    g_k += tf.reduce_sum(g_h * (x[:, t] - before))
                     g_v = g_h * (1 - k)
                 return tf.stack(g_x, axis=1), g_k
 
-            return tf.stack(spikes, axis=1), grad
+            return out, grad
 
         return run(x, k)
 
