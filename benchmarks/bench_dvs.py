@@ -110,15 +110,16 @@ def peers(kit, python, size, repeats, budget):
 
 
 def median_time(fn, repeats, budget):
+    """``(median seconds, timed calls, the last call's result)`` of ``fn`` after a warm-up."""
     fn()  # warm-up (graph building, first-call costs)
     times = []
     while len(times) < repeats:
         t0 = time.perf_counter()
-        fn()
+        result = fn()
         times.append(time.perf_counter() - t0)
         if sum(times) + times[-1] > budget:
             break
-    return statistics.median(times), len(times)
+    return statistics.median(times), len(times), result
 
 
 def peers_missing(kit, python):
@@ -197,14 +198,14 @@ def _train(size, batches, repeats, budget, folder):
     multi-step model's inference row and outputs."""
     m, engine, x, y = setup(size, batches)
     n, epoch = len(y), iter(range(10**6))
-    med, runs = median_time(lambda: engine.fit_epoch(x, y, next(epoch)), repeats, budget)
+    med, runs, _ = median_time(lambda: engine.fit_epoch(x, y, next(epoch)), repeats, budget)
     train = dict(job="train", library="nengo_actions (direct, Keras BPTT)", median_s=med / batches, repeats=runs, throughput=n / med)
     # the trained multi-step model: the same LIF spikes as the Nengo network, each layer's
     # convolutions over all B x T frames at once, as in training
-    med, runs = median_time(lambda: engine.predict(x), repeats, budget)
+    med, runs, outputs = median_time(lambda: engine.predict(x), repeats, budget)
     multi = dict(job="infer", library=MULTI_STEP, median_s=med / batches, repeats=runs, throughput=n / med)
     engine.save_params(Path(folder) / "params.npz")
-    return train, multi, engine.predict(x)
+    return train, multi, outputs
 
 
 def _infer(size, batches, repeats, budget, folder):
@@ -212,10 +213,10 @@ def _infer(size, batches, repeats, budget, folder):
     m, _, x, y = setup(size, batches, compile=False)
     nengo = inference_engine(m, Path(folder) / "params.npz", size)
     try:
-        med, runs = median_time(lambda: nengo.predict(x), repeats, budget)
+        med, runs, outputs = median_time(lambda: nengo.predict(x), repeats, budget)
         row = dict(job="infer", library="nengo_actions (Nengo network, spiking)", median_s=med / batches, repeats=runs,
                    throughput=len(y) / med)
-        return row, nengo.predict(x)
+        return row, outputs
     finally:
         nengo.close()
 

@@ -49,8 +49,10 @@ def replayed(draws_path):
 
     z = np.load(draws_path, allow_pickle=False)
     orders, labels = z["orders"], z["y_train"]
-    masks = [np.unpackbits(z[f"mask{k}"])[: int(np.prod(z[f"mask{k}_shape"]))].reshape(z[f"mask{k}_shape"])
-             for k in range(sum(f"mask{k}" in z.files for k in range(8)))]
+    masks = []  # per dropout layer, in the model's order: (clips over all epochs, features) bool
+    while f"mask{len(masks)}" in z.files:
+        shape = z[f"mask{len(masks)}_shape"]
+        masks.append(np.unpackbits(z[f"mask{len(masks)}"])[: int(np.prod(shape))].reshape(shape))
     state, replay = {"epoch": None}, Replay(z)
     shared = {}  # dropout layer name -> its mask, (B, 1, F), as a variable the step reads
 

@@ -27,7 +27,7 @@ from nengo_actions.engine import trainer
 from nengo_actions.compat import tf
 from nengo_actions.errors import ConfigError
 from nengo_actions.engine.losses import numpy_rate_loss, rate_loss
-from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal, dropout_seeds
+from nengo_actions.networks.dvs_direct import build_direct_network, build_temporal, dropout_seed
 
 
 class DirectEngine:
@@ -171,10 +171,10 @@ class DirectEngine:
         # dropout masks from a seed of their own per epoch and minibatch, so that a
         # resumed run draws what an uninterrupted one would
         epoch_seed = int(np.random.RandomState([seed, epoch, 1]).randint(2**31))
-        seeds = dropout_seeds(self._trained)
+        source = dropout_seed(self._trained)
 
         def draw(start):
-            for source in seeds:
+            if source is not None:
                 source.set(epoch_seed, start // batch)
             return order[start : start + batch]
 

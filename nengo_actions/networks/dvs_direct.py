@@ -85,10 +85,9 @@ class SeededDropout(L.Dropout):
         return inputs * tf.cast(keep, inputs.dtype) * tf.cast(1.0 / (1.0 - self.rate), inputs.dtype)
 
 
-def dropout_seeds(*models):
-    """The distinct :class:`DropoutSeed` holders of ``models``' dropout layers."""
-    found = {id(layer.source): layer.source for m in models for layer in m.layers if isinstance(layer, SeededDropout)}
-    return list(found.values())
+def dropout_seed(model):
+    """The :class:`DropoutSeed` that ``model``'s dropout layers share (``None`` without dropout)."""
+    return next((layer.source for layer in model.layers if isinstance(layer, SeededDropout)), None)
 
 
 class SpikeMaxPool2D(L.MaxPooling2D):
@@ -294,7 +293,7 @@ def convert_frame_model(per_frame, *, n_classes, signature, description, steps_p
 __all__ = [
     "DropoutSeed",
     "SeededDropout",
-    "dropout_seeds",
+    "dropout_seed",
     "SpikeMaxPool2D",
     "Stage",
     "gesture_stages",
