@@ -59,6 +59,9 @@ SJ_RECIPE = [
 ]
 TORCH_START = ["model.dvs_conv.init=\"torch\"", "train.adam_epsilon=1e-8", "train.adam_epsilon_form=\"torch\""]
 SJ_SCHEDULE = ["train.schedule=\"cosine_epoch\"", "train.last_batch=\"short\""]
+#: PyTorch's BN moving variance (unbiased on every layer); the ``sj_exact`` rows of the
+#: table predate the setting, the float64 shared-draws pairs take it
+SJ_BN = ["model.dvs_conv.batch_norm_variance=\"unbiased\""]
 RECIPES = {
     "sj_exact": SJ_RECIPE + TORCH_START + SJ_SCHEDULE,
     "sj_exact_keras_adam": SJ_RECIPE + TORCH_START + SJ_SCHEDULE + ["train.adam_epsilon_form=\"keras\""],
@@ -73,40 +76,45 @@ def _log(msg):
     print(msg, flush=True)
 
 
-def ours(root, recipe, seed, name=None):
+def ours(root, recipe, seed, name=None, extra=()):
     run_dir = nir_exchange.train_run("dvs128_gesture.json", root, name or f"parity_{recipe}_s{seed}", f"seed={seed}",
-                                     *RECIPES[recipe])
+                                     *RECIPES[recipe], *extra)
     m = nir_exchange.metrics(run_dir)
     return {"accuracy": m["spiking_test_clip_accuracy"], "rate_accuracy": m["test_clip_accuracy"],
             "train_seconds": m["train_seconds"], "run_dir": os.path.relpath(run_dir, REPO)}
 
 
-def spikingjelly(python, frames, folder, seed, epochs, channels, draws=False):
+def spikingjelly(python, frames, folder, seed, epochs, channels, draws=False, float64=False):
     """SpikingJelly's run of ``seed``; with ``draws``, also its random draws in
-    ``folder/draws.npz`` (``peer_nir.py --draws``)."""
+    ``folder/draws.npz`` (``peer_nir.py --draws``); with ``float64`` in double precision."""
     done = (folder / "peer.json").exists() and (not draws or (folder / "draws.npz").exists())
     if not done:
         subprocess.run([str(python), str(REPO / "benchmarks" / "peer_nir.py"), "train", "--framework", "spikingjelly",
                         "--data", str(frames), "--out", str(folder), "--seed", str(seed), "--epochs", str(epochs),
                         "--channels", str(channels), "--lr", "3e-3", "--batch-size", "16", "--no-export",
-                        *(["--draws", str(folder / "draws.npz")] if draws else [])], check=True)
+                        *(["--draws", str(folder / "draws.npz")] if draws else []),
+                        *(["--float64"] if float64 else [])], check=True)
     own = json.loads((folder / "peer.json").read_text())
     return {"accuracy": own["test_accuracy"], "train_seconds": own["train_s"]}
 
 
-def shared_draws_pair(python, frames, folder, root, seed, epochs, channels):
+def shared_draws_pair(python, frames, folder, root, seed, epochs, channels, float64=False):
     """SpikingJelly's run of ``seed`` and ours replaying its draws (initial weights, clip
-    orders, dropout masks; ``shared_draws.py``) at the ``sj_exact`` recipe."""
+    orders, dropout masks; ``shared_draws.py``) at the ``sj_exact`` recipe; with
+    ``float64`` both train in double precision."""
     from shared_draws import replayed
 
-    peer = spikingjelly(python, frames, folder, seed, epochs, channels, draws=True)
-    with replayed(folder / "draws.npz") as replay:
-        mine = ours(root, "sj_exact", seed, name=f"parity_shared_draws_s{seed}")
+    peer = spikingjelly(python, frames, folder, seed, epochs, channels, draws=True, float64=float64)
+    with replayed(folder / "draws.npz", float64=float64) as replay:
+        mine = ours(root, "sj_exact", seed, name=f"parity_shared_draws{'64' if float64 else ''}_s{seed}",
+                    extra=SJ_BN if float64 else ())
         drift = replay.drift()
+        # draws recorded before the first step's parameters were: no first-step check
+        first = replay.drift("step1") if any(k.startswith("step1/") for k in replay.z.files) else None
     theirs = np.asarray(json.loads((folder / "peer.json").read_text())["test_predictions"])
     same = nir_exchange.predictions(REPO / mine["run_dir"], "dvs_gesture_net") == theirs
     return {**mine, "peer_accuracy": peer["accuracy"], "peer_train_seconds": peer["train_seconds"],
-            "same_answers": float(same.mean()), "weight_drift": drift}
+            "same_answers": float(same.mean()), "weight_drift": drift, "first_step_drift": first}
 
 
 def summary(values):
@@ -125,6 +133,8 @@ def main(argv=None):
     parser.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--shared-draws", type=int, nargs="*", default=[], metavar="SEED",
                         help="also these seeds of SpikingJelly with ours replaying their draws, paired")
+    parser.add_argument("--shared-draws-float64", type=int, nargs="*", default=[], metavar="SEED",
+                        help="the same pairs with both sides training in double precision")
     parser.add_argument("--epochs", type=int, default=10, help="peer training epochs (ours: train.epochs)")
     parser.add_argument("--fresh", action="store_true", help="recompute what is already there")
     parser.add_argument("--no-peers", action="store_true", help="leave SpikingJelly out")
@@ -150,7 +160,11 @@ def main(argv=None):
         runs["shared_draws"] = [step(f"shared_draws_s{s}", lambda s=s: shared_draws_pair(
             args.peers_python, frames, work / "peers" / f"spikingjelly_draws_s{s}", root, s, args.epochs, channels))
             for s in args.shared_draws]
-    results = {"seeds": args.seeds, "seeds_shared": args.shared_draws, "test_clips": int(len(np.load(frames, allow_pickle=False)["y_test"])),
+    if args.shared_draws_float64 and not skip:
+        runs["shared_draws_float64"] = [step(f"shared_draws_float64_s{s}", lambda s=s: shared_draws_pair(
+            args.peers_python, frames, work / "peers" / f"spikingjelly_draws64_s{s}", root, s, args.epochs, channels,
+            float64=True)) for s in args.shared_draws_float64]
+    results = {"seeds": args.seeds, "seeds_shared": args.shared_draws, "seeds_shared_float64": args.shared_draws_float64, "test_clips": int(len(np.load(frames, allow_pickle=False)["y_test"])),
                "recipes": {name: {"summary": summary([r["accuracy"] for r in rs]), "runs": rs} for name, rs in runs.items()}}
     if skip:
         results["peers_skipped"] = skip
@@ -172,6 +186,7 @@ NAMES = {
     "sj_recipe_keras_init": "nengo_actions, the same recipe, Keras' HeUniform and epsilon 1e-7",
     "default": "nengo_actions, `configs/dvs128_gesture.json` as shipped (its own recipe: `results/sweep_dvs_recipe`)",
     "shared_draws": "nengo_actions at `sj_exact`, replaying SpikingJelly's draws of the same seed (`shared_draws.py`)",
+    "shared_draws_float64": "the same pairs, both sides trained in float64 (SpikingJelly's own accuracy in the text)",
 }
 
 
@@ -193,7 +208,7 @@ def report(r):
     for name, rs in r["recipes"].items():
         s = rs["summary"]
         diff = "" if ref is None or name == "spikingjelly" else f"{100 * (s['mean'] - ref):+.2f} points"
-        if name == "shared_draws":
+        if name.startswith("shared_draws"):
             diff = f"{100 * np.mean([x['accuracy'] - x['peer_accuracy'] for x in rs['runs']]):+.2f} points, paired"
         per = ", ".join(f"{100 * x['accuracy']:.2f}" for x in rs["runs"])
         lines.append(f"| {NAMES[name]} | {100 * s['mean']:.2f}% +- {100 * s['std']:.2f} | {per} | {diff} |")
@@ -224,6 +239,10 @@ def report(r):
     lines += [line for line in spread if line]
     if "shared_draws" in r["recipes"]:
         lines += ["", _paired(r["recipes"]["shared_draws"]["runs"], r["seeds_shared"])]
+    if "shared_draws_float64" in r["recipes"]:
+        lines += ["", "In float64 on both sides (`--shared-draws-float64`): " + _paired(
+            r["recipes"]["shared_draws_float64"]["runs"], r["seeds_shared_float64"], intro=False)]
+    if "shared_draws" in r["recipes"]:
         first = dict(zip(r["seeds"], r["recipes"].get("spikingjelly", {}).get("runs", [])))
         again = [f"seed {s}: {100 * first[s]['accuracy']:.2f}, then {100 * x['peer_accuracy']:.2f}"
                  for s, x in zip(r["seeds_shared"], r["recipes"]["shared_draws"]["runs"]) if s in first]
@@ -234,7 +253,7 @@ def report(r):
     return "\n".join(lines) + "\n"
 
 
-def _paired(runs, seeds):
+def _paired(runs, seeds, intro=True):
     """The shared-draws pairs: per seed, SpikingJelly and ours from the same draws, and the
     mean paired difference with its standard error."""
     diffs = np.array([x["accuracy"] - x["peer_accuracy"] for x in runs])
@@ -242,12 +261,15 @@ def _paired(runs, seeds):
     pairs = "; ".join(f"seed {s}: {100 * x['peer_accuracy']:.2f} and {100 * x['accuracy']:.2f} "
                       f"(the same answer on {100 * x['same_answers']:.1f}% of the test clips; trained kernels apart by "
                       f"up to {max(x['weight_drift'].values()):.1e} of their largest weight)" for s, x in zip(seeds, runs))
+    figures = (f"Per seed, SpikingJelly and ours: {pairs}. Ours minus SpikingJelly: {100 * diffs.mean():+.2f} "
+               f"points over {len(diffs)} seeds, paired standard error {se:.2f}.")
+    if not intro:
+        return figures
     return (
         "Shared draws (SpikingJelly's, then ours replaying them): both sides start from SpikingJelly's initial "
         "parameters, take its clip order and minibatches and drop the units its dropout masks drop; the "
-        f"frameworks' arithmetic is all that differs. Per seed, SpikingJelly and ours: {pairs}. Ours minus "
-        f"SpikingJelly: {100 * diffs.mean():+.2f} points over {len(diffs)} seeds, paired standard error {se:.2f}. "
-        "The drift says how far apart the two trained networks end: near 0 they stayed together; near 1 the float32 "
+        f"frameworks' arithmetic is all that differs. {figures} "
+        "The drift says how far apart the two trained networks end: near 0 they stayed together; near 1 the "
         "rounding of two frameworks (summation orders, fused operations) has grown through the spikes' thresholds "
         "until the runs share nothing but their start, and the pairs are then as independent as two seeds."
     )

@@ -112,7 +112,7 @@ def exact_adam(state, variables, grads, lr, t, b1=0.9, b2=0.999, eps=1e-8):
 
 def _ours(args):
     import nir_exchange
-    from dvs_parity import RECIPES
+    from dvs_parity import RECIPES, SJ_BN
 
     from nengo_actions.engine import trainer
     from nengo_actions.compat import tf
@@ -124,7 +124,7 @@ def _ours(args):
     z = np.load(args.step, allow_pickle=False)
     frames = np.load(args.data, allow_pickle=False)
     n_classes = int(z["n_classes"])
-    cfg = nir_exchange.load_cfg("dvs128_gesture.json", args.root, *RECIPES["sj_exact"], "model.dvs_gesture_net.dropout=0",
+    cfg = nir_exchange.load_cfg("dvs128_gesture.json", args.root, *RECIPES["sj_exact"], *SJ_BN, "model.dvs_gesture_net.dropout=0",
                                 f"model.dvs_gesture_net.channels={args.channels}", f"train.learning_rate={args.lr}",
                                 f"train.adam_epsilon_form=\"{args.adam_epsilon_form}\"")
     x, y = frames["x_train"][: args.batch * args.steps], frames["y_train"][: args.batch * args.steps]

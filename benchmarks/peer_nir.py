@@ -128,15 +128,18 @@ def predict(net, x, multi_step, batch_size=16):
     totals = []
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
-            totals.append(forward_seq(net, to_sj(x[i:i + batch_size]), multi_step).double().sum(0).numpy())
+            x_seq = to_sj(x[i:i + batch_size]).to(next(net.parameters()).dtype)
+            totals.append(forward_seq(net, x_seq, multi_step).double().sum(0).numpy())
             reset(net)
     totals = np.concatenate(totals)
     return argmax_votes(totals), totals
 
 
-def train(net, x, y, n_classes, args, multi_step, orders=None):
-    """Trains ``net``; each epoch's clip order is appended to ``orders`` when given."""
+def train(net, x, y, n_classes, args, multi_step, orders=None, first_step=None):
+    """Trains ``net``; each epoch's clip order is appended to ``orders`` and the parameters
+    after the first optimizer step are put in ``first_step`` when given."""
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    dtype = next(net.parameters()).dtype
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
     rng = np.random.default_rng(args.seed)
     epochs = []
@@ -150,10 +153,12 @@ def train(net, x, y, n_classes, args, multi_step, orders=None):
             idx = np.sort(order[i:i + args.batch_size])
             labels = torch.from_numpy(y[idx])
             opt.zero_grad()
-            out_fr = forward_seq(net, to_sj(x[idx]), multi_step).mean(0)
-            loss = F.mse_loss(out_fr, F.one_hot(labels, n_classes).float())
+            out_fr = forward_seq(net, to_sj(x[idx]).to(dtype), multi_step).mean(0)
+            loss = F.mse_loss(out_fr, F.one_hot(labels, n_classes).to(dtype))
             loss.backward()
             opt.step()
+            if first_step is not None and not first_step:
+                first_step.update({k: v.detach().numpy().copy() for k, v in net.state_dict().items()})
             reset(net)
             loss_sum += loss.item() * len(idx)
             correct += int((out_fr.argmax(1) == labels).sum())
@@ -277,9 +282,11 @@ def versions():
 
 def recorded_draws(net):
     """What a training run draws at random, recorded as it happens: the initial
-    parameters, each epoch's clip order (``train`` appends it) and every dropout mask, in
-    call order (one per minibatch and Dropout layer, shared by the T steps)."""
-    draws = {"init": {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}, "orders": [], "masks": []}
+    parameters, each epoch's clip order (``train`` appends it), every dropout mask, in
+    call order (one per minibatch and Dropout layer, shared by the T steps), and the
+    parameters after the first step (``train`` fills ``step1``), the replay's first check."""
+    draws = {"init": {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}, "orders": [], "masks": [],
+             "step1": {}}
     for k, m in enumerate(m for m in net.modules() if isinstance(m, layer.Dropout)):
         draws["masks"].append([])
 
@@ -297,6 +304,7 @@ def save_draws(path, draws, y_train, net):
     ``mask<k>`` (its masks stacked, packed bits) with ``mask<k>_shape``, and the trained
     parameters ``final/<name>`` that a replay is compared with."""
     arrays = {f"init/{k}": v for k, v in draws["init"].items()}
+    arrays.update({f"step1/{k}": v for k, v in draws["step1"].items()})
     arrays.update({f"final/{k}": v.detach().numpy() for k, v in net.state_dict().items()})
     for k, masks in enumerate(draws["masks"]):
         stacked = np.concatenate(masks)
@@ -313,13 +321,16 @@ def cmd_train(args):
     _, T, H, W, _ = x_tr.shape
     sj, jpath = args.framework == "spikingjelly", os.path.join(args.out, "peer.json")
     net = build_net(args.framework, args.channels, H, W, n_classes)
+    if args.float64:
+        net = net.double()  # torch's initial draws are float32, so this keeps them exactly
     res = dict(framework=args.framework, versions=versions(), cpu=cpu_name(), cores=os.cpu_count(),
                config=dict(vars(args), n_classes=n_classes, T=T, H=H, W=W, n_train=len(y_tr), n_test=len(y_te),
                            n_params=sum(p.numel() for p in net.parameters()), torch_threads=torch.get_num_threads()))
     print(args.framework, {k: res["config"][k] for k in ("n_params", "n_train", "n_test", "T", "H", "W")}, flush=True)
     draws = recorded_draws(net) if args.draws else None
     t0 = time.perf_counter()
-    res["epochs"] = train(net, x_tr, y_tr, n_classes, args, multi_step=sj, orders=draws and draws["orders"])
+    res["epochs"] = train(net, x_tr, y_tr, n_classes, args, multi_step=sj, orders=draws and draws["orders"],
+                          first_step=draws and draws["step1"])
     if draws:
         save_draws(args.draws, draws, y_tr, net)
     res["train_s"], t0 = time.perf_counter() - t0, time.perf_counter()
@@ -481,6 +492,7 @@ def main():
                                ("--max-train", int, None), ("--max-test", int, None)):
         t.add_argument(name, type=typ, default=default)
     t.add_argument("--no-export", action="store_true", help="train and test only (no NIR file, no export checks)")
+    t.add_argument("--float64", action="store_true", help="train and test in double precision")
     t.add_argument("--draws", help="also write the run's random draws (initial weights, clip orders, dropout masks) "
                    "to this .npz, for a replay by benchmarks/shared_draws.py")
     r = sub.add_parser("run-nir", help="run a NIR graph on x_test with snnTorch's importer")

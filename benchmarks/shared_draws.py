@@ -26,23 +26,37 @@ class Replay:
     trained weights with SpikingJelly's."""
 
     def __init__(self, z):
-        self.z, self.model = z, None
+        self.z, self.model, self.first_step = z, None, {}
 
-    def drift(self):
+    def kernels(self):
+        """``{layer: kernel}`` of each conv and dense layer of the last replayed run's model."""
+        return {name: self.model.get_layer(name).layer.get_weights()[0] for name in self._names()}
+
+    def drift(self, after="final"):
         """``{layer: max |ours - SpikingJelly's| / max |SpikingJelly's|}`` over each conv and
-        dense kernel of the last replayed run."""
-        model = self.model
-        h = w = int(round((model.input_shape[-1] / 2) ** 0.5))  # square frames: h * w * 2 inputs
-        channels = model.get_layer("conv0").layer.filters
-        theirs = _keras_layout(self.z, "final/", (channels, h // 32, w // 32))
-        return {name: float(np.abs(model.get_layer(name).layer.get_weights()[0] - value).max() / np.abs(value).max())
-                for name, value in theirs.items() if not isinstance(value, list)}
+        dense kernel of the last replayed run: at its end (``"final"``) or after its first
+        optimizer step (``"step1"``)."""
+        ours = self.kernels() if after == "final" else self.first_step
+        theirs = self._theirs(after)
+        return {name: float(np.abs(ours[name] - theirs[name]).max() / np.abs(theirs[name]).max()) for name in ours}
+
+    def _theirs(self, after):
+        h = w = int(round((self.model.input_shape[-1] / 2) ** 0.5))  # square frames: h * w * 2 inputs
+        channels = self.model.get_layer("conv0").layer.filters
+        return {k: v for k, v in _keras_layout(self.z, f"{after}/", (channels, h // 32, w // 32)).items()
+                if not isinstance(v, list)}
+
+    def _names(self):
+        return [l.name for l in self.model.layers if l.name.startswith(("conv", "fc"))]
 
 
 @contextlib.contextmanager
-def replayed(draws_path):
+def replayed(draws_path, float64=False):
     """Runs of the direct trainer inside the block replay ``draws_path``; yields a
-    :class:`Replay`."""
+    :class:`Replay`. With ``float64`` the trained model is built and trained in double
+    precision (Keras' float type, for the draws of ``peer_nir.py train --float64``); the
+    float type is float32 again after the last recorded epoch, so the Nengo network and
+    the rest of the run are as usual."""
     from nengo_actions.compat import tf
     from nengo_actions.engine import direct, trainer
     from nengo_actions.networks import dvs_direct
@@ -57,6 +71,8 @@ def replayed(draws_path):
     shared = {}  # dropout layer name -> its mask, (B, 1, F), as a variable the step reads
 
     def build_temporal(*args, **kwargs):
+        if float64:
+            tf.keras.backend.set_floatx("float64")
         net = original_build(*args, **kwargs)
         h, w, _ = net.frame_shape
         channels = net.keras_model.get_layer("conv0").layer.filters
@@ -82,6 +98,8 @@ def replayed(draws_path):
         return np.concatenate([np.sort(order[i : i + batch]) for i in range(0, n, batch)])
 
     def set_seed(self, epoch_seed, minibatch):
+        if state["epoch"] == 0 and minibatch == 1:  # the first step is done
+            replay.first_step = replay.kernels()
         n, batch = orders.shape[1], state["batch"]
         start, size = state["epoch"] * n + minibatch * batch, min(batch, n - minibatch * batch)
         for name, variable in shared.items():
@@ -97,13 +115,18 @@ def replayed(draws_path):
         if not np.array_equal(np.asarray(y), labels):
             raise ValueError(f"{draws_path}: the training clips are not the ones the draws were recorded on")
         state["batch"], replay.model = self.minibatch_size, self.model
-        return original_fit(self, x, y, epoch, seed)
+        try:
+            return original_fit(self, x, y, epoch, seed)
+        finally:
+            if epoch == len(orders) - 1:
+                tf.keras.backend.set_floatx(floatx)
 
     original_build, original_fit = direct.build_temporal, direct.DirectEngine.fit_epoch
     patches = [(direct, "build_temporal", build_temporal), (trainer, "epoch_order", epoch_order),
                (dvs_direct.DropoutSeed, "set", set_seed), (dvs_direct.SeededDropout, "call", call),
                (direct.DirectEngine, "fit_epoch", fit_epoch)]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    floatx = tf.keras.backend.floatx()
     try:
         for owner, name, value in patches:
             setattr(owner, name, value)
@@ -111,3 +134,4 @@ def replayed(draws_path):
     finally:
         for owner, name, value in saved:
             setattr(owner, name, value)
+        tf.keras.backend.set_floatx(floatx)

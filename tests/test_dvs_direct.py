@@ -334,6 +334,38 @@ def test_torch_initialisation_and_adam_epsilon_are_pytorchs():
     assert make_optimizer(cfg.train, 10).epsilon == 1e-8
 
 
+@pytest.mark.parametrize("floatx", ["float32", "float64"])
+def test_unbiased_batch_norm_variance_is_pytorch_s_running_var(floatx):
+    """``model.dvs_conv.batch_norm_variance: "unbiased"``: the moving variance averages
+    n / (n - 1) times the batch variance on dense and conv inputs in both float types, as
+    torch.nn.BatchNorm's running_var; Keras' own takes it only in its fused kernel."""
+    from nengo_actions.networks.dvs_direct import _batch_norm
+
+    rng = np.random.default_rng(4)
+    tf.keras.backend.set_floatx(floatx)
+    try:
+        for shape in ((128, 6), (8, 5, 5, 3)):  # a dense layer's B x T samples; conv frames
+            x = tf.constant(rng.normal(2.0, 3.0, size=shape), floatx)
+            n, batch = np.prod(shape[:-1]), x.numpy().reshape(-1, shape[-1])
+            momentum = {}
+            for kind in ("keras", "unbiased"):
+                bn = _batch_norm(models.DVSConvConfig(batch_norm_variance=kind))
+                bn(x, training=True)
+                momentum[kind] = bn.moving_variance.numpy()
+                np.testing.assert_allclose(bn.moving_mean.numpy(), 0.1 * batch.mean(0), rtol=1e-5)
+            unbiased = 0.9 + 0.1 * batch.var(0, ddof=1)
+            np.testing.assert_allclose(momentum["unbiased"], unbiased, rtol=1e-12 if floatx == "float64" else 1e-5)
+            keras_fused = floatx == "float32" and len(shape) == 4
+            # (Keras' decay is a float32 constant, 1e-9 off in float64)
+            np.testing.assert_allclose(momentum["keras"], unbiased if keras_fused else 0.9 + 0.1 * batch.var(0),
+                                       rtol=1e-7 if floatx == "float64" else 1e-5)
+            assert keras_fused or not np.allclose(momentum["keras"], unbiased, rtol=1e-4)
+    finally:
+        tf.keras.backend.set_floatx("float32")
+    with pytest.raises(C.ConfigError, match="batch_norm_variance"):
+        C.load_config(overrides=["model.dvs_conv.batch_norm_variance=\"torch\""])
+
+
 def test_cosine_per_epoch_is_pytorchs_cosine_annealing_stepped_per_epoch():
     from nengo_actions.engine.trainer import EpochCosine, make_optimizer
 

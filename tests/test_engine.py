@@ -2,6 +2,7 @@
 
 import functools
 import json
+import math
 
 import nengo
 import numpy as np
@@ -341,6 +342,30 @@ def test_adam_with_torch_s_epsilon_steps_as_torch_optim_adam(decay):
     np.testing.assert_allclose(forms["torch"] - 1, ref - 1, rtol=1e-5)
     step_gap = np.abs(forms["keras"] - ref) / (5 * lr)
     assert step_gap[1].max() > 0.1 and step_gap[0, :2].max() < 1e-3
+
+
+def test_a_float64_model_steps_with_torch_s_adam_to_the_last_bits():
+    """In a float64 model the torch form, with the per-epoch cosine, is torch.optim.Adam's
+    update in double precision (Keras would round its betas and the rate to float32)."""
+    from nengo_actions.engine.trainer import make_optimizer
+
+    settings = TrainConfig(learning_rate=3e-3, adam_epsilon=1e-8, adam_epsilon_form="torch", schedule="cosine_epoch", epochs=4)
+    rng = np.random.default_rng(3)
+    grads = rng.normal(size=(6, 50)) * np.logspace(-9, -2, 50)
+    tf.keras.backend.set_floatx("float64")
+    try:
+        optimizer = make_optimizer(settings, steps_per_epoch=2)
+        var = tf.Variable(np.ones(50))
+        for g in grads:
+            optimizer.apply_gradients([(tf.constant(g), var)])
+    finally:
+        tf.keras.backend.set_floatx("float32")
+    ref, m, v = np.ones(50), 0.0, 0.0
+    for t, g in enumerate(grads, 1):
+        lr = 3e-3 * (1 + math.cos(math.pi * ((t - 1) // 2) / 4)) / 2
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g**2
+        ref -= lr / (1 - 0.9**t) * m / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    np.testing.assert_allclose(var.numpy() - 1, ref - 1, rtol=1e-12, atol=1e-17)
 
 
 def test_the_default_energy_devices_are_the_schema_s_and_keras_spiking_knows_them():

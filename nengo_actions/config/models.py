@@ -133,6 +133,11 @@ class DVSConvConfig(Section):
     # HeUniform, limit sqrt(6 / fan_in)) or "torch" (PyTorch's default for Conv2d and
     # Linear, limit 1 / sqrt(fan_in) for weights and biases, as SpikingJelly's nets start)
     init: str = setting("he_uniform", choices=("he_uniform", "torch"))
+    # the batch variance that BN's moving variance (used after training) averages:
+    # "keras", Keras' own (unbiased in its fused kernel, which the float32 convolutions
+    # take, biased on its plain path: the dense layers, any float64 layer); "unbiased",
+    # n / (n - 1) on every layer, as PyTorch's BatchNorm (SpikingJelly)
+    batch_norm_variance: str = setting("keras", choices=("keras", "unbiased"))
     # rate: conversion settings
     spiking_neuron_type: str = setting("SpikingRectifiedLinear")
     scale_firing_rates: float = setting(100.0)  # neuron input gain (output divided by it)

@@ -182,7 +182,8 @@ class EpochCosine(tf.keras.optimizers.schedules.LearningRateSchedule):
         self.learning_rate, self.steps_per_epoch, self.epochs = float(learning_rate), int(steps_per_epoch), int(epochs)
 
     def __call__(self, step):
-        epoch = tf.math.floordiv(tf.cast(step, tf.float32), float(max(1, self.steps_per_epoch)))
+        # in Keras' float type: a float64 model then steps with a float64 rate
+        epoch = tf.math.floordiv(tf.cast(step, tf.keras.backend.floatx()), float(max(1, self.steps_per_epoch)))
         return self.learning_rate * 0.5 * (1.0 + tf.math.cos(np.pi * epoch / float(max(1, self.epochs))))
 
     def get_config(self):
@@ -193,7 +194,16 @@ class _TorchEpsilon:
     """Adam's update with epsilon added to the bias-corrected ``sqrt(v)``, as
     ``torch.optim.Adam`` does. Keras adds it before the correction; scaling it by
     ``sqrt(1 - beta_2^t)`` for Keras' own update gives PyTorch's exactly, so Keras' code
-    (and its sparse and AdamW paths) stays the one that runs."""
+    (and its sparse and AdamW paths) stays the one that runs.
+
+    The betas are kept as float64 numbers: Keras casts them with ``tf.cast``, which turns
+    a Python float into a float32 constant first, so a float64 model's bias corrections
+    were float32's (2e-8 of a weight per step off PyTorch's). A float32 model gets the
+    same float32 betas as before."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.beta_1, self.beta_2 = np.float64(self.beta_1), np.float64(self.beta_2)
 
     def update_step(self, gradient, variable):
         epsilon = self.epsilon
