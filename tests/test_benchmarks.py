@@ -422,26 +422,35 @@ def test_parity_step_takes_spikingjelly_s_steps(tmp_path):
     assert len(ratios) == 21 and max(ratios) < 1e-8  # 5 conv and 2 dense kernels, each with its BN gamma and beta
     ours, peer = (json.loads(re.search(rf"{side} losses (\[.*\])", out).group(1)) for side in ("ours", "peer"))
     np.testing.assert_allclose(ours, peer, rtol=1e-12)
+    # the trainer's own optimizer and BN at SpikingJelly's settings: the same steps in float64
+    out = run_benchmark("parity_step", "ours", *common, "--step", step)
+    ours = json.loads(re.search(r"ours losses (\[.*\])", out).group(1))
+    np.testing.assert_allclose(ours, peer, rtol=1e-12)
+    after = re.findall(r"after 2 steps \S+\s+\S+\s+max abs diff (\S+) \(\|peer\| max (\S+)\)", out)
+    assert len(after) == 35 and max(float(d) / max(float(m), 1.0) for d, m in after) < 1e-9, after
 
 
 @pytest.mark.skipif(not PEERS_PYTHON.exists(), reason="the shared-draws pair needs the peer kit's venv")
-def test_dvs_parity_replays_spikingjelly_s_draws(tmp_path, digits_root):
+@pytest.mark.parametrize("float64", [False, True], ids=["float32", "float64"])
+def test_dvs_parity_replays_spikingjelly_s_draws(tmp_path, digits_root, float64):
     """SpikingJelly records its initial weights, clip orders and dropout masks; our run
-    replaying them ends, after an epoch of the tiny net, with SpikingJelly's answers."""
+    replaying them ends, after an epoch of the tiny net, with SpikingJelly's answers (in
+    float64 with its kernels to 1e-9)."""
     out, work = tmp_path / "out", tmp_path / "work"
     run_benchmark("dvs_parity", "--root", digits_root, "--out", out, "--work", work, "--readme", tmp_path / "README.md",
-                  "--digits", DIGITS, "--peers-python", PEERS_PYTHON, "--seeds", 0, "--recipes", "--shared-draws", 0,
-                  "--epochs", 1, *sets([o for o in TINY_DVS if "dense" not in o] + [f"save_dir={tmp_path / 'runs'}"]),
-                  timeout=600)
-    draws = np.load(work / "peers" / "spikingjelly_draws_s0" / "draws.npz", allow_pickle=False)
+                  "--digits", DIGITS, "--peers-python", PEERS_PYTHON, "--seeds", 0, "--recipes",
+                  "--shared-draws-float64" if float64 else "--shared-draws", 0, "--epochs", 1,
+                  *sets([o for o in TINY_DVS if "dense" not in o] + [f"save_dir={tmp_path / 'runs'}"]), timeout=600)
+    draws = np.load(work / "peers" / f"spikingjelly_draws{'64' if float64 else ''}_s0" / "draws.npz", allow_pickle=False)
     n_train = len(draws["y_train"])
     assert draws["orders"].shape == (1, n_train) and sorted(draws["orders"][0]) == list(range(n_train))
     batches = -(-n_train // 16)  # one mask per minibatch and layer
     assert draws["mask0_shape"][0] == draws["mask1_shape"][0] == n_train and batches >= 2
     r = json.loads((out / "results.json").read_text())
-    (pair,) = r["recipes"]["shared_draws"]["runs"]
+    (pair,) = r["recipes"]["shared_draws_float64" if float64 else "shared_draws"]["runs"]
     assert pair["same_answers"] == 1.0 and pair["accuracy"] == pair["peer_accuracy"]
-    # the trained kernels: SpikingJelly's to float32 rounding, not merely the same answers
-    assert set(pair["weight_drift"]) == {"conv0", "conv1", "conv2", "conv3", "conv4", "fc0", "fc1"}
-    assert max(pair["weight_drift"].values()) < 1e-4, pair["weight_drift"]
+    # the trained kernels: SpikingJelly's to the float type's rounding, not merely the same answers
+    for drift in (pair["weight_drift"], pair["first_step_drift"]):
+        assert set(drift) == {"conv0", "conv1", "conv2", "conv3", "conv4", "fc0", "fc1"}
+        assert max(drift.values()) < (1e-9 if float64 else 1e-4), drift
     assert "paired standard error" in (out / "README.md").read_text()
