@@ -250,3 +250,45 @@ def test_constant_inputs_fold_into_neuron_biases_and_outputs_stay_the_same():
     assert len(net.all_nodes) == 4  # x, one (still read by `kept`), layer, kept
     for got, want in zip(run(net, probes), expected):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+
+
+def test_passthrough_nodes_are_bypassed_with_the_same_spikes():
+    """A layer relayed into neurons by a passthrough node (as nengo_dl.Converter writes a
+    layer without activation) feeds the neurons directly; the rest stays, spikes equal."""
+    from nengo_actions.networks.passthrough import bypass_passthrough_nodes
+
+    rng = np.random.default_rng(2)
+    with nengo.Network(seed=3) as net:
+        x = nengo.Node(lambda t: np.sin(np.arange(1, 17) * 7 * t))
+        conv = nengo.Node(size_in=2 * 4 * 4)  # the converter's passthrough node of a conv layer
+        kernel = rng.normal(0, 0.5, (3, 3, 1, 2))
+        nengo.Connection(x, conv, synapse=None, transform=nengo.Convolution(2, (4, 4, 1), init=kernel, padding="same"))
+        # seeded: the neurons' random initial voltages would otherwise follow the objects' order
+        ens = nengo.Ensemble(32, 1, neuron_type=nengo.SpikingRectifiedLinear(), gain=np.full(32, 50.0), bias=np.zeros(32),
+                             seed=4)
+        nengo.Connection(conv, ens.neurons, synapse=None)
+        dense = nengo.Node(size_in=3)
+        nengo.Connection(ens.neurons, dense, synapse=None, transform=rng.normal(0, 1e-3, (3, 32)))
+        out = nengo.Ensemble(3, 1, neuron_type=nengo.SpikingRectifiedLinear(), gain=np.full(3, 30.0), bias=np.ones(3), seed=5)
+        nengo.Connection(dense, out.neurons, synapse=None)
+        scaled = nengo.Node(size_in=3)  # a transform on the way out: kept
+        nengo.Connection(out.neurons, scaled, synapse=None)
+        nengo.Connection(scaled, out.neurons, synapse=0.005, transform=-1e-4)
+        probed = nengo.Node(size_in=3)  # probed: kept
+        nengo.Connection(x[:3], probed, synapse=None)
+        probes = [nengo.Probe(ens.neurons), nengo.Probe(out.neurons), nengo.Probe(probed)]
+
+    def run():
+        with nengo.Simulator(net, progress_bar=False) as sim:
+            sim.run_steps(50)
+        return [sim.data[p] for p in probes]
+
+    expected = run()
+    assert bypass_passthrough_nodes(net, inputs=(x,)) == 2
+    assert conv not in net.nodes and dense not in net.nodes and {scaled, probed} <= set(net.nodes)
+    assert [c.post_obj.ensemble for c in net.connections if isinstance(c.transform, nengo.Convolution)] == [ens]
+    for got, want in zip(run(), expected):
+        np.testing.assert_array_equal(got, want)
+    assert np.count_nonzero(expected[0]) > 0 and np.count_nonzero(expected[1]) > 0
+    assert bypass_passthrough_nodes(net, inputs=(x,)) == 0
+
