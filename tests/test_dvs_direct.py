@@ -346,7 +346,7 @@ def test_unbiased_batch_norm_variance_is_pytorch_s_running_var(floatx):
     try:
         for shape in ((128, 6), (8, 5, 5, 3)):  # a dense layer's B x T samples; conv frames
             x = tf.constant(rng.normal(2.0, 3.0, size=shape), floatx)
-            n, batch = np.prod(shape[:-1]), x.numpy().reshape(-1, shape[-1])
+            batch = x.numpy().reshape(-1, shape[-1])
             momentum = {}
             for kind in ("keras", "unbiased"):
                 bn = _batch_norm(models.DVSConvConfig(batch_norm_variance=kind))
