@@ -116,12 +116,14 @@ def shared_draws_pair(python, frames, folder, root, seed, epochs, channels, floa
         mine = ours(root, "sj_exact", seed, name=f"parity_shared_draws{'64' if float64 else ''}_s{seed}",
                     extra=SJ_BN if float64 else ())
         drift = replay.drift()
-        # draws recorded before the first step's parameters were: no first-step check
-        first = replay.drift("step1") if any(k.startswith("step1/") for k in replay.z.files) else None
+        # draws recorded before the snapshots were: no first-step or per-epoch check
+        first = replay.drift("step1") if replay.recorded("step1") else None
+        by_epoch = [max(replay.drift(f"epoch{e}").values()) for e in range(1, epochs + 1) if replay.recorded(f"epoch{e}")]
     theirs = np.asarray(json.loads((folder / "peer.json").read_text())["test_predictions"])
     same = nir_exchange.predictions(REPO / mine["run_dir"], "dvs_gesture_net") == theirs
     return {**mine, "peer_accuracy": peer["accuracy"], "peer_train_seconds": peer["train_seconds"],
-            "same_answers": float(same.mean()), "weight_drift": drift, "first_step_drift": first}
+            "same_answers": float(same.mean()), "weight_drift": drift, "first_step_drift": first,
+            "drift_by_epoch": by_epoch}
 
 
 def summary(values):
@@ -273,6 +275,11 @@ def _paired(runs, seeds, intro=True):
                       f"up to {max(x['weight_drift'].values()):.1e} of their largest weight)" for s, x in zip(seeds, runs))
     figures = (f"Per seed, SpikingJelly and ours: {pairs}. Ours minus SpikingJelly: {100 * diffs.mean():+.2f} "
                f"points over {len(diffs)} seeds, paired standard error {se:.2f}.")
+    grown = [(s, x["first_step_drift"], x["drift_by_epoch"]) for s, x in zip(seeds, runs) if x.get("drift_by_epoch")]
+    if grown:
+        figures += " How far apart the kernels are (largest over layers, relative): " + "; ".join(
+            f"seed {s}: {max(first.values()):.0e} after the first step, then after each epoch "
+            + ", ".join(f"{d:.0e}" for d in by_epoch) for s, first, by_epoch in grown) + "."
     if not intro:
         return figures
     return (

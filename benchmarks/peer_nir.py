@@ -135,9 +135,13 @@ def predict(net, x, multi_step, batch_size=16):
     return argmax_votes(totals), totals
 
 
-def train(net, x, y, n_classes, args, multi_step, orders=None, first_step=None):
+def train(net, x, y, n_classes, args, multi_step, orders=None, snapshots=None):
     """Trains ``net``; each epoch's clip order is appended to ``orders`` and the parameters
-    after the first optimizer step are put in ``first_step`` when given."""
+    after the first optimizer step and after each epoch are put in ``snapshots``
+    (``"step1"``, ``"epoch1"``, ...) when given."""
+    def snapshot(name):
+        snapshots[name] = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     dtype = next(net.parameters()).dtype
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
@@ -157,12 +161,14 @@ def train(net, x, y, n_classes, args, multi_step, orders=None, first_step=None):
             loss = F.mse_loss(out_fr, F.one_hot(labels, n_classes).to(dtype))
             loss.backward()
             opt.step()
-            if first_step is not None and not first_step:
-                first_step.update({k: v.detach().numpy().copy() for k, v in net.state_dict().items()})
+            if snapshots is not None and "step1" not in snapshots:
+                snapshot("step1")
             reset(net)
             loss_sum += loss.item() * len(idx)
             correct += int((out_fr.argmax(1) == labels).sum())
         sched.step()
+        if snapshots is not None:
+            snapshot(f"epoch{ep + 1}")
         e = dict(epoch=ep + 1, lr=lr, train_loss=loss_sum / len(y), train_acc=correct / len(y),
                  train_s=time.perf_counter() - t0)
         epochs.append(e)
@@ -284,9 +290,10 @@ def recorded_draws(net):
     """What a training run draws at random, recorded as it happens: the initial
     parameters, each epoch's clip order (``train`` appends it), every dropout mask, in
     call order (one per minibatch and Dropout layer, shared by the T steps), and the
-    parameters after the first step (``train`` fills ``step1``), the replay's first check."""
+    parameters after the first step and each epoch (``train`` fills ``snapshots``), which
+    the replay compares its own with."""
     draws = {"init": {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}, "orders": [], "masks": [],
-             "step1": {}}
+             "snapshots": {}}
     for k, m in enumerate(m for m in net.modules() if isinstance(m, layer.Dropout)):
         draws["masks"].append([])
 
@@ -304,7 +311,8 @@ def save_draws(path, draws, y_train, net):
     ``mask<k>`` (its masks stacked, packed bits) with ``mask<k>_shape``, and the trained
     parameters ``final/<name>`` that a replay is compared with."""
     arrays = {f"init/{k}": v for k, v in draws["init"].items()}
-    arrays.update({f"step1/{k}": v for k, v in draws["step1"].items()})
+    for name, state in draws["snapshots"].items():
+        arrays.update({f"{name}/{k}": v for k, v in state.items()})
     arrays.update({f"final/{k}": v.detach().numpy() for k, v in net.state_dict().items()})
     for k, masks in enumerate(draws["masks"]):
         stacked = np.concatenate(masks)
@@ -330,7 +338,7 @@ def cmd_train(args):
     draws = recorded_draws(net) if args.draws else None
     t0 = time.perf_counter()
     res["epochs"] = train(net, x_tr, y_tr, n_classes, args, multi_step=sj, orders=draws and draws["orders"],
-                          first_step=draws and draws["step1"])
+                          snapshots=draws and draws["snapshots"])
     if draws:
         save_draws(args.draws, draws, y_tr, net)
     res["train_s"], t0 = time.perf_counter() - t0, time.perf_counter()

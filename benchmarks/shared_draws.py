@@ -26,7 +26,7 @@ class Replay:
     trained weights with SpikingJelly's."""
 
     def __init__(self, z):
-        self.z, self.model, self.first_step = z, None, {}
+        self.z, self.model, self.snapshots = z, None, {}  # ours, as SpikingJelly's are named
 
     def kernels(self):
         """``{layer: kernel}`` of each conv and dense layer of the last replayed run's model."""
@@ -34,11 +34,16 @@ class Replay:
 
     def drift(self, after="final"):
         """``{layer: max |ours - SpikingJelly's| / max |SpikingJelly's|}`` over each conv and
-        dense kernel of the last replayed run: at its end (``"final"``) or after its first
-        optimizer step (``"step1"``)."""
-        ours = self.kernels() if after == "final" else self.first_step
+        dense kernel of the last replayed run: at its end (``"final"``), after its first
+        optimizer step (``"step1"``) or after an epoch (``"epoch1"``, ...)."""
+        ours = self.kernels() if after == "final" else self.snapshots[after]
         theirs = self._theirs(after)
         return {name: float(np.abs(ours[name] - theirs[name]).max() / np.abs(theirs[name]).max()) for name in ours}
+
+    def recorded(self, after):
+        """Whether SpikingJelly's parameters ``after`` are in the draws file (older files
+        hold only the final ones)."""
+        return any(k.startswith(f"{after}/") for k in self.z.files)
 
     def _theirs(self, after):
         h = w = int(round((self.model.input_shape[-1] / 2) ** 0.5))  # square frames: h * w * 2 inputs
@@ -99,7 +104,7 @@ def replayed(draws_path, float64=False):
 
     def set_seed(self, epoch_seed, minibatch):
         if state["epoch"] == 0 and minibatch == 1:  # the first step is done
-            replay.first_step = replay.kernels()
+            replay.snapshots["step1"] = replay.kernels()
         n, batch = orders.shape[1], state["batch"]
         start, size = state["epoch"] * n + minibatch * batch, min(batch, n - minibatch * batch)
         for name, variable in shared.items():
@@ -116,7 +121,9 @@ def replayed(draws_path, float64=False):
             raise ValueError(f"{draws_path}: the training clips are not the ones the draws were recorded on")
         state["batch"], replay.model = self.minibatch_size, self.model
         try:
-            return original_fit(self, x, y, epoch, seed)
+            loss = original_fit(self, x, y, epoch, seed)
+            replay.snapshots[f"epoch{epoch + 1}"] = replay.kernels()
+            return loss
         finally:
             if epoch == len(orders) - 1:
                 tf.keras.backend.set_floatx(floatx)

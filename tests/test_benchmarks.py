@@ -453,4 +453,5 @@ def test_dvs_parity_replays_spikingjelly_s_draws(tmp_path, digits_root, float64)
     for drift in (pair["weight_drift"], pair["first_step_drift"]):
         assert set(drift) == {"conv0", "conv1", "conv2", "conv3", "conv4", "fc0", "fc1"}
         assert max(drift.values()) < (1e-9 if float64 else 1e-4), drift
+    assert len(pair["drift_by_epoch"]) == 1 and pair["drift_by_epoch"][0] == max(pair["weight_drift"].values())
     assert "paired standard error" in (out / "README.md").read_text()
