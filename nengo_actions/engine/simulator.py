@@ -24,7 +24,6 @@ from nengo_actions.clips.metrics import frame_outputs
 from nengo_actions.networks import build_model
 from nengo_actions.networks.base import layer_probes, layer_readings
 from nengo_actions.networks.constant_inputs import fold_constant_inputs
-from nengo_actions.networks.passthrough import bypass_passthrough_nodes
 from nengo_actions.clips.streaming import fit_epoch as fit_epoch_in_chunks
 
 
@@ -245,9 +244,7 @@ class Engine:
         The parameters are checked and loaded as by :meth:`load_params`, written into
         the network's objects (``Simulator.freeze_params``), constant inputs such as
         layer biases folded into the neurons' biases
-        (:func:`~nengo_actions.networks.constant_inputs.fold_constant_inputs`), passthrough
-        nodes that relay a layer into its neurons bypassed
-        (:func:`~nengo_actions.networks.passthrough.bypass_passthrough_nodes`), and the
+        (:func:`~nengo_actions.networks.constant_inputs.fold_constant_inputs`), and the
         network rebuilt with NengoDL's ``inference_only`` setting, which leaves out what
         training needs. ``built`` is changed in place; the returned engine cannot be
         trained or load parameters. A network built with its parameters
@@ -267,7 +264,6 @@ class Engine:
         finally:
             loader.close()
         fold_constant_inputs(built.network, inputs=(built.input,))
-        bypass_passthrough_nodes(built.network, inputs=(built.input,))
         with built.network:
             nengo_dl.configure_settings(inference_only=True)
         return cls(built, minibatch_size=minibatch_size, device=device, seed=seed)

@@ -94,18 +94,9 @@ class DiscreteLIFBuilder(nengo_dl.neuron_builders.TFNeuronBuilder):
         self.threshold = signals.op_constant(neurons, sizes, "threshold", signals.dtype)
 
     def step(self, J, dt, voltage):
-        alpha = tf.cast(self.alpha, J.dtype)
-        return _fused_step(J, voltage, tf.cast(self.tau, J.dtype), tf.cast(self.threshold, J.dtype), alpha)
-
-
-@tf.function(jit_compile=True)
-def _fused_step(J, voltage, tau, threshold, alpha):
-    """One step of :class:`DiscreteLIF`, compiled by XLA into one pass over the
-    neurons: as eight separate TensorFlow ops the update passed over each layer's
-    arrays eight times, a third of a DVS network's spiking step."""
-    voltage = voltage + (J - voltage) / tau
-    spiked = tf.cast(voltage >= threshold, J.dtype)
-    return spiked * alpha, voltage * (1 - spiked)
+        voltage = voltage + (J - voltage) / self.tau
+        spiked = tf.cast(voltage >= self.threshold, J.dtype)
+        return spiked * self.alpha, voltage * (1 - spiked)
 
 
 nengo_dl.neuron_builders.SimNeuronsBuilder.TF_NEURON_IMPL[DiscreteLIF] = DiscreteLIFBuilder
