@@ -454,4 +454,4 @@ def test_dvs_parity_replays_spikingjelly_s_draws(tmp_path, digits_root, float64)
         assert set(drift) == {"conv0", "conv1", "conv2", "conv3", "conv4", "fc0", "fc1"}
         assert max(drift.values()) < (1e-9 if float64 else 1e-4), drift
     assert len(pair["drift_by_epoch"]) == 1 and pair["drift_by_epoch"][0] == max(pair["weight_drift"].values())
-    assert "paired standard error" in (out / "README.md").read_text()
+    assert "Ours minus SpikingJelly" in (out / "README.md").read_text()
