@@ -119,8 +119,12 @@ class UnbiasedBatchNorm(L.BatchNormalization):
     float64 number (Keras makes a float32 constant of it, 1e-9 off in a float64 model)."""
 
     def call(self, inputs, training=None, mask=None):
-        # the fused kernel corrects the variance itself
-        self._samples = None if self.fused else tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], self._param_dtype)
+        self._samples = None  # the fused kernel corrects the variance itself
+        if not self.fused:
+            samples = tf.size(inputs) // tf.shape(inputs)[-1]
+            if self.synchronized:  # the statistics of the global minibatch, over every replica
+                samples *= tf.distribute.get_replica_context().num_replicas_in_sync
+            self._samples = tf.cast(samples, self._param_dtype)
         return super().call(inputs, training=training, mask=mask)
 
     def _assign_moving_average(self, variable, value, momentum, inputs_size):
