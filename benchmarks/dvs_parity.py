@@ -31,8 +31,8 @@ Shared draws (``--shared-draws SEEDS``): SpikingJelly records its initial weight
 orders and dropout masks and ours replays them (``shared_draws.py``), so that only the
 two frameworks' arithmetic differs; ``--shared-draws-float64 SEEDS`` runs those pairs
 with both sides in double precision (and ours with ``model.dvs_conv.batch_norm_variance:
-"unbiased"``), where rounding no longer flips spikes and the two runs can stay together
-to the end.
+"unbiased"``), where rounding flips a spike much later; the drift of the kernels by epoch
+shows how long the two runs stay together.
 
 The peer side is ``benchmarks/peer_nir.py train --framework spikingjelly`` in the peer
 kit's venv (``bash ../shared/peers/setup_peers.sh``); without it (or with
@@ -251,6 +251,13 @@ def report(r):
     lines += [line for line in spread if line]
     if "shared_draws" in r["recipes"]:
         lines += ["", _paired(r["recipes"]["shared_draws"]["runs"], r["seeds_shared"])]
+        first = dict(zip(r["seeds"], r["recipes"].get("spikingjelly", {}).get("runs", [])))
+        again = [f"seed {s}: {100 * first[s]['accuracy']:.2f}, then {100 * x['peer_accuracy']:.2f}"
+                 for s, x in zip(r["seeds_shared"], r["recipes"]["shared_draws"]["runs"]) if s in first]
+        if again:
+            lines += ["", "SpikingJelly itself, the same seed run twice on frames of the same generator (its table row, "
+                      "kept from an earlier run, then the shared-draws run, which only records what it draws): "
+                      f"{'; '.join(again)}."]
     if "shared_draws_float64" in r["recipes"]:
         lines += ["", "In float64 on both sides (`--shared-draws-float64`, ours with `batch_norm_variance: \"unbiased\"`). "
                   + _paired(r["recipes"]["shared_draws_float64"]["runs"], r["seeds_shared_float64"], intro=False)
@@ -262,14 +269,6 @@ def report(r):
                   "flip grows with the difference and with the neuron-steps of an epoch (1,350 clips x 8 steps x about "
                   "175,000 neurons here), so float64 only delays it. Whole runs of this recipe are therefore chaotic in "
                   "their rounding, and only the seeds' spread compares two trainers' accuracies."]
-    if "shared_draws" in r["recipes"]:
-        first = dict(zip(r["seeds"], r["recipes"].get("spikingjelly", {}).get("runs", [])))
-        again = [f"seed {s}: {100 * first[s]['accuracy']:.2f}, then {100 * x['peer_accuracy']:.2f}"
-                 for s, x in zip(r["seeds_shared"], r["recipes"]["shared_draws"]["runs"]) if s in first]
-        if again:
-            lines += ["", "SpikingJelly itself, the same seed run twice on frames of the same generator (its table row, "
-                      "kept from an earlier run, then the shared-draws run, which only records what it draws): "
-                      f"{'; '.join(again)}."]
     return "\n".join(lines) + "\n"
 
 
