@@ -16,7 +16,8 @@ Recipes on our side:
 * ``sj_exact``: ``sj_recipe`` with SpikingJelly's schedule and batching too: the cosine
   stepped once per epoch (``train.schedule: "cosine_epoch"``, PyTorch's
   ``CosineAnnealingLR``) and the epoch's short last minibatch trained as it is
-  (``train.last_batch: "short"``, ``drop_last=False``). From the same weights and
+  (``train.last_batch: "short"``, ``drop_last=False``), and PyTorch's unbiased BN
+  moving variance (``model.dvs_conv.batch_norm_variance: "unbiased"``). From the same weights and
   minibatches it takes SpikingJelly's steps (``benchmarks/parity_step.py``);
 * ``sj_exact_keras_adam``: the same with Keras' Adam update (epsilon before the bias
   correction, ``train.adam_epsilon_form: "keras"``);
@@ -30,8 +31,7 @@ Recipes on our side:
 Shared draws (``--shared-draws SEEDS``): SpikingJelly records its initial weights, clip
 orders and dropout masks and ours replays them (``shared_draws.py``), so that only the
 two frameworks' arithmetic differs; ``--shared-draws-float64 SEEDS`` runs those pairs
-with both sides in double precision (and ours with ``model.dvs_conv.batch_norm_variance:
-"unbiased"``), where rounding flips a spike much later; the drift of the kernels by epoch
+with both sides in double precision, where rounding flips a spike much later; the drift of the kernels by epoch
 shows how long the two runs stay together.
 
 The peer side is ``benchmarks/peer_nir.py train --framework spikingjelly`` in the peer
@@ -66,12 +66,11 @@ SJ_RECIPE = [
 ]
 TORCH_START = ["model.dvs_conv.init=\"torch\"", "train.adam_epsilon=1e-8", "train.adam_epsilon_form=\"torch\""]
 SJ_SCHEDULE = ["train.schedule=\"cosine_epoch\"", "train.last_batch=\"short\""]
-#: PyTorch's BN moving variance (unbiased on every layer); the ``sj_exact`` rows of the
-#: table predate the setting, the float64 shared-draws pairs take it
+#: PyTorch's BN moving variance (unbiased on every layer)
 SJ_BN = ["model.dvs_conv.batch_norm_variance=\"unbiased\""]
 RECIPES = {
-    "sj_exact": SJ_RECIPE + TORCH_START + SJ_SCHEDULE,
-    "sj_exact_keras_adam": SJ_RECIPE + TORCH_START + SJ_SCHEDULE + ["train.adam_epsilon_form=\"keras\""],
+    "sj_exact": SJ_RECIPE + TORCH_START + SJ_SCHEDULE + SJ_BN,
+    "sj_exact_keras_adam": SJ_RECIPE + TORCH_START + SJ_SCHEDULE + SJ_BN + ["train.adam_epsilon_form=\"keras\""],
     "sj_recipe": SJ_RECIPE + TORCH_START,
     "sj_recipe_keras_init": SJ_RECIPE,
     "default": [],
@@ -113,8 +112,7 @@ def shared_draws_pair(python, frames, folder, root, seed, epochs, channels, floa
 
     peer = spikingjelly(python, frames, folder, seed, epochs, channels, draws=True, float64=float64)
     with replayed(folder / "draws.npz", float64=float64) as replay:
-        mine = ours(root, "sj_exact", seed, name=f"parity_shared_draws{'64' if float64 else ''}_s{seed}",
-                    extra=SJ_BN if float64 else ())
+        mine = ours(root, "sj_exact", seed, name=f"parity_shared_draws{'64' if float64 else ''}_s{seed}")
         drift = replay.drift()
         # draws recorded before the snapshots were: no first-step or per-epoch check
         first = replay.drift("step1") if replay.recorded("step1") else None
@@ -241,7 +239,7 @@ def report(r):
         "torch Adam form had Keras' float32 betas (2e-8 of a weight per step; now float64 numbers, which "
         "leaves float32 models as they were), and Keras' BN moving variance is biased outside its fused kernel "
         "(the dense layers: 0.8% less than PyTorch's running_var over 128 samples; "
-        "`model.dvs_conv.batch_norm_variance: \"unbiased\"`, which the `sj_exact` rows above predate). "
+        "`model.dvs_conv.batch_norm_variance: \"unbiased\"`, part of `sj_exact`). "
         "Keras' own Adam adds epsilon before the bias correction (epsilon / sqrt(1 - 0.999^t), 32x larger at "
         "the first step), so weights with gradients below about 1e-6 move up to 0.7 of a step less early on "
         "(`sj_exact_keras_adam`). Without shared draws, what remains between SpikingJelly and `sj_exact` is "
@@ -259,7 +257,7 @@ def report(r):
                       "kept from an earlier run, then the shared-draws run, which only records what it draws): "
                       f"{'; '.join(again)}."]
     if "shared_draws_float64" in r["recipes"]:
-        lines += ["", "In float64 on both sides (`--shared-draws-float64`, ours with `batch_norm_variance: \"unbiased\"`). "
+        lines += ["", "In float64 on both sides (`--shared-draws-float64`). "
                   + _paired(r["recipes"]["shared_draws_float64"]["runs"], r["seeds_shared_float64"], intro=False)
                   + " The replay is exact until a spike flips: while the two sides' rounding differences stay far below "
                   "every neuron's distance from its threshold, the kernels agree to 1e-10 to 1e-8. Once one threshold "
