@@ -147,6 +147,17 @@ class BuiltNetwork:
     params_in_network: bool = False
 
 
+def feature_io(n_features, target, source):
+    """The feature input and the class output of a feature model, made in the current
+    network: ``(node, feed, probe)``, the input node (one feature vector per step) and its
+    connection into ``target``, and the probe on ``source``. The feed is not a synapse of
+    the model: builders put it in :attr:`BuiltNetwork.instrumentation`."""
+    features = nengo.Node(np.zeros(n_features), label="features")
+    feed = nengo.Connection(features, target, synapse=None)
+    probe = nengo.Probe(source, synapse=None, label="output")
+    return features, feed, probe
+
+
 def frames_to_synapse(tau_frames, steps_per_frame=1, dt=0.001):
     """A lowpass synapse with a time constant given in frames, or ``None``.
 

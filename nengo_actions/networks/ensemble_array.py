@@ -25,6 +25,7 @@ from nengo_actions.networks.base import (
     BuildArgs,
     BuiltNetwork,
     add_layer_probes,
+    feature_io,
     neuron_type_from_config,
     rate_counterpart,
     rate_regularizer,
@@ -235,9 +236,7 @@ def build_ensemble_array(ea: EnsembleArrayConfig, args: BuildArgs):
         # solution; training moves the input projection, biases and readout.
         net.config[clf.encoding].trainable = False
         net.config[clf.decoding].trainable = not ea.fixed_decoders
-        features = nengo.Node(np.zeros(n_features), label="features")
-        feed = nengo.Connection(features, clf.input, synapse=None)
-        probe = nengo.Probe(clf.output, synapse=None, label="output")
+        features, feed, probe = feature_io(n_features, clf.input, clf.output)
     built = BuiltNetwork(
         network=net,
         input=features,

@@ -42,6 +42,7 @@ from nengo_actions.networks.base import (
     BuildArgs,
     BuiltNetwork,
     add_layer_probes,
+    feature_io,
     frame_delay,
     neuron_type_from_config,
     rate_counterpart,
@@ -354,9 +355,7 @@ def build_lmu(arch: LMUConfig, spiking_cfg: LMUSpikingConfig, args: BuildArgs, *
         # The subnetwork's seed derives from the outer one (an equal seed would give
         # its objects the same seeds as the outer network's probes).
         lmu = LMU(n_features, n_classes, **kwargs)
-        features = nengo.Node(np.zeros(n_features), label="features")
-        feed = nengo.Connection(features, lmu.input, synapse=None)
-        probe = nengo.Probe(lmu.output, synapse=None, label="output")
+        features, feed, probe = feature_io(n_features, lmu.input, lmu.output)
     built = BuiltNetwork(
         network=net,
         input=features,
