@@ -187,7 +187,7 @@ def main(argv=None):
 
 NAMES = {
     "spikingjelly": "SpikingJelly 2.0, tuned recipe (`peer_nir.py`)",
-    "sj_exact": "nengo_actions, the same recipe, PyTorch's start and Adam, per-epoch cosine, short last batch",
+    "sj_exact": "nengo_actions, the same recipe, PyTorch's start, Adam and BN variance, per-epoch cosine, short last batch",
     "sj_exact_keras_adam": "the same with Keras' Adam update (epsilon before the bias correction)",
     "sj_recipe": "nengo_actions, the same recipe, PyTorch's initialisation and Adam epsilon",
     "sj_recipe_keras_init": "nengo_actions, the same recipe, Keras' HeUniform and epsilon 1e-7",
@@ -229,7 +229,9 @@ def report(r):
         "reset to 0 and the reset detached, the ATan surrogate, MSE between the output rate averaged over T and "
         "the one-hot label, voting over 10, the last epoch; in `sj_exact` also the cosine stepped once per epoch "
         "(`train.schedule: \"cosine_epoch\"`, PyTorch's `CosineAnnealingLR`) and the short last minibatch of an "
-        "epoch trained as it is (`train.last_batch: \"short\"`). The other recipes decay the cosine every step "
+        "epoch trained as it is (`train.last_batch: \"short\"`), and PyTorch's unbiased BN moving variance "
+        "(`model.dvs_conv.batch_norm_variance: \"unbiased\"`, which changes the folded BN of the trained network, "
+        "not the training). The other recipes decay the cosine every step "
         "(Keras' `CosineDecay`) and fill the last minibatch up with the first clips of the epoch's order.",
         "",
         "Step for step: `benchmarks/parity_step.py` loads SpikingJelly's initial weights into our model and "
