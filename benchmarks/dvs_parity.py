@@ -262,7 +262,7 @@ def report(r):
         lines += ["", "In float64 on both sides (`--shared-draws-float64`). "
                   + _paired(r["recipes"]["shared_draws_float64"]["runs"], r["seeds_shared_float64"], intro=False)
                   + " The replay is exact until a spike flips: while the two sides' rounding differences stay far below "
-                  "every neuron's distance from its threshold, the kernels agree to 1e-10 to 1e-8. Once one threshold "
+                  "every neuron's distance from its threshold, the kernels agree to 1e-11 to 1e-7. Once one threshold "
                   "crossing comes out the other way, that neuron's surrogate gradient changes, and Adam, which divides "
                   "each step by the gradient's running scale, turns the changed gradients of weights with small "
                   "gradients into whole steps; within an epoch the runs share nothing but their start. The chance of a "
