@@ -259,10 +259,14 @@ def report(r):
                       "kept from an earlier run, then the shared-draws run, which only records what it draws): "
                       f"{'; '.join(again)}."]
     if "shared_draws_float64" in r["recipes"]:
+        runs = r["recipes"]["shared_draws_float64"]["runs"]
+        # before the runs part: the epochs whose kernels still agree to far below a step
+        together = [d for x in runs for d in x.get("drift_by_epoch") or () if d < 1e-3]
+        agree = f"to {min(together):.0e} to {max(together):.0e}" if together else "closely"
         lines += ["", "In float64 on both sides (`--shared-draws-float64`). "
-                  + _paired(r["recipes"]["shared_draws_float64"]["runs"], r["seeds_shared_float64"], intro=False)
+                  + _paired(runs, r["seeds_shared_float64"], intro=False)
                   + " The replay is exact until a spike flips: while the two sides' rounding differences stay far below "
-                  "every neuron's distance from its threshold, the kernels agree to 1e-11 to 1e-7. Once one threshold "
+                  f"every neuron's distance from its threshold, the kernels agree {agree}. Once one threshold "
                   "crossing comes out the other way, that neuron's surrogate gradient changes, and Adam, which divides "
                   "each step by the gradient's running scale, turns the changed gradients of weights with small "
                   "gradients into whole steps; within an epoch the runs share nothing but their start. The chance of a "

@@ -135,13 +135,15 @@ def predict(net, x, multi_step, batch_size=16):
     return argmax_votes(totals), totals
 
 
+def parameters(net):
+    """``{name: array}``, a copy of ``net``'s parameters and BN statistics as they are now."""
+    return {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+
+
 def train(net, x, y, n_classes, args, multi_step, orders=None, snapshots=None):
     """Trains ``net``; each epoch's clip order is appended to ``orders`` and the parameters
     after the first optimizer step and after each epoch are put in ``snapshots``
     (``"step1"``, ``"epoch1"``, ...) when given."""
-    def snapshot(name):
-        snapshots[name] = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
-
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     dtype = next(net.parameters()).dtype
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
@@ -162,13 +164,13 @@ def train(net, x, y, n_classes, args, multi_step, orders=None, snapshots=None):
             loss.backward()
             opt.step()
             if snapshots is not None and "step1" not in snapshots:
-                snapshot("step1")
+                snapshots["step1"] = parameters(net)
             reset(net)
             loss_sum += loss.item() * len(idx)
             correct += int((out_fr.argmax(1) == labels).sum())
         sched.step()
         if snapshots is not None:
-            snapshot(f"epoch{ep + 1}")
+            snapshots[f"epoch{ep + 1}"] = parameters(net)
         e = dict(epoch=ep + 1, lr=lr, train_loss=loss_sum / len(y), train_acc=correct / len(y),
                  train_s=time.perf_counter() - t0)
         epochs.append(e)
@@ -292,7 +294,7 @@ def recorded_draws(net):
     call order (one per minibatch and Dropout layer, shared by the T steps), and the
     parameters after the first step and each epoch (``train`` fills ``snapshots``), which
     the replay compares its own with."""
-    draws = {"init": {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}, "orders": [], "masks": [],
+    draws = {"init": parameters(net), "orders": [], "masks": [],
              "snapshots": {}}
     for k, m in enumerate(m for m in net.modules() if isinstance(m, layer.Dropout)):
         draws["masks"].append([])
@@ -313,7 +315,7 @@ def save_draws(path, draws, y_train, net):
     arrays = {f"init/{k}": v for k, v in draws["init"].items()}
     for name, state in draws["snapshots"].items():
         arrays.update({f"{name}/{k}": v for k, v in state.items()})
-    arrays.update({f"final/{k}": v.detach().numpy() for k, v in net.state_dict().items()})
+    arrays.update({f"final/{k}": v for k, v in parameters(net).items()})
     for k, masks in enumerate(draws["masks"]):
         stacked = np.concatenate(masks)
         arrays[f"mask{k}"], arrays[f"mask{k}_shape"] = np.packbits(stacked), np.array(stacked.shape)
