@@ -3,6 +3,9 @@
 import functools
 import json
 import math
+import os
+import subprocess
+import sys
 
 import nengo
 import numpy as np
@@ -19,6 +22,20 @@ from nengo_actions.engine.training import train
 from nengo_actions.clips.feature_data import DataError
 from nengo_actions.networks import build_model
 from nengo_actions.config.schema import EvaluateConfig, TrainConfig
+
+
+@pytest.mark.parametrize("setting, enabled", [(None, "True"), ("0", "False")])
+def test_the_shim_turns_onednn_on_unless_the_user_turned_it_off(setting, enabled):
+    """TensorFlow leaves oneDNN off on CPUs without AVX-512 VNNI/BF16 or AMX; the shim
+    turns it on everywhere, and an explicit TF_ENABLE_ONEDNN_OPTS=0 still wins."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    code = ("import nengo_actions.compat\n"
+            "from tensorflow.python.util import _pywrap_util_port\n"
+            "print('oneDNN', _pywrap_util_port.IsMklEnabled())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert f"oneDNN {enabled}" in out
 
 
 def test_a_tiny_nengo_dl_network_trains_through_the_shim():
