@@ -79,8 +79,14 @@ HOW = (
     "inference, `Engine.for_inference` folds the then-constant bias inputs into the neurons' biases "
     "(`networks.constant_inputs`), and `Engine.predict` calls `predict_on_batch` per minibatch, "
     "not Keras' `predict`, which set up a dataset pipeline per call. What is left in a spiking "
-    "batch: the convolutions about 60%, the spiking neuron update 25%, the rate probes 7%."
+    "batch: the convolutions about 60%, the spiking neuron update 25%, the rate probes 7%. (4) TensorFlow "
+    "2.15 runs its oneDNN kernels by default only on CPUs with AVX-512 VNNI or BF16 or AMX; "
+    "`nengo_actions.compat` turns them on everywhere (`TF_ENABLE_ONEDNN_OPTS=0` still turns them off). On "
+    "an AVX2 CPU the reduced net's direct training went from 29.8 to 61.4 samples/s and the multi-step "
+    "model's inference from 114 to 227; the Nengo network's, 116 to 120, gains little."
 )
+#: Issue 22's speed goals: ours over the faster peer.
+GOALS = {"train": 2.0, "infer": 1.5}
 #: The second inference row of ours: the trained multi-step model.
 MULTI_STEP = "nengo_actions (multi-step Keras model, spiking)"
 #: Minibatches per timed run of ours: an epoch of 4 batches and a prediction over 64
@@ -285,7 +291,25 @@ def bench_size(name, size, args, skip):
     }
     lines += ["", "Spiking accuracy at 1 step per frame (the inference figure's latency): "
               + (f"{accuracy:.2%} ({source})." if accuracy is not None else f"not measured: {source}.")]
+    if best:
+        lines += ["", f"Against the goals, {name} size, by the medians over rounds: " + "; ".join(
+            f"{what} {value:.2f}x the faster peer (goal {goal}x: {'met' if value >= goal else 'not met'})"
+            for what, value, goal in (("training", best.get("train"), GOALS["train"]),
+                                      ("the Nengo network's spiking inference", best.get("infer"), GOALS["infer"]),
+                                      ("the multi-step model's", multi_step.get("infer"), GOALS["infer"]))
+            if value is not None) + "."]
     return lines, record
+
+
+def cpu_name():
+    """The CPU's model name and whether it has AVX-512, which decides TensorFlow's and
+    torch's kernels (the ratios move between machines with and without it)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return "an unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "an unknown CPU")
+    return f"{model} ({'with' if 'avx512f' in info else 'without'} AVX-512)"
 
 
 def main(argv=None):
@@ -325,7 +349,7 @@ def main(argv=None):
         f"{args.rounds} rounds in one run, each round timing the peers and then nengo_actions (median of up to "
         f"{args.repeats} timed repeats after a warm-up); each table gives the median over rounds and, in the last "
         "column, the range of the per-round ratios. "
-        f"2 CPU cores (load average {load:.1f} at the end). "
+        f"2 CPU cores of {cpu_name()} (load average {load:.1f} at the end). "
         "Peers are timed by the peer kit's own `bench_net` in its venv (torch, 2 threads); nengo_actions "
         f"trains directly with spikes (the default route: Keras BPTT through T frames; an epoch of {args.batches} "
         "batches at the reduced size, 1 at the full size) and infers with the Nengo network of the trained "

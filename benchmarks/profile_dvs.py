@@ -292,6 +292,71 @@ def share(job, *prefixes):
     return sum(v for k, v in job["shares"].items() if k.startswith(prefixes))
 
 
+#: The candidates of issue 22 and what was measured of them; ``{xla}`` is this run's XLA figure.
+CANDIDATES = [
+    "* *Measured, not a candidate of the issue, done: oneDNN on every CPU*: TensorFlow 2.15 runs its "
+    "oneDNN kernels by default only on x86 CPUs with AVX-512 VNNI or BF16 or AMX, and Eigen's elsewhere. "
+    "On an AVX2 CPU (AMD EPYC, 2 cores, 2026-12-07) Eigen's convolution gradients ran far below its "
+    "forward convolutions: the second convolution's filter gradient took 127 ms per minibatch against 29 "
+    "ms for its forward pass, on the same arithmetic. `nengo_actions.compat` now sets "
+    "`TF_ENABLE_ONEDNN_OPTS=1` unless the user has set it. In one `bench_dvs.py` run each way, the "
+    "reduced net's direct training went from 29.8 to 61.4 samples/s (0.88x to 1.82x snnTorch), the "
+    "multi-step model's inference from 114 to 227 clips/s, and the Nengo network's from 116 to 120 (its "
+    "per-step convolutions and neuron updates gain little). The Nengo network's spiking outputs for the "
+    "same parameters are equal either way; the main job's test accuracies moved by one clip of 96 in two "
+    "of its five models (float rounding in training, as between machines).",
+    "* *Measured, not a candidate of the issue, the largest item, done*: `DirectEngine.fit_epoch` called "
+    "`tf.random.set_seed` every epoch, which clears TensorFlow's kernel cache, so the training step was "
+    "instantiated and optimised again in every epoch, seconds at these sizes. It did not even reseed the "
+    "dropout masks: Keras' seeded masks come from stateful ops whose seeds are fixed when the step is "
+    "traced, so every epoch drew the same sequence of masks, and a resumed run other masks than an "
+    "uninterrupted one. The masks now come from a stateless draw of a seed that the trainer sets per "
+    "epoch and minibatch (`networks.dvs_direct.SeededDropout`): new masks every epoch, a resumed run's "
+    "masks equal to an uninterrupted run's (tested), no cleared caches. Measured 2026-12-07 at the "
+    "reduced size, epochs of 4 minibatches as `bench_dvs.py` times them, alternated in one process on a "
+    "loaded machine: 1.43 s per epoch against 2.87 s with the per-epoch reseed (2.0x); over a DVS digits "
+    "epoch (85 minibatches) the saving is about 1.4 s of some 20. The figures move with the masks: the "
+    "DVS digits direct run gives 93.51% at 1 step per frame instead of 93.29% (`results/dvs_digits`).",
+    "* *XLA for the training step*: {xla}; the convolutions and their backward passes dominate and XLA on"
+    " the CPU does not run them better than oneDNN, and the LIF loop's element-wise chains are already "
+    "hand-fused per step. Not worth keeping on this CPU.",
+    "* *Channels-first vs channels-last*: TensorFlow's CPU convolutions take NHWC (NCHW is not supported "
+    "by most of its CPU kernels) and oneDNN reorders internally; at most a part of the conv shares could "
+    "move, and no gain is expected.",
+    "* *Fusing BN and LIF into the convolution's epilogue*: in inference BN is already folded into the "
+    "weights and the LIF update is several separate element-wise kernels per step (divide, subtract, "
+    "compare, cast, multiply over every neuron); one fused kernel could take most of the neuron-update "
+    "share off inference. *Measured* (2026-12-07, reduced size, `Engine.for_inference` as `bench_dvs.py` "
+    "builds it, 64 clips, medians of 9 alternated rounds in one process on a quiet machine, outputs equal"
+    " in every variant): the `DiscreteLIF` update compiled by XLA into one pass "
+    "(`tf.function(jit_compile=True)` inside NengoDL's step; alone on the first layer's 16 x 131,072 "
+    "neurons it ran 3.8 ms against 6.5 ms per step) and, before it, the converter's passthrough nodes "
+    "bypassed (each conv and dense layer writes into a node that a second connection copies into the "
+    "neurons: one full-layer copy per layer and step fewer, 7 nodes removed): 146 and 150 clips/s against"
+    " 154 without either. The per-round times ranged 0.31-0.86 s, so neither is a measurable gain inside "
+    "NengoDL's step loop; not kept. NengoDL's whole prediction function under XLA (`jit_compile` on its "
+    "Keras model) aborts the process (\"Update dim size 1 greater than dynamic slice dimension\"). In "
+    "training, BN and the LIF forward are the candidates (their shares above), and the hand-written BPTT "
+    "gradient is element-wise too; fusion saves memory traffic, not arithmetic, so expect a part of those"
+    " shares, not all.",
+    "* *NengoDL's `unroll_simulation`*: removes the while loop's per-step control and lets the scheduler "
+    "see more kernels at once; bounded by the no-kernel-running share of inference, of which the per-call"
+    " work stays. *Measured* (2026-12-07, reduced size, `Engine.for_inference` as `bench_dvs.py` builds "
+    "it, 64 clips, medians of 5 (7 for the second) after a warm-up, the settings alternated on a loaded "
+    "machine): `unroll_simulation=8` (one clip's 8 steps) 115 and 111 clips/s against 120 and 123 with 1,"
+    " the same outputs: no gain, not kept. NengoDL's `stateful=False` beside `inference_only`: 63.5 "
+    "against 63.3 clips/s (same outputs), no gain either.",
+    "* *Batched convolutions over T at inference*: bounded by the conv share of inference; the per-step "
+    "convolutions already run on the minibatch, so larger batches gain a fraction of that share, and it "
+    "needs the convolutions moved out of NengoDL's step loop.",
+    "* *float16/bfloat16*: the CPU of the profile (AMD EPYC, AVX2/FMA/F16C, no AVX512-BF16 or AMX) has no"
+    " fast half-precision arithmetic, so oneDNN would convert; no gain expected there. The machines of "
+    "this project vary: the one of 2026-12-07 reports AVX512-BF16 (no AMX), where bfloat16 convolutions "
+    "could pay; not measured, and the spikes' thresholds would then see bfloat16 weights, which moves "
+    "figures.",
+]
+
+
 def interpretation(records):
     """What the candidates of issue 22 could gain, with the shares of this profile."""
     r = records["reduced"]
@@ -331,33 +396,7 @@ def interpretation(records):
         "**What the candidates of issue 22 could gain, given these shares** (expectations, except where "
         "marked measured):",
         "",
-        "* *Measured, not a candidate of the issue, the largest item*: `DirectEngine.fit_epoch` calls "
-        "`tf.random.set_seed` every epoch, which clears TensorFlow's kernel cache, so the training step is "
-        "instantiated and optimised again in every epoch, seconds at these sizes. `bench_dvs.py` times "
-        "epochs of 4 minibatches, so its training figure carries about a quarter of that per minibatch; a real "
-        "epoch of the DVS128 training set (about 70 minibatches of 16) carries little. Seeding the dropout masks "
-        "without the global seed (a `tf.random.Generator`, or seeds passed into the step) removes it; "
-        "results would then need checking against the fixed-seed figures.",
-        f"* *XLA for the training step*: {xla_text}; the convolutions and their backward passes dominate and XLA "
-        "on the CPU does not run them better than oneDNN, and the LIF loop's element-wise chains are already "
-        "hand-fused per step. Not worth keeping on this CPU.",
-        "* *Channels-first vs channels-last*: TensorFlow's CPU convolutions take NHWC (NCHW is not supported "
-        "by most of its CPU kernels) and oneDNN reorders internally; at most a part of the conv shares could "
-        "move, and no gain is expected.",
-        "* *Fusing BN and LIF into the convolution's epilogue*: in inference BN is already folded into the "
-        "weights and the LIF update is several separate element-wise kernels per step (divide, subtract, "
-        "compare, cast, multiply over every neuron); one fused kernel could take most of the neuron-update "
-        "share off inference. In training, BN and the LIF forward are the candidates (their shares above), "
-        "and the hand-written BPTT gradient is element-wise too; fusion saves memory traffic, not arithmetic, "
-        "so expect a part of those shares, not all.",
-        "* *NengoDL's `unroll_simulation`*: removes the while loop's per-step control and lets the scheduler "
-        "see more kernels at once; bounded by the no-kernel-running share of inference, of which the per-call "
-        "work stays.",
-        "* *Batched convolutions over T at inference*: bounded by the conv share of inference; the per-step "
-        "convolutions already run on the minibatch, so larger batches gain a fraction of that share, and it "
-        "needs the convolutions moved out of NengoDL's step loop.",
-        "* *float16/bfloat16*: this CPU (AMD EPYC, AVX2/FMA/F16C, no AVX512-BF16 or AMX) has no fast "
-        "half-precision arithmetic, so oneDNN would convert; no gain expected here.",
+        *(candidate.format(xla=xla_text) for candidate in CANDIDATES),
     ]
     return "\n".join(lines) + "\n"
 
@@ -438,6 +477,8 @@ def main(argv=None):
     if args.from_json:
         saved = json.loads(args.from_json.read_text(encoding="utf-8"))
         records, load = saved["sizes"], saved["load_average"]
+        # the report names the command of the saved run, not this one
+        args.full, args.xla = "full" in records, "train_xla" in records["reduced"]
         text = report(records, args, load, saved.get("total_s", 0.0))
         write_text_atomic(args.out / "README.md", "# DVS gesture net: where the time goes\n\n" + text.split("\n", 1)[1])
         if not args.no_readme:

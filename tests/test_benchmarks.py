@@ -141,6 +141,7 @@ def test_bench_dvs(tmp_path, no_peers):
     assert [r["nengo_actions / this"] for r in rows[:2]] == ["1.00x", "1.00x"] and positive(rows[2]["nengo_actions / this"])
     text = readme.read_text()
     assert "**reduced**: channels 4, 2x32x32 input, T=2, batch 2" in text and "**full**: channels 4, 2x32x32 input, T=3" in text
+    assert "2 CPU cores of " in text and "Against the goals" not in text  # no peers: no ratios to hold to the goals
     sizes = json.loads(report.read_text())["sizes"]
     assert list(sizes) == ["reduced", "full"]
     for record in sizes.values():  # no peers: no ratios, but the keys a later run compares
@@ -397,6 +398,9 @@ def test_profile_dvs(tmp_path):
     assert sum(number(r["share"]) for r in rows[:-1]) == pytest.approx(100, abs=2)  # rows under 0.1% left out
     assert "**reduced, spiking inference (NengoDL)**: channels 4, 2x32x32, T=2, batch 2" in readme.read_text()
     assert (out / "README.md").read_text().startswith("# DVS gesture net: where the time goes\n")
+    # the report rewritten from the saved profile names the saved run's command, not the rewriting one
+    run_benchmark("profile_dvs", "--from-json", out / "profile.json", "--out", out, "--readme", readme)
+    assert "Command: `.venv/bin/python benchmarks/profile_dvs.py --xla`" in readme.read_text()
 
 
 PEERS_PYTHON = Path(os.environ.get("NENGO_ACTIONS_PEERS_PYTHON", "/tmp/peers-venv/bin/python"))
