@@ -338,7 +338,12 @@ CANDIDATES = [
     "Keras model) aborts the process (\"Update dim size 1 greater than dynamic slice dimension\"). In "
     "training, BN and the LIF forward are the candidates (their shares above), and the hand-written BPTT "
     "gradient is element-wise too; fusion saves memory traffic, not arithmetic, so expect a part of those"
-    " shares, not all.",
+    " shares, not all. *Measured again with oneDNN on* (an AVX2 CPU, reduced size, same outputs, engines "
+    "alternated in one process, medians of 15): the neuron update written with `tf.where` instead of a "
+    "cast and two multiplies 126.3 clips/s, and a prediction-only engine without the layer rate and "
+    "raster probes (7 mean reductions and 14 probe writes per step fewer) 125.4, against 126.0 as built; "
+    "in training, each step of the LIF layers' BPTT backward pass compiled by XLA (the time slices taken "
+    "inside it) 65.6 and 61.8 samples/s against 64.0 and 66.7. No gain; not kept.",
     "* *NengoDL's `unroll_simulation`*: removes the while loop's per-step control and lets the scheduler "
     "see more kernels at once; bounded by the no-kernel-running share of inference, of which the per-call"
     " work stays. *Measured* (2026-12-07, reduced size, `Engine.for_inference` as `bench_dvs.py` builds "

@@ -15,8 +15,8 @@ import warnings
 # TensorFlow's C++ start-up chatter (CUDA probing on a CPU machine) hides real output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TensorFlow 2.15 runs its oneDNN kernels by default only on x86 CPUs with AVX-512 VNNI or
-# BF16 or AMX, and Eigen's elsewhere. On an AVX2 CPU Eigen's convolution gradients run at a
-# fifth of the forward pass's rate: the direct DVS trainer went from 30 to 61 samples/s with
+# BF16 or AMX, and Eigen's elsewhere. On an AVX2 CPU Eigen's convolution gradients run at
+# about a quarter of the forward pass's rate: the direct DVS trainer went from 30 to 61 samples/s with
 # oneDNN (benchmarks/README.md), and the feature models' runs kept their speed. So oneDNN is
 # on for every CPU; TF_ENABLE_ONEDNN_OPTS=0 still turns it off. It is read once, when
 # TensorFlow loads, so it only applies where this module imports TensorFlow first.
